@@ -1,0 +1,147 @@
+//! Open files: open, read, write, flush/fsync/release, fallocate, lseek, copy_file_range.
+
+use std::sync::atomic::Ordering;
+use std::time::SystemTime;
+
+use super::attr::FileKind;
+use super::content::checked_end;
+use super::error::{Errno, Result};
+use super::Fs;
+
+/// `fallocate` modes memfs knows (the rest answer EOPNOTSUPP, as on tmpfs).
+const FALLOC_FL_KEEP_SIZE: i32 = libc::FALLOC_FL_KEEP_SIZE;
+const FALLOC_FL_PUNCH_HOLE: i32 = libc::FALLOC_FL_PUNCH_HOLE;
+
+/// The largest piece `copy_file_range` moves at once.
+const COPY_PIECE: u64 = 1 << 20;
+
+impl Fs {
+    /// Opens a regular file. `O_TRUNC` on a writable open empties it.
+    pub fn open(&self, ino: u64, flags: i32) -> Result<u64> {
+        let inode = self.inode(ino)?;
+        match inode.kind {
+            FileKind::Regular => {}
+            FileKind::Directory => return Err(Errno::EISDIR),
+            _ => return Err(Errno::ENXIO),
+        }
+        let writable = flags & libc::O_ACCMODE != libc::O_RDONLY;
+        if writable && flags & libc::O_TRUNC != 0 {
+            let mut data = inode.data.write();
+            let (meta, content) = data.file_mut()?;
+            let delta = content.truncate(0)?;
+            meta.touch_modified(SystemTime::now());
+            self.add_stored(delta);
+        }
+        let fh = self.new_handle(inode, flags);
+        if writable && flags & libc::O_TRUNC != 0 {
+            if let Ok(h) = self.handle(fh) {
+                h.wrote.store(true, Ordering::Release);
+            }
+        }
+        Ok(fh)
+    }
+
+    pub fn read(&self, fh: u64, offset: u64, size: u32) -> Result<Vec<u8>> {
+        let handle = self.handle(fh)?;
+        let data = handle.inode.data.read();
+        Ok(data.file()?.read(offset, size as usize))
+    }
+
+    pub fn write(&self, fh: u64, offset: u64, bytes: &[u8]) -> Result<u32> {
+        let handle = self.handle(fh)?;
+        let written = u32::try_from(bytes.len()).map_err(|_| Errno::EINVAL)?;
+        {
+            let mut data = handle.inode.data.write();
+            let (meta, content) = data.file_mut()?;
+            let delta = content.write(offset, bytes)?;
+            meta.touch_modified(SystemTime::now());
+            self.add_stored(delta);
+        }
+        handle.wrote.store(true, Ordering::Release);
+        Ok(written)
+    }
+
+    /// `close(2)` of one file descriptor of the handle.
+    pub fn flush(&self, fh: u64) -> Result<()> {
+        self.handle(fh).map(|_| ())
+    }
+
+    pub fn fsync(&self, fh: u64, _datasync: bool) -> Result<()> {
+        self.handle(fh).map(|_| ())
+    }
+
+    /// The last close of a handle.
+    pub fn release(&self, fh: u64) -> Result<()> {
+        self.drop_handle(fh).map(|_| ())
+    }
+
+    pub fn fallocate(&self, fh: u64, offset: u64, len: u64, mode: i32) -> Result<()> {
+        let handle = self.handle(fh)?;
+        if len == 0 {
+            return Err(Errno::EINVAL);
+        }
+        let end = checked_end(offset, len)?;
+        let mut data = handle.inode.data.write();
+        let (meta, content) = data.file_mut()?;
+        let now = SystemTime::now();
+        match mode {
+            0 => {
+                if end > content.size() {
+                    let delta = content.truncate(end)?;
+                    self.add_stored(delta);
+                }
+            }
+            FALLOC_FL_KEEP_SIZE => {}
+            m if m == FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE => {
+                let delta = content.punch_hole(offset, len);
+                self.add_stored(delta);
+            }
+            _ => return Err(Errno::EOPNOTSUPP),
+        }
+        meta.touch_modified(now);
+        handle.wrote.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// `lseek` with `SEEK_DATA` or `SEEK_HOLE` (the kernel answers the other whences).
+    pub fn lseek(&self, fh: u64, offset: i64, whence: i32) -> Result<i64> {
+        let handle = self.handle(fh)?;
+        let offset = u64::try_from(offset).map_err(|_| Errno::ENXIO)?;
+        let data = handle.inode.data.read();
+        let content = data.file()?;
+        let found = match whence {
+            libc::SEEK_DATA => content.seek_data(offset)?,
+            libc::SEEK_HOLE => content.seek_hole(offset)?,
+            libc::SEEK_SET => offset,
+            libc::SEEK_END => content.size().saturating_add(offset),
+            _ => return Err(Errno::EINVAL),
+        };
+        i64::try_from(found).map_err(|_| Errno::EINVAL)
+    }
+
+    /// Copies up to `len` bytes between two open files; returns the bytes copied.
+    pub fn copy_file_range(
+        &self,
+        fh_in: u64,
+        offset_in: u64,
+        fh_out: u64,
+        offset_out: u64,
+        len: u64,
+    ) -> Result<u64> {
+        checked_end(offset_out, len.min(COPY_PIECE))?;
+        let mut copied = 0u64;
+        while copied < len {
+            let piece = (len - copied).min(COPY_PIECE) as u32;
+            let bytes = self.read(fh_in, offset_in.saturating_add(copied), piece)?;
+            if bytes.is_empty() {
+                break;
+            }
+            let n = self.write(fh_out, offset_out + copied, &bytes)?;
+            copied += n as u64;
+            if (n as usize) < piece as usize {
+                break;
+            }
+        }
+        Ok(copied)
+    }
+}

@@ -1,0 +1,169 @@
+//! Inodes: fixed identity and kind, mutable state behind one lock, and the counters the
+//! kernel protocol and the descendant counts need outside that lock.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::SystemTime;
+
+use parking_lot::RwLock;
+
+use super::attr::{Attr, FileKind};
+use super::content::FileContent;
+use super::dir::Directory;
+use super::error::{Errno, Result};
+
+/// Size `stat` shows for a directory: 20 bytes per entry plus "." and "..", as tmpfs does.
+const DIRENT_SIZE: u64 = 20;
+
+pub type Xattrs = BTreeMap<Box<[u8]>, Box<[u8]>>;
+
+#[derive(Debug)]
+pub struct Meta {
+    pub perm: u16,
+    pub uid: u32,
+    pub gid: u32,
+    pub nlink: u32,
+    pub rdev: u32,
+    pub atime: SystemTime,
+    pub mtime: SystemTime,
+    pub ctime: SystemTime,
+    pub crtime: SystemTime,
+    pub xattrs: Option<Box<Xattrs>>,
+}
+
+impl Meta {
+    pub fn new(perm: u16, uid: u32, gid: u32, rdev: u32, now: SystemTime) -> Meta {
+        Meta {
+            perm,
+            uid,
+            gid,
+            nlink: 1,
+            rdev,
+            atime: now,
+            mtime: now,
+            ctime: now,
+            crtime: now,
+            xattrs: None,
+        }
+    }
+
+    /// Marks a change of content: mtime and ctime become `now`.
+    pub fn touch_modified(&mut self, now: SystemTime) {
+        self.mtime = now;
+        self.ctime = now;
+    }
+}
+
+#[derive(Debug)]
+pub enum Body {
+    File(FileContent),
+    Dir(Directory),
+    Symlink(Box<[u8]>),
+    /// FIFOs, sockets and device nodes: only their metadata lives here.
+    Special,
+}
+
+#[derive(Debug)]
+pub struct InodeData {
+    pub meta: Meta,
+    pub body: Body,
+}
+
+impl InodeData {
+    pub fn dir(&self) -> Result<&Directory> {
+        match &self.body {
+            Body::Dir(d) => Ok(d),
+            _ => Err(Errno::ENOTDIR),
+        }
+    }
+
+    pub fn dir_mut(&mut self) -> Result<(&mut Meta, &mut Directory)> {
+        match &mut self.body {
+            Body::Dir(d) => Ok((&mut self.meta, d)),
+            _ => Err(Errno::ENOTDIR),
+        }
+    }
+
+    pub fn file(&self) -> Result<&FileContent> {
+        match &self.body {
+            Body::File(c) => Ok(c),
+            Body::Dir(_) => Err(Errno::EISDIR),
+            _ => Err(Errno::EINVAL),
+        }
+    }
+
+    pub fn file_mut(&mut self) -> Result<(&mut Meta, &mut FileContent)> {
+        match &mut self.body {
+            Body::File(c) => Ok((&mut self.meta, c)),
+            Body::Dir(_) => Err(Errno::EISDIR),
+            _ => Err(Errno::EINVAL),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Inode {
+    pub ino: u64,
+    pub kind: FileKind,
+    pub data: RwLock<InodeData>,
+    /// References the kernel holds (lookup counts, released by forget).
+    pub lookups: AtomicU64,
+    /// Open file and directory handles.
+    pub opens: AtomicU64,
+    /// Directories: entries below, recursively (the directory itself not included).
+    pub descendants: AtomicU64,
+    /// Directories: the one directory that holds this one (the root holds itself).
+    pub parent: AtomicU64,
+}
+
+impl Inode {
+    pub fn new(ino: u64, kind: FileKind, meta: Meta, body: Body, parent: u64) -> Inode {
+        Inode {
+            ino,
+            kind,
+            data: RwLock::new(InodeData { meta, body }),
+            lookups: AtomicU64::new(0),
+            opens: AtomicU64::new(0),
+            descendants: AtomicU64::new(0),
+            parent: AtomicU64::new(parent),
+        }
+    }
+
+    pub fn attr(&self) -> Attr {
+        attr_of(self.ino, self.kind, &self.data.read())
+    }
+
+    pub fn parent(&self) -> u64 {
+        self.parent.load(Ordering::Acquire)
+    }
+
+    pub fn descendants(&self) -> u64 {
+        self.descendants.load(Ordering::Acquire)
+    }
+}
+
+/// The attributes of an inode whose data the caller has locked.
+pub fn attr_of(ino: u64, kind: FileKind, data: &InodeData) -> Attr {
+    let m = &data.meta;
+    let (size, blocks) = match &data.body {
+        Body::File(c) => (c.size(), c.allocated().div_ceil(4096) * 8),
+        Body::Dir(d) => ((d.len() as u64 + 2) * DIRENT_SIZE, 0),
+        Body::Symlink(t) => (t.len() as u64, 0),
+        Body::Special => (0, 0),
+    };
+    Attr {
+        ino,
+        kind,
+        perm: m.perm,
+        nlink: m.nlink,
+        uid: m.uid,
+        gid: m.gid,
+        rdev: m.rdev,
+        size,
+        blocks,
+        atime: m.atime,
+        mtime: m.mtime,
+        ctime: m.ctime,
+        crtime: m.crtime,
+    }
+}

@@ -1,0 +1,199 @@
+//! Attributes: getattr, setattr, access, statfs and extended attributes, including the
+//! virtual `user.memfs.descendants`.
+
+use std::time::SystemTime;
+
+use super::attr::{Attr, Caller, FileKind, SetAttr, SetTime, StatFs};
+use super::error::{Errno, Result};
+use super::inode::{attr_of, Body};
+use super::{Fs, NAME_MAX};
+
+/// The virtual extended attribute holding a directory's descendant count.
+pub const DESCENDANTS_XATTR: &[u8] = b"user.memfs.descendants";
+
+/// The largest extended attribute value, as on Linux (`XATTR_SIZE_MAX`).
+const XATTR_SIZE_MAX: usize = 65536;
+
+/// Extended attribute namespaces memfs stores; others (`system.*`, ACLs) are unsupported.
+const XATTR_NAMESPACES: [&[u8]; 3] = [b"user.", b"trusted.", b"security."];
+
+/// The block size statfs reports.
+const BLOCK_SIZE: u64 = 4096;
+
+impl Fs {
+    pub fn getattr(&self, ino: u64) -> Result<Attr> {
+        Ok(self.inode(ino)?.attr())
+    }
+
+    pub fn setattr(&self, ino: u64, set: &SetAttr) -> Result<Attr> {
+        let inode = self.inode(ino)?;
+        let now = SystemTime::now();
+        let mut data = inode.data.write();
+        if let Some(size) = set.size {
+            let (meta, content) = data.file_mut()?;
+            let delta = content.truncate(size)?;
+            self.add_stored(delta);
+            meta.touch_modified(now);
+        }
+        let meta = &mut data.meta;
+        if let Some(mode) = set.mode {
+            meta.perm = (mode & 0o7777) as u16;
+        }
+        if let Some(uid) = set.uid {
+            meta.uid = uid;
+        }
+        if let Some(gid) = set.gid {
+            meta.gid = gid;
+        }
+        let resolve = |t: SetTime| match t {
+            SetTime::At(t) => t,
+            SetTime::Now => now,
+        };
+        if let Some(t) = set.atime {
+            meta.atime = resolve(t);
+        }
+        if let Some(t) = set.mtime {
+            meta.mtime = resolve(t);
+        }
+        meta.ctime = set.ctime.unwrap_or(now);
+        Ok(attr_of(ino, inode.kind, &data))
+    }
+
+    /// `access(2)`: whether `caller` may do `mask` (`R_OK|W_OK|X_OK`, or `F_OK`).
+    pub fn access(&self, ino: u64, mask: i32, caller: Caller) -> Result<()> {
+        let attr = self.getattr(ino)?;
+        if mask == libc::F_OK {
+            return Ok(());
+        }
+        let perm = attr.perm as i32;
+        let granted = if caller.uid == 0 {
+            let any_exec = perm & 0o111 != 0 || attr.kind == FileKind::Directory;
+            libc::R_OK | libc::W_OK | if any_exec { libc::X_OK } else { 0 }
+        } else if caller.uid == attr.uid {
+            (perm >> 6) & 7
+        } else if caller.gid == attr.gid {
+            (perm >> 3) & 7
+        } else {
+            perm & 7
+        };
+        if mask & !granted & 7 != 0 {
+            return Err(Errno::EACCES);
+        }
+        Ok(())
+    }
+
+    pub fn statfs(&self) -> StatFs {
+        let blocks = self.config().capacity / BLOCK_SIZE;
+        let used = self.stored_bytes().div_ceil(BLOCK_SIZE);
+        let free = blocks.saturating_sub(used);
+        let files = u32::MAX as u64;
+        StatFs {
+            blocks,
+            bfree: free,
+            bavail: free,
+            files,
+            ffree: files.saturating_sub(self.inode_count() as u64),
+            bsize: BLOCK_SIZE as u32,
+            namelen: NAME_MAX as u32,
+            frsize: BLOCK_SIZE as u32,
+        }
+    }
+
+    pub fn setxattr(&self, ino: u64, name: &[u8], value: &[u8], flags: i32) -> Result<()> {
+        check_xattr_name(name)?;
+        if name == DESCENDANTS_XATTR {
+            return Err(Errno::EPERM);
+        }
+        if value.len() > XATTR_SIZE_MAX {
+            return Err(Errno::E2BIG);
+        }
+        let inode = self.inode(ino)?;
+        check_user_xattr_kind(name, inode.kind)?;
+        let mut data = inode.data.write();
+        let xattrs = data.meta.xattrs.get_or_insert_with(Default::default);
+        let exists = xattrs.contains_key(name);
+        if flags & libc::XATTR_CREATE != 0 && exists {
+            return Err(Errno::EEXIST);
+        }
+        if flags & libc::XATTR_REPLACE != 0 && !exists {
+            return Err(Errno::ENODATA);
+        }
+        xattrs.insert(name.into(), value.into());
+        data.meta.ctime = SystemTime::now();
+        Ok(())
+    }
+
+    pub fn getxattr(&self, ino: u64, name: &[u8]) -> Result<Vec<u8>> {
+        check_xattr_name(name)?;
+        let inode = self.inode(ino)?;
+        if name == DESCENDANTS_XATTR && inode.kind == FileKind::Directory {
+            return Ok(inode.descendants().to_string().into_bytes());
+        }
+        let data = inode.data.read();
+        data.meta
+            .xattrs
+            .as_ref()
+            .and_then(|x| x.get(name))
+            .map(|v| v.to_vec())
+            .ok_or(Errno::ENODATA)
+    }
+
+    /// Names of the stored extended attributes, each followed by a NUL byte.
+    pub fn listxattr(&self, ino: u64) -> Result<Vec<u8>> {
+        let inode = self.inode(ino)?;
+        let data = inode.data.read();
+        let mut out = Vec::new();
+        for name in data.meta.xattrs.iter().flat_map(|x| x.keys()) {
+            out.extend_from_slice(name);
+            out.push(0);
+        }
+        Ok(out)
+    }
+
+    pub fn removexattr(&self, ino: u64, name: &[u8]) -> Result<()> {
+        check_xattr_name(name)?;
+        if name == DESCENDANTS_XATTR {
+            return Err(Errno::EPERM);
+        }
+        let inode = self.inode(ino)?;
+        let mut data = inode.data.write();
+        let removed = data.meta.xattrs.as_mut().and_then(|x| x.remove(name));
+        if removed.is_none() {
+            return Err(Errno::ENODATA);
+        }
+        if data.meta.xattrs.as_ref().is_some_and(|x| x.is_empty()) {
+            data.meta.xattrs = None;
+        }
+        data.meta.ctime = SystemTime::now();
+        Ok(())
+    }
+
+    /// The descendant count of a directory.
+    pub fn descendants(&self, ino: u64) -> Result<u64> {
+        let inode = self.inode(ino)?;
+        let is_dir = matches!(inode.data.read().body, Body::Dir(_));
+        if is_dir {
+            Ok(inode.descendants())
+        } else {
+            Err(Errno::ENOTDIR)
+        }
+    }
+}
+
+fn check_xattr_name(name: &[u8]) -> Result<()> {
+    if name.is_empty() || name.len() > NAME_MAX {
+        return Err(Errno::ERANGE);
+    }
+    if !XATTR_NAMESPACES.iter().any(|ns| name.starts_with(ns)) {
+        return Err(Errno::EOPNOTSUPP);
+    }
+    Ok(())
+}
+
+/// Linux allows `user.*` attributes only on regular files and directories.
+fn check_user_xattr_kind(name: &[u8], kind: FileKind) -> Result<()> {
+    if name.starts_with(b"user.") && !matches!(kind, FileKind::Regular | FileKind::Directory) {
+        return Err(Errno::EPERM);
+    }
+    Ok(())
+}

@@ -1,0 +1,558 @@
+//! Names: lookup, creating and removing entries, rename, link, and listing directories.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use super::attr::{Attr, Caller, DirEntry, FileKind, RenameMode};
+use super::dir::Directory;
+use super::error::{Errno, Result};
+use super::inode::{attr_of, Body, Inode, InodeData, Meta};
+use super::{check_name, FileContent, Fs, NAME_MAX, PATH_MAX, ROOT_INO};
+
+/// How many entries `readdir` collects under the directory lock before handing them out.
+const READDIR_BATCH: usize = 128;
+
+impl Fs {
+    /// Finds `name` in `parent` and takes a kernel reference on it.
+    pub fn lookup(&self, parent: u64, name: &[u8]) -> Result<Attr> {
+        if name.len() > NAME_MAX {
+            return Err(Errno::ENAMETOOLONG);
+        }
+        let dir = self.inode(parent)?;
+        let child = {
+            let data = dir.data.read();
+            let entry = data.dir()?.get(name).ok_or(Errno::ENOENT)?;
+            let child = self.inode(entry.ino)?;
+            // Counted while the entry is pinned by the directory lock, so an unlink that
+            // follows sees the reference and keeps the inode.
+            child.lookups.fetch_add(1, Ordering::AcqRel);
+            child
+        };
+        Ok(child.attr())
+    }
+
+    /// Drops `n` kernel references to `ino`.
+    pub fn forget(&self, ino: u64, n: u64) {
+        let Ok(inode) = self.inode(ino) else { return };
+        let prev = inode
+            .lookups
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| {
+                Some(v.saturating_sub(n))
+            })
+            .unwrap_or(0);
+        if prev <= n {
+            self.maybe_free(&inode);
+        }
+    }
+
+    /// Creates a new inode named `name` in `parent`. `perm` has the permission bits.
+    fn create_node(
+        &self,
+        parent: u64,
+        name: &[u8],
+        kind: FileKind,
+        perm: u32,
+        rdev: u32,
+        body: Body,
+        caller: Caller,
+    ) -> Result<Arc<Inode>> {
+        check_name(name)?;
+        let _tree = self.tree_lock.read();
+        let dir = self.inode(parent)?;
+        let now = SystemTime::now();
+        let inode = {
+            let mut data = dir.data.write();
+            let (dmeta, entries) = data.dir_mut()?;
+            if dmeta.nlink == 0 {
+                return Err(Errno::ENOENT);
+            }
+            if entries.get(name).is_some() {
+                return Err(Errno::EEXIST);
+            }
+            let mut perm = perm & 0o7777;
+            let gid = if dmeta.perm as u32 & libc::S_ISGID != 0 {
+                if kind == FileKind::Directory {
+                    perm |= libc::S_ISGID;
+                }
+                dmeta.gid
+            } else {
+                caller.gid
+            };
+            let mut meta = Meta::new(perm as u16, caller.uid, gid, rdev, now);
+            if kind == FileKind::Directory {
+                meta.nlink = 2;
+                dmeta.nlink += 1;
+            }
+            let ino = self.next_ino.fetch_add(1, Ordering::Relaxed);
+            let inode = Arc::new(Inode::new(ino, kind, meta, body, parent));
+            inode.lookups.store(1, Ordering::Release);
+            self.inodes.insert(ino, inode.clone());
+            entries.set(name, ino, kind);
+            dmeta.touch_modified(now);
+            inode
+        };
+        self.add_descendants(parent, 1);
+        Ok(inode)
+    }
+
+    /// `mknod`: a regular file, FIFO, socket or device node.
+    pub fn mknod(
+        &self,
+        parent: u64,
+        name: &[u8],
+        mode: u32,
+        rdev: u32,
+        caller: Caller,
+    ) -> Result<Attr> {
+        let kind = FileKind::from_mode(mode).ok_or(Errno::EINVAL)?;
+        let body = match kind {
+            FileKind::Regular => Body::File(FileContent::default()),
+            FileKind::Directory | FileKind::Symlink => return Err(Errno::EINVAL),
+            _ => Body::Special,
+        };
+        let rdev = match kind {
+            FileKind::CharDevice | FileKind::BlockDevice => rdev,
+            _ => 0,
+        };
+        Ok(self
+            .create_node(parent, name, kind, mode, rdev, body, caller)?
+            .attr())
+    }
+
+    pub fn mkdir(&self, parent: u64, name: &[u8], mode: u32, caller: Caller) -> Result<Attr> {
+        let body = Body::Dir(Directory::default());
+        Ok(self
+            .create_node(parent, name, FileKind::Directory, mode, 0, body, caller)?
+            .attr())
+    }
+
+    pub fn symlink(&self, parent: u64, name: &[u8], target: &[u8], caller: Caller) -> Result<Attr> {
+        if target.len() >= PATH_MAX {
+            return Err(Errno::ENAMETOOLONG);
+        }
+        let body = Body::Symlink(target.into());
+        Ok(self
+            .create_node(parent, name, FileKind::Symlink, 0o777, 0, body, caller)?
+            .attr())
+    }
+
+    /// Creates a regular file and opens it. An existing file is opened instead, unless
+    /// `O_EXCL` asks for a new one.
+    pub fn create(
+        &self,
+        parent: u64,
+        name: &[u8],
+        mode: u32,
+        flags: i32,
+        caller: Caller,
+    ) -> Result<(Attr, u64)> {
+        let body = Body::File(FileContent::default());
+        match self.create_node(parent, name, FileKind::Regular, mode, 0, body, caller) {
+            Ok(inode) => {
+                let attr = inode.attr();
+                let fh = self.new_handle(inode, flags);
+                Ok((attr, fh))
+            }
+            Err(Errno::EEXIST) if flags & libc::O_EXCL == 0 => {
+                let attr = self.lookup(parent, name)?;
+                match self.open(attr.ino, flags) {
+                    Ok(fh) => Ok((self.getattr(attr.ino)?, fh)),
+                    Err(e) => {
+                        self.forget(attr.ino, 1);
+                        Err(e)
+                    }
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    pub fn readlink(&self, ino: u64) -> Result<Vec<u8>> {
+        let inode = self.inode(ino)?;
+        let data = inode.data.read();
+        match &data.body {
+            Body::Symlink(target) => Ok(target.to_vec()),
+            _ => Err(Errno::EINVAL),
+        }
+    }
+
+    pub fn unlink(&self, parent: u64, name: &[u8]) -> Result<()> {
+        self.remove_entry(parent, name, false)
+    }
+
+    pub fn rmdir(&self, parent: u64, name: &[u8]) -> Result<()> {
+        self.remove_entry(parent, name, true)
+    }
+
+    fn remove_entry(&self, parent: u64, name: &[u8], want_dir: bool) -> Result<()> {
+        if name.len() > NAME_MAX {
+            return Err(Errno::ENAMETOOLONG);
+        }
+        let _tree = self.tree_lock.read();
+        let dir = self.inode(parent)?;
+        let now = SystemTime::now();
+        let child = {
+            let mut data = dir.data.write();
+            let (dmeta, entries) = data.dir_mut()?;
+            let entry = entries.get(name).ok_or(Errno::ENOENT)?;
+            let is_dir = entry.kind == FileKind::Directory;
+            match (want_dir, is_dir) {
+                (true, false) => return Err(Errno::ENOTDIR),
+                (false, true) => return Err(Errno::EISDIR),
+                _ => {}
+            }
+            let child = self.inode(entry.ino)?;
+            {
+                let mut cdata = child.data.write();
+                if is_dir {
+                    if !cdata.dir()?.is_empty() {
+                        return Err(Errno::ENOTEMPTY);
+                    }
+                    cdata.meta.nlink = 0;
+                    dmeta.nlink -= 1;
+                } else {
+                    cdata.meta.nlink = cdata.meta.nlink.saturating_sub(1);
+                }
+                cdata.meta.ctime = now;
+            }
+            entries.remove(name);
+            dmeta.touch_modified(now);
+            child
+        };
+        self.add_descendants(parent, -1);
+        self.maybe_free(&child);
+        Ok(())
+    }
+
+    /// A hard link to `ino` named `name` in `parent`.
+    pub fn link(&self, ino: u64, parent: u64, name: &[u8]) -> Result<Attr> {
+        check_name(name)?;
+        let _tree = self.tree_lock.read();
+        let inode = self.inode(ino)?;
+        if inode.kind == FileKind::Directory {
+            return Err(Errno::EPERM);
+        }
+        let dir = self.inode(parent)?;
+        let now = SystemTime::now();
+        let attr = {
+            let mut data = dir.data.write();
+            let (dmeta, entries) = data.dir_mut()?;
+            if dmeta.nlink == 0 {
+                return Err(Errno::ENOENT);
+            }
+            if entries.get(name).is_some() {
+                return Err(Errno::EEXIST);
+            }
+            let mut idata = inode.data.write();
+            if idata.meta.nlink == 0 {
+                return Err(Errno::ENOENT);
+            }
+            idata.meta.nlink += 1;
+            idata.meta.ctime = now;
+            entries.set(name, ino, inode.kind);
+            dmeta.touch_modified(now);
+            inode.lookups.fetch_add(1, Ordering::AcqRel);
+            attr_of(ino, inode.kind, &idata)
+        };
+        self.add_descendants(parent, 1);
+        Ok(attr)
+    }
+
+    /// Renames `parent/name` to `newparent/newname`.
+    pub fn rename(
+        &self,
+        parent: u64,
+        name: &[u8],
+        newparent: u64,
+        newname: &[u8],
+        mode: RenameMode,
+    ) -> Result<()> {
+        if name.len() > NAME_MAX {
+            return Err(Errno::ENAMETOOLONG);
+        }
+        check_name(newname)?;
+        // Moving between directories may change parent chains: run alone among namespace
+        // changes, so counts move as a whole and the "into itself" check sees a still tree.
+        let (_shared, _exclusive);
+        if parent == newparent {
+            _shared = self.tree_lock.read();
+        } else {
+            _exclusive = self.tree_lock.write();
+        }
+        let src_dir = self.inode(parent)?;
+        let dst_dir = self.inode(newparent)?;
+        let mut src_guard = src_dir.data.write();
+        let mut dst_guard = if parent == newparent {
+            None
+        } else {
+            Some(dst_dir.data.write())
+        };
+
+        let src_entry = src_guard.dir()?.get(name).ok_or(Errno::ENOENT)?.clone();
+        let dst_entry = match &dst_guard {
+            Some(g) => g.dir()?.get(newname).cloned(),
+            None => src_guard.dir()?.get(newname).cloned(),
+        };
+        if dst_guard.as_ref().is_some_and(|g| g.meta.nlink == 0) {
+            return Err(Errno::ENOENT);
+        }
+        if dst_entry.as_ref().is_some_and(|d| d.ino == src_entry.ino) {
+            // Two names of one inode (or one name): POSIX says do nothing.
+            return Ok(());
+        }
+        match (mode, &dst_entry) {
+            (RenameMode::NoReplace, Some(_)) => return Err(Errno::EEXIST),
+            (RenameMode::Exchange, None) => return Err(Errno::ENOENT),
+            _ => {}
+        }
+        let src = self.inode(src_entry.ino)?;
+        let dst = match &dst_entry {
+            Some(e) => Some(self.inode(e.ino)?),
+            None => None,
+        };
+        if parent != newparent {
+            if src.kind == FileKind::Directory && self.is_within(newparent, src.ino) {
+                return Err(Errno::EINVAL);
+            }
+            if mode == RenameMode::Exchange
+                && dst
+                    .as_ref()
+                    .is_some_and(|d| d.kind == FileKind::Directory && self.is_within(parent, d.ino))
+            {
+                return Err(Errno::EINVAL);
+            }
+        }
+        if mode != RenameMode::Exchange {
+            if let Some(dst) = &dst {
+                match (
+                    src.kind == FileKind::Directory,
+                    dst.kind == FileKind::Directory,
+                ) {
+                    (true, false) => return Err(Errno::ENOTDIR),
+                    (false, true) => return Err(Errno::EISDIR),
+                    (true, true) => {
+                        if !dst.data.read().dir()?.is_empty() {
+                            return Err(Errno::ENOTEMPTY);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+
+        let now = SystemTime::now();
+        let src_weight = Self::weight(&src);
+        let src_is_dir = src.kind == FileKind::Directory;
+        if mode == RenameMode::Exchange {
+            let dst = dst.as_ref().ok_or(Errno::ENOENT)?;
+            let dst_weight = Self::weight(dst);
+            let dst_is_dir = dst.kind == FileKind::Directory;
+            {
+                let (smeta, sdir) = src_guard.dir_mut()?;
+                sdir.set(name, dst.ino, dst.kind);
+                smeta.touch_modified(now);
+                if parent != newparent {
+                    smeta.nlink = smeta.nlink + dst_is_dir as u32 - src_is_dir as u32;
+                }
+            }
+            {
+                let target: &mut InodeData = match dst_guard.as_mut() {
+                    Some(g) => g,
+                    None => &mut src_guard,
+                };
+                let (dmeta, ddir) = target.dir_mut()?;
+                ddir.set(newname, src.ino, src.kind);
+                dmeta.touch_modified(now);
+                if parent != newparent {
+                    dmeta.nlink = dmeta.nlink + src_is_dir as u32 - dst_is_dir as u32;
+                }
+            }
+            drop(dst_guard);
+            drop(src_guard);
+            src.data.write().meta.ctime = now;
+            dst.data.write().meta.ctime = now;
+            if parent != newparent {
+                if src_is_dir {
+                    src.parent.store(newparent, Ordering::Release);
+                }
+                if dst_is_dir {
+                    dst.parent.store(parent, Ordering::Release);
+                }
+                self.add_descendants(parent, dst_weight - src_weight);
+                self.add_descendants(newparent, src_weight - dst_weight);
+            }
+            return Ok(());
+        }
+
+        {
+            let (smeta, sdir) = src_guard.dir_mut()?;
+            sdir.remove(name);
+            smeta.touch_modified(now);
+            if src_is_dir && parent != newparent {
+                smeta.nlink -= 1;
+            }
+        }
+        {
+            let target: &mut InodeData = match dst_guard.as_mut() {
+                Some(g) => g,
+                None => &mut src_guard,
+            };
+            let (dmeta, ddir) = target.dir_mut()?;
+            ddir.set(newname, src.ino, src.kind);
+            dmeta.touch_modified(now);
+            if src_is_dir && parent != newparent {
+                dmeta.nlink += 1;
+            }
+            if let Some(dst) = &dst {
+                let mut ddata = dst.data.write();
+                if dst.kind == FileKind::Directory {
+                    ddata.meta.nlink = 0;
+                    dmeta.nlink -= 1;
+                } else {
+                    ddata.meta.nlink = ddata.meta.nlink.saturating_sub(1);
+                }
+                ddata.meta.ctime = now;
+            }
+        }
+        drop(dst_guard);
+        drop(src_guard);
+        src.data.write().meta.ctime = now;
+        if src_is_dir && parent != newparent {
+            src.parent.store(newparent, Ordering::Release);
+        }
+        if parent != newparent {
+            self.add_descendants(parent, -src_weight);
+            self.add_descendants(newparent, src_weight);
+        }
+        if let Some(dst) = dst {
+            self.add_descendants(newparent, -1);
+            self.maybe_free(&dst);
+        }
+        Ok(())
+    }
+
+    /// Whether directory `ino` is `ancestor` or lies below it.
+    fn is_within(&self, mut ino: u64, ancestor: u64) -> bool {
+        loop {
+            if ino == ancestor {
+                return true;
+            }
+            if ino == ROOT_INO {
+                return false;
+            }
+            match self.inode(ino) {
+                Ok(inode) => ino = inode.parent(),
+                Err(_) => return false,
+            }
+        }
+    }
+
+    pub fn opendir(&self, ino: u64, flags: i32) -> Result<u64> {
+        let inode = self.inode(ino)?;
+        if inode.kind != FileKind::Directory {
+            return Err(Errno::ENOTDIR);
+        }
+        Ok(self.new_handle(inode, flags))
+    }
+
+    pub fn releasedir(&self, fh: u64) -> Result<()> {
+        self.drop_handle(fh).map(|_| ())
+    }
+
+    /// Lists `ino` after cookie `offset`: `emit` gets each entry and returns true once the
+    /// caller's buffer is full (that entry was not taken).
+    pub fn readdir(
+        &self,
+        ino: u64,
+        offset: u64,
+        mut emit: impl FnMut(&DirEntry) -> bool,
+    ) -> Result<()> {
+        self.list(ino, offset, |entry, _| emit(entry))
+    }
+
+    /// Like `readdir`, with each entry's attributes. Every entry taken (other than "." and
+    /// "..") counts as a kernel reference, as a lookup does.
+    pub fn readdirplus(
+        &self,
+        ino: u64,
+        offset: u64,
+        mut emit: impl FnMut(&DirEntry, &Attr) -> bool,
+    ) -> Result<()> {
+        self.list(ino, offset, |entry, inode| {
+            let Some(inode) = inode else {
+                return false;
+            };
+            let attr = inode.attr();
+            if emit(entry, &attr) {
+                return true;
+            }
+            if entry.offset > 2 {
+                inode.lookups.fetch_add(1, Ordering::AcqRel);
+            }
+            false
+        })
+    }
+
+    /// Walks a directory in cookie order, in batches, holding its lock only while a batch is
+    /// collected. `emit` gets the entry and (for "." and ".." too) its inode, if still live.
+    fn list(
+        &self,
+        ino: u64,
+        mut offset: u64,
+        mut emit: impl FnMut(&DirEntry, Option<&Arc<Inode>>) -> bool,
+    ) -> Result<()> {
+        let dir = self.inode(ino)?;
+        if offset < 2 {
+            let parent = self.inode(dir.parent()).ok();
+            let dots: [(u64, &[u8], Option<&Arc<Inode>>); 2] =
+                [(1, b".", Some(&dir)), (2, b"..", parent.as_ref())];
+            for (cookie, name, inode) in dots {
+                if offset >= cookie {
+                    continue;
+                }
+                let entry = DirEntry {
+                    ino: inode.map_or(ino, |i| i.ino),
+                    offset: cookie,
+                    kind: FileKind::Directory,
+                    name: name.to_vec(),
+                };
+                if emit(&entry, inode) {
+                    return Ok(());
+                }
+                offset = cookie;
+            }
+        }
+        loop {
+            let batch: Vec<(DirEntry, Option<Arc<Inode>>)> = {
+                let data = dir.data.read();
+                data.dir()?
+                    .after(offset)
+                    .take(READDIR_BATCH)
+                    .map(|(cookie, e)| {
+                        let entry = DirEntry {
+                            ino: e.ino,
+                            offset: cookie,
+                            kind: e.kind,
+                            name: e.name.to_vec(),
+                        };
+                        (entry, self.inode(e.ino).ok())
+                    })
+                    .collect()
+            };
+            if batch.is_empty() {
+                return Ok(());
+            }
+            for (entry, inode) in &batch {
+                if inode.is_none() {
+                    continue;
+                }
+                if emit(entry, inode.as_ref()) {
+                    return Ok(());
+                }
+                offset = entry.offset;
+            }
+            offset = batch.last().map_or(offset, |(e, _)| e.offset);
+        }
+    }
+}

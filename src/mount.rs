@@ -1,0 +1,202 @@
+//! Mounting and serving: checks on the mount point, the fuser session, and a clean unmount
+//! on SIGINT/SIGTERM/SIGHUP or `umount` from outside.
+
+use std::ffi::CString;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use fuser::{MountOption, Session, SessionACL};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+use tracing::{info, warn};
+
+use crate::fs::{Fs, FsConfig};
+use crate::fuse::{KernelOptions, MemFuse};
+
+#[derive(Clone, Debug)]
+pub struct MountConfig {
+    pub mountpoint: PathBuf,
+    /// Threads serving requests.
+    pub threads: usize,
+    /// Let users other than the mounting one use the mount.
+    pub allow_other: bool,
+    /// Give each thread its own /dev/fuse descriptor.
+    pub clone_fd: bool,
+    pub kernel: KernelOptions,
+}
+
+/// Checks that `path` can be mounted on, and returns its canonical form.
+pub fn check_mountpoint(path: &Path) -> Result<PathBuf> {
+    let shown = path.display();
+    match std::fs::metadata(path) {
+        Ok(m) if !m.is_dir() => bail!("mount point {shown} is not a directory"),
+        Ok(_) => {}
+        Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => bail!(
+            "mount point {shown} is a stale FUSE mount left by a server that died; \
+             clear it with `umount -l {shown}` (or `fusermount3 -u {shown}`)"
+        ),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            bail!("mount point {shown} does not exist")
+        }
+        Err(e) => bail!("mount point {shown}: {e}"),
+    }
+    let canonical = path
+        .canonicalize()
+        .with_context(|| format!("mount point {shown}"))?;
+    if find_mount(&canonical)?.is_some() {
+        bail!("mount point {shown} is already a mount point; unmount it first");
+    }
+    if !Path::new("/dev/fuse").exists() {
+        bail!("/dev/fuse does not exist: load the fuse module (`modprobe fuse`) or run where FUSE is available");
+    }
+    Ok(canonical)
+}
+
+/// The device ("major:minor") of the file system mounted exactly at `path`, if one is.
+pub fn find_mount(path: &Path) -> Result<Option<String>> {
+    let table =
+        std::fs::read_to_string("/proc/self/mountinfo").context("reading /proc/self/mountinfo")?;
+    let want = path.as_os_str().as_bytes();
+    // The last mount on a path is the visible one.
+    let mut found = None;
+    for line in table.lines() {
+        let fields: Vec<&str> = line.split(' ').collect();
+        if fields.len() > 4 && unescape_mountinfo(fields[4]) == want {
+            found = Some(fields[2].to_string());
+        }
+    }
+    Ok(found)
+}
+
+/// mountinfo writes space, tab, newline and backslash as `\ooo` octal escapes.
+fn unescape_mountinfo(field: &str) -> Vec<u8> {
+    let b = field.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(u8::is_ascii_digit) {
+            let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
+            out.push(v);
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+/// Mounts a fresh, empty memfs and serves it until it is unmounted.
+pub fn run(config: MountConfig) -> Result<()> {
+    let mountpoint = check_mountpoint(&config.mountpoint)?;
+    let fs = Arc::new(Fs::new(FsConfig {
+        uid: unsafe { libc::geteuid() },
+        gid: unsafe { libc::getegid() },
+        ..FsConfig::default()
+    }));
+    let adapter = MemFuse::new(fs.clone(), config.kernel.clone());
+
+    let mut options = fuser::Config::default();
+    options.mount_options = vec![
+        MountOption::FSName("memfs".into()),
+        MountOption::Subtype("memfs".into()),
+        MountOption::DefaultPermissions,
+        MountOption::NoAtime,
+    ];
+    options.acl = if config.allow_other {
+        SessionACL::All
+    } else {
+        SessionACL::Owner
+    };
+    options.n_threads = Some(config.threads.max(1));
+    options.clone_fd = config.clone_fd;
+
+    // Signals are caught before mounting, so none can kill us with the mount up.
+    let mut signals =
+        Signals::new([SIGINT, SIGTERM, SIGHUP]).context("installing signal handlers")?;
+    let session = Session::new(adapter, &mountpoint, &options).map_err(|e| {
+        anyhow::anyhow!(
+            "mounting memfs on {}: {}",
+            mountpoint.display(),
+            mount_error(&e)
+        )
+    })?;
+    let device = find_mount(&mountpoint)?.unwrap_or_default();
+    eprintln!(
+        "memfs: mounted at {} ({} threads); stop with Ctrl-C or `umount {}`",
+        mountpoint.display(),
+        config.threads,
+        mountpoint.display()
+    );
+
+    let signal_handle = signals.handle();
+    let watcher = {
+        let mountpoint = mountpoint.clone();
+        std::thread::Builder::new()
+            .name("memfs-signals".into())
+            .spawn(move || {
+                if let Some(sig) = signals.forever().next() {
+                    info!(signal = sig, "unmounting on signal");
+                    unmount(&mountpoint, &device);
+                }
+            })
+            .context("starting the signal thread")?
+    };
+
+    let served = session.run();
+    signal_handle.close();
+    let _ = watcher.join();
+    served.with_context(|| format!("serving {}", mountpoint.display()))?;
+    info!(
+        inodes = fs.inode_count(),
+        stored_bytes = fs.stored_bytes(),
+        "unmounted"
+    );
+    Ok(())
+}
+
+fn mount_error(e: &io::Error) -> String {
+    match e.raw_os_error() {
+        Some(libc::EPERM) | Some(libc::EACCES) => {
+            format!("{e} (mounting needs root, or the fuse3 package's fusermount3)")
+        }
+        Some(libc::ENOENT) => format!("{e} (is /dev/fuse present?)"),
+        _ => e.to_string(),
+    }
+}
+
+/// Unmounts `mountpoint`. When something still uses the mount, detaches it from the tree and
+/// aborts the FUSE connection (`device` is its "major:minor"), so the server stops at once
+/// and no dead mount is left behind.
+pub fn unmount(mountpoint: &Path, device: &str) {
+    let Ok(path) = CString::new(mountpoint.as_os_str().as_bytes()) else {
+        return;
+    };
+    if unsafe { libc::umount2(path.as_ptr(), 0) } == 0 {
+        return;
+    }
+    let err = io::Error::last_os_error();
+    warn!("umount {}: {err}; detaching it", mountpoint.display());
+    if unsafe { libc::umount2(path.as_ptr(), libc::MNT_DETACH) } != 0 {
+        warn!(
+            "lazy umount {}: {}",
+            mountpoint.display(),
+            io::Error::last_os_error()
+        );
+    }
+    abort_connection(device);
+}
+
+/// Aborts a FUSE connection through fusectl, ending every request in flight.
+fn abort_connection(device: &str) {
+    let Some(minor) = device.split(':').nth(1) else {
+        return;
+    };
+    let abort = format!("/sys/fs/fuse/connections/{minor}/abort");
+    if let Err(e) = std::fs::write(&abort, b"1") {
+        warn!("aborting the FUSE connection via {abort}: {e}");
+    }
+}

@@ -1,0 +1,81 @@
+//! `memfs tree`: the directory tree with descendant counts, read through the virtual
+//! extended attribute, so it shows what memfs keeps (not a walk of our own).
+
+use std::ffi::CString;
+use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use memfs::fs::DESCENDANTS_XATTR;
+
+/// Reads the descendant count of directory `path` from its virtual extended attribute.
+pub fn descendants(path: &Path) -> std::io::Result<u64> {
+    let cpath = CString::new(path.as_os_str().as_bytes())?;
+    let name = CString::new(DESCENDANTS_XATTR).expect("constant has no NUL");
+    let mut buf = [0u8; 32];
+    let n = unsafe {
+        libc::getxattr(
+            cpath.as_ptr(),
+            name.as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    if n < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    std::str::from_utf8(&buf[..n as usize])
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| std::io::Error::other("malformed count"))
+}
+
+pub fn print(path: &Path, depth: Option<usize>) -> Result<()> {
+    let meta = std::fs::metadata(path).with_context(|| format!("{}", path.display()))?;
+    if !meta.is_dir() {
+        bail!("{} is not a directory", path.display());
+    }
+    let count = match descendants(path) {
+        Ok(c) => c,
+        Err(e) => bail!(
+            "{} is not on a memfs mount (reading {}: {e})",
+            path.display(),
+            String::from_utf8_lossy(DESCENDANTS_XATTR)
+        ),
+    };
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    writeln!(out, "{} [{count}]", path.display())?;
+    walk(&mut out, path, "", depth.unwrap_or(usize::MAX))?;
+    out.flush()?;
+    Ok(())
+}
+
+fn walk(out: &mut impl Write, dir: &Path, prefix: &str, depth: usize) -> Result<()> {
+    if depth == 0 {
+        return Ok(());
+    }
+    let mut subdirs: Vec<_> = std::fs::read_dir(dir)
+        .with_context(|| format!("listing {}", dir.display()))?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| e.path())
+        .collect();
+    subdirs.sort();
+    for (i, sub) in subdirs.iter().enumerate() {
+        let last = i + 1 == subdirs.len();
+        let name = sub
+            .file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default();
+        let count = descendants(sub).map_or_else(|e| format!("? {e}"), |c| c.to_string());
+        writeln!(
+            out,
+            "{prefix}{}{name}/ [{count}]",
+            if last { "└── " } else { "├── " }
+        )?;
+        let next = format!("{prefix}{}", if last { "    " } else { "│   " });
+        walk(out, sub, &next, depth - 1)?;
+    }
+    Ok(())
+}

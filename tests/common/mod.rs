@@ -1,0 +1,198 @@
+//! Shared helpers for tests that mount a real memfs: a guard that mounts the built binary
+//! in a temp dir and always unmounts, even when the test fails.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+pub const MEMFS: &str = env!("CARGO_BIN_EXE_memfs");
+
+/// A mounted memfs; dropping it unmounts and reaps the server.
+pub struct Mount {
+    pub dir: tempfile::TempDir,
+    pub child: Option<Child>,
+}
+
+impl Mount {
+    /// Mounts a fresh memfs with default options.
+    pub fn new() -> Mount {
+        Mount::with_args(&[])
+    }
+
+    /// Mounts a fresh memfs with extra `memfs mount` arguments.
+    pub fn with_args(args: &[&str]) -> Mount {
+        let dir = tempfile::Builder::new()
+            .prefix("memfs-test-")
+            .tempdir()
+            .expect("temp dir");
+        let mut child = Command::new(MEMFS)
+            .arg("mount")
+            .arg(dir.path())
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn memfs");
+        // The first stderr line says the mount is ready.
+        let stderr = child.stderr.take().expect("stderr");
+        let mut reader = BufReader::new(stderr);
+        let mut line = String::new();
+        reader.read_line(&mut line).expect("read memfs stderr");
+        // Keep draining stderr so the server never blocks on a full pipe.
+        std::thread::spawn(move || {
+            let mut sink = String::new();
+            while reader.read_line(&mut sink).map(|n| n > 0).unwrap_or(false) {
+                eprint!("[memfs] {sink}");
+                sink.clear();
+            }
+        });
+        let mount = Mount {
+            dir,
+            child: Some(child),
+        };
+        assert!(line.contains("mounted at"), "memfs did not mount: {line:?}");
+        assert!(is_mounted(mount.path()), "not in /proc/mounts");
+        mount
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// `path` joined with a relative name.
+    pub fn join(&self, rel: impl AsRef<Path>) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(|c| c.id()).unwrap_or(0)
+    }
+
+    /// Unmounts with umount(8) and returns the server's exit status.
+    pub fn unmount(mut self) -> ExitStatus {
+        let status = Command::new("umount")
+            .arg(self.path())
+            .status()
+            .expect("run umount");
+        assert!(status.success(), "umount failed");
+        self.wait_exit(Duration::from_secs(20))
+            .expect("memfs did not exit after umount")
+    }
+
+    /// Waits for the server to exit on its own.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let child = self.child.as_mut()?;
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if let Ok(Some(status)) = child.try_wait() {
+                self.child = None;
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let path = self.dir.path().to_path_buf();
+        if is_mounted(&path) {
+            let _ = Command::new("umount").arg(&path).status();
+            if is_mounted(&path) {
+                let _ = Command::new("umount").arg("-l").arg(&path).status();
+            }
+        }
+        if let Some(child) = self.child.as_mut() {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Whether `path` is a mount point in /proc/mounts.
+pub fn is_mounted(path: &Path) -> bool {
+    let want = path.to_string_lossy().replace(' ', "\\040");
+    std::fs::read_to_string("/proc/mounts")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.split(' ').nth(1) == Some(want.as_str()))
+}
+
+/// Runs a shell command in `dir`, panicking with its output when it fails.
+pub fn sh(dir: &Path, script: &str) -> String {
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(script)
+        .current_dir(dir)
+        .output()
+        .expect("run bash");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "`{script}` failed:\n{text}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The errno of the last failed libc call.
+pub fn errno() -> i32 {
+    std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
+}
+
+/// Reads the descendant count of a directory through its virtual extended attribute.
+pub fn descendants(path: &Path) -> u64 {
+    let value = xattr_get(path, "user.memfs.descendants").expect("descendants xattr");
+    String::from_utf8(value).unwrap().parse().unwrap()
+}
+
+/// getxattr(2) through libc, following symlinks; Err(errno).
+pub fn xattr_get(path: &Path, name: &str) -> Result<Vec<u8>, i32> {
+    use std::os::unix::ffi::OsStrExt;
+    let p = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    let n = std::ffi::CString::new(name).unwrap();
+    let mut buf = vec![0u8; 65536];
+    let r = unsafe { libc::getxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    if r < 0 {
+        return Err(errno());
+    }
+    buf.truncate(r as usize);
+    Ok(buf)
+}
+
+/// Counts entries below `dir` with a fresh walk (not following symlinks).
+pub fn walk_count(dir: &Path) -> u64 {
+    let mut n = 0;
+    for e in std::fs::read_dir(dir).unwrap() {
+        let e = e.unwrap();
+        n += 1;
+        if e.file_type().unwrap().is_dir() {
+            n += walk_count(&e.path());
+        }
+    }
+    n
+}
+
+/// Checks every directory's descendant count under `dir` against a fresh walk.
+pub fn assert_counts_match_walk(dir: &Path) {
+    let counted = descendants(dir);
+    let walked = walk_count(dir);
+    assert_eq!(counted, walked, "descendants of {}", dir.display());
+    for e in std::fs::read_dir(dir).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            assert_counts_match_walk(&e.path());
+        }
+    }
+}
