@@ -12,8 +12,8 @@ use std::time::{Duration, SystemTime};
 use fuser::{
     AccessFlags, CopyFileRangeFlags, FileAttr, FileHandle, FileType, Filesystem, FopenFlags,
     Generation, INodeNo, InitFlags, KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr,
-    ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyLseek,
-    ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
+    ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyIoctl,
+    ReplyLseek, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 use tracing::{debug, error};
 
@@ -71,6 +71,7 @@ error_reply!(
     ReplyDirectoryPlus,
     ReplyEmpty,
     ReplyEntry,
+    ReplyIoctl,
     ReplyLseek,
     ReplyOpen,
     ReplyStatfs,
@@ -120,9 +121,21 @@ fn file_attr(a: &Attr) -> FileAttr {
 
 fn set_time(t: Option<TimeOrNow>) -> Option<SetTime> {
     t.map(|t| match t {
-        TimeOrNow::SpecificTime(t) => SetTime::At(t),
+        TimeOrNow::SpecificTime(t) => SetTime::At(pre_epoch_fixed(t)),
         TimeOrNow::Now => SetTime::Now,
     })
+}
+
+/// fuser 0.18 turns a time before 1970, (-s seconds, n nanoseconds), into `epoch - s - n`
+/// where the kernel means `epoch - s + n`; undo that.
+fn pre_epoch_fixed(t: SystemTime) -> SystemTime {
+    match SystemTime::UNIX_EPOCH.duration_since(t) {
+        Ok(before) if before.subsec_nanos() != 0 => {
+            SystemTime::UNIX_EPOCH - Duration::from_secs(before.as_secs())
+                + Duration::from_nanos(before.subsec_nanos() as u64)
+        }
+        _ => t,
+    }
 }
 
 /// Answers an extended attribute request: the size when probed with 0, ERANGE when the
@@ -246,7 +259,7 @@ impl Filesystem for MemFuse {
             size,
             atime: set_time(atime),
             mtime: set_time(mtime),
-            ctime,
+            ctime: ctime.map(pre_epoch_fixed),
         };
         self.serve(
             "setattr",
@@ -680,6 +693,27 @@ impl Filesystem for MemFuse {
             reply,
             |_| self.fs.fallocate(fh.0, offset, length, mode),
             |r, _| r.ok(),
+        );
+    }
+
+    /// memfs files are not terminals or devices: every ioctl (mostly isatty's TCGETS) is
+    /// ENOTTY, as on tmpfs.
+    fn ioctl(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _flags: fuser::IoctlFlags,
+        _cmd: u32,
+        _in_data: &[u8],
+        _out_size: u32,
+        reply: ReplyIoctl,
+    ) {
+        self.serve(
+            "ioctl",
+            reply,
+            |_| Err::<(), _>(fs::Errno::ENOTTY),
+            |r, _| r.ioctl(0, &[]),
         );
     }
 

@@ -95,6 +95,7 @@ pub fn run(config: MountConfig) -> Result<()> {
     let fs = Arc::new(Fs::new(FsConfig {
         uid: unsafe { libc::geteuid() },
         gid: unsafe { libc::getegid() },
+        writes_cached_above: config.kernel.writeback_cache,
         ..FsConfig::default()
     }));
     let adapter = MemFuse::new(fs.clone(), config.kernel.clone());

@@ -31,6 +31,7 @@ impl Errno {
     pub const ENXIO: Errno = Errno(libc::ENXIO);
     pub const EOPNOTSUPP: Errno = Errno(libc::EOPNOTSUPP);
     pub const ENOSYS: Errno = Errno(libc::ENOSYS);
+    pub const ENOTTY: Errno = Errno(libc::ENOTTY);
 
     /// The symbolic name (`ENOENT`), for logs and traces.
     pub fn name(self) -> &'static str {
@@ -56,6 +57,7 @@ impl Errno {
             libc::ENXIO => "ENXIO",
             libc::EOPNOTSUPP => "EOPNOTSUPP",
             libc::ENOSYS => "ENOSYS",
+            libc::ENOTTY => "ENOTTY",
             libc::EMLINK => "EMLINK",
             libc::ENOMEM => "ENOMEM",
             libc::EAGAIN => "EAGAIN",

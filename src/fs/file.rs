@@ -6,7 +6,7 @@ use std::time::SystemTime;
 use super::attr::FileKind;
 use super::content::checked_end;
 use super::error::{Errno, Result};
-use super::Fs;
+use super::{is_writable, Fs};
 
 /// `fallocate` modes memfs knows (the rest answer EOPNOTSUPP, as on tmpfs).
 const FALLOC_FL_KEEP_SIZE: i32 = libc::FALLOC_FL_KEEP_SIZE;
@@ -24,7 +24,7 @@ impl Fs {
             FileKind::Directory => return Err(Errno::EISDIR),
             _ => return Err(Errno::ENXIO),
         }
-        let writable = flags & libc::O_ACCMODE != libc::O_RDONLY;
+        let writable = is_writable(flags);
         if writable && flags & libc::O_TRUNC != 0 {
             let mut data = inode.data.write();
             let (meta, content) = data.file_mut()?;
@@ -107,13 +107,23 @@ impl Fs {
     pub fn lseek(&self, fh: u64, offset: i64, whence: i32) -> Result<i64> {
         let handle = self.handle(fh)?;
         let offset = u64::try_from(offset).map_err(|_| Errno::ENXIO)?;
+        // Bytes a writer wrote may still wait in the kernel's cache, where our holes would
+        // hide them from `cp`/`tar`: while anyone may write, call the whole file data
+        // (always a correct answer).
+        let coarse =
+            self.config().writes_cached_above && handle.inode.writers.load(Ordering::Acquire) > 0;
         let data = handle.inode.data.read();
         let content = data.file()?;
         let found = match whence {
+            _ if offset >= content.size()
+                && matches!(whence, libc::SEEK_DATA | libc::SEEK_HOLE) =>
+            {
+                return Err(Errno::ENXIO)
+            }
+            libc::SEEK_DATA if coarse => offset,
+            libc::SEEK_HOLE if coarse => content.size(),
             libc::SEEK_DATA => content.seek_data(offset)?,
             libc::SEEK_HOLE => content.seek_hole(offset)?,
-            libc::SEEK_SET => offset,
-            libc::SEEK_END => content.size().saturating_add(offset),
             _ => return Err(Errno::EINVAL),
         };
         i64::try_from(found).map_err(|_| Errno::EINVAL)

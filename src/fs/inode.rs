@@ -110,6 +110,8 @@ pub struct Inode {
     pub lookups: AtomicU64,
     /// Open file and directory handles.
     pub opens: AtomicU64,
+    /// Open handles that may write.
+    pub writers: AtomicU64,
     /// Directories: entries below, recursively (the directory itself not included).
     pub descendants: AtomicU64,
     /// Directories: the one directory that holds this one (the root holds itself).
@@ -124,6 +126,7 @@ impl Inode {
             data: RwLock::new(InodeData { meta, body }),
             lookups: AtomicU64::new(0),
             opens: AtomicU64::new(0),
+            writers: AtomicU64::new(0),
             descendants: AtomicU64::new(0),
             parent: AtomicU64::new(parent),
         }

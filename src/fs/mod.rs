@@ -52,6 +52,9 @@ pub struct FsConfig {
     pub root_perm: u16,
     /// Bytes statfs reports as the size of the file system.
     pub capacity: u64,
+    /// Writes may wait in a cache above the core (the kernel's writeback cache), so what
+    /// the core holds of a file open for writing may be behind what its writer wrote.
+    pub writes_cached_above: bool,
 }
 
 impl Default for FsConfig {
@@ -61,6 +64,7 @@ impl Default for FsConfig {
             gid: 0,
             root_perm: 0o755,
             capacity: 1 << 40,
+            writes_cached_above: false,
         }
     }
 }
@@ -132,6 +136,9 @@ impl Fs {
     fn new_handle(&self, inode: Arc<Inode>, flags: i32) -> u64 {
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
         inode.opens.fetch_add(1, Ordering::AcqRel);
+        if is_writable(flags) {
+            inode.writers.fetch_add(1, Ordering::AcqRel);
+        }
         self.handles.insert(
             fh,
             Arc::new(Handle {
@@ -145,6 +152,9 @@ impl Fs {
 
     fn drop_handle(&self, fh: u64) -> Result<Arc<Handle>> {
         let (_, handle) = self.handles.remove(&fh).ok_or(Errno::EBADF)?;
+        if is_writable(handle.flags) {
+            handle.inode.writers.fetch_sub(1, Ordering::AcqRel);
+        }
         handle.inode.opens.fetch_sub(1, Ordering::AcqRel);
         self.maybe_free(&handle.inode);
         Ok(handle)
@@ -258,6 +268,11 @@ impl Fs {
         let _tree = self.tree_lock.write();
         walk(self, ROOT_INO).map(|_| ())
     }
+}
+
+/// Whether `open(2)` flags allow writing.
+fn is_writable(flags: i32) -> bool {
+    flags & libc::O_ACCMODE != libc::O_RDONLY
 }
 
 /// Checks a name for a new directory entry.

@@ -325,6 +325,14 @@ impl Fs {
         }
         if mode != RenameMode::Exchange {
             if let Some(dst) = &dst {
+                // A target that is an ancestor of the source is not empty (and may be the
+                // source's parent, whose lock we hold): ENOTEMPTY, as Linux answers.
+                if dst.kind == FileKind::Directory
+                    && parent != newparent
+                    && self.is_within(parent, dst.ino)
+                {
+                    return Err(Errno::ENOTEMPTY);
+                }
                 match (
                     src.kind == FileKind::Directory,
                     dst.kind == FileKind::Directory,
