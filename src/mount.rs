@@ -191,13 +191,22 @@ pub fn unmount(mountpoint: &Path, device: &str) {
     abort_connection(device);
 }
 
-/// Aborts a FUSE connection through fusectl, ending every request in flight.
+/// Aborts a FUSE connection through fusectl, ending every request in flight. Mounts fusectl
+/// first if nobody has (that needs root; without it the detached mount lives on until its
+/// last user leaves).
 fn abort_connection(device: &str) {
+    const FUSECTL: &str = "/sys/fs/fuse/connections";
     let Some(minor) = device.split(':').nth(1) else {
         return;
     };
-    let abort = format!("/sys/fs/fuse/connections/{minor}/abort");
+    let abort = format!("{FUSECTL}/{minor}/abort");
+    if !Path::new(&abort).exists() {
+        let _ = std::process::Command::new("mount")
+            .args(["-t", "fusectl", "fusectl", FUSECTL])
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
     if let Err(e) = std::fs::write(&abort, b"1") {
-        warn!("aborting the FUSE connection via {abort}: {e}");
+        warn!("aborting the FUSE connection via {abort}: {e}; it ends when its last user leaves");
     }
 }
