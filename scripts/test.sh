@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Runs memfs's whole test suite: unit, property, and integration tests that mount real FUSE
+# file systems in temp dirs. Installs what the tests need when it is missing (as root).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v git >/dev/null || need+=(git)
+command -v cc >/dev/null || need+=(build-essential)
+command -v make >/dev/null || need+=(make)
+command -v fusermount3 >/dev/null || need+=(fuse3)
+if [ ${#need[@]} -gt 0 ]; then
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "test.sh: missing ${need[*]}; install them (apt-get install -y ${need[*]})" >&2
+        exit 1
+    fi
+    echo "test.sh: installing ${need[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+if [ ! -e /dev/fuse ]; then
+    echo "test.sh: /dev/fuse is missing: the integration tests need FUSE" >&2
+    exit 1
+fi
+
+cargo build --all-targets --quiet
+cargo test --all-targets -- --color never "$@"
