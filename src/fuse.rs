@@ -186,6 +186,29 @@ impl MemFuse {
     fn entry(&self, reply: ReplyEntry, attr: Attr) {
         reply.entry(&self.options.ttl, &file_attr(&attr), Generation(0));
     }
+
+    /// "No such name", as an entry with node id 0: the kernel caches the miss for the TTL
+    /// (every create goes through it, so the cache cannot go stale), sparing the repeated
+    /// probes of compilers and git.
+    fn negative_entry(&self, reply: ReplyEntry) {
+        let mut attr = file_attr(&Attr {
+            ino: 0,
+            kind: FileKind::Regular,
+            perm: 0,
+            nlink: 0,
+            uid: 0,
+            gid: 0,
+            rdev: 0,
+            size: 0,
+            blocks: 0,
+            atime: SystemTime::UNIX_EPOCH,
+            mtime: SystemTime::UNIX_EPOCH,
+            ctime: SystemTime::UNIX_EPOCH,
+            crtime: SystemTime::UNIX_EPOCH,
+        });
+        attr.ino = INodeNo(0);
+        reply.entry(&self.options.ttl, &attr, Generation(0));
+    }
 }
 
 impl Filesystem for MemFuse {
@@ -216,8 +239,15 @@ impl Filesystem for MemFuse {
         self.serve(
             "lookup",
             reply,
-            |_| self.fs.lookup(parent.0, name.as_bytes()),
-            |r, a| self.entry(r, a),
+            |_| match self.fs.lookup(parent.0, name.as_bytes()) {
+                Ok(attr) => Ok(Some(attr)),
+                Err(fs::Errno::ENOENT) => Ok(None),
+                Err(e) => Err(e),
+            },
+            |r, found| match found {
+                Some(attr) => self.entry(r, attr),
+                None => self.negative_entry(r),
+            },
         );
     }
 

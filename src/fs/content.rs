@@ -239,7 +239,7 @@ mod tests {
         assert_eq!(all.len() as u64, BLOCK * 3);
         assert!(all[10..(BLOCK * 2 + 10) as usize].iter().all(|&b| b == 0));
         assert_eq!(all[(BLOCK * 2 + 10) as usize], 1);
-        assert_eq!(c.seek_hole(0).unwrap(), BLOCK);
+        assert_eq!(c.seek_hole(0).unwrap(), 10);
         assert_eq!(c.seek_data(BLOCK).unwrap(), BLOCK * 2);
     }
 
