@@ -8,3 +8,4 @@
 pub mod fs;
 pub mod fuse;
 pub mod mount;
+pub mod store;

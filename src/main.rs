@@ -10,6 +10,7 @@ use tracing_subscriber::EnvFilter;
 use memfs::fuse::KernelOptions;
 use memfs::mount::{self, MountConfig};
 
+mod explore;
 mod tree;
 
 #[derive(Parser)]
@@ -33,6 +34,46 @@ enum Command {
         #[arg(long)]
         depth: Option<usize>,
     },
+    /// Chunk FILE and list its chunks; with EDITED, compare fixed-size and FastCDC chunking
+    /// of the two versions.
+    Chunks {
+        file: PathBuf,
+        edited: Option<PathBuf>,
+        #[command(flatten)]
+        chunking: ChunkArgs,
+        /// Draw the chunks of both files as coloured bars into this SVG file.
+        #[arg(long)]
+        svg: Option<PathBuf>,
+    },
+}
+
+/// How file contents are cut into chunks.
+#[derive(clap::Args, Clone, Debug)]
+pub struct ChunkArgs {
+    /// `fastcdc` (content-defined) or `fixed` (blocks of --chunk-avg bytes).
+    #[arg(long, default_value = "fastcdc", value_parser = ["fastcdc", "fixed"])]
+    pub chunker: String,
+    /// Smallest chunk FastCDC cuts, in bytes.
+    #[arg(long, default_value_t = memfs::store::chunker::DEFAULT_MIN)]
+    pub chunk_min: usize,
+    /// Average chunk size, in bytes (the block size of --chunker fixed).
+    #[arg(long, default_value_t = memfs::store::chunker::DEFAULT_AVG)]
+    pub chunk_avg: usize,
+    /// Largest chunk, in bytes.
+    #[arg(long, default_value_t = memfs::store::chunker::DEFAULT_MAX)]
+    pub chunk_max: usize,
+}
+
+impl ChunkArgs {
+    /// The chunker these options describe, or a one-line message about a bad size.
+    pub fn chunker(&self) -> Result<memfs::store::Chunker> {
+        let kind = match self.chunker.as_str() {
+            "fixed" => memfs::store::ChunkerKind::Fixed,
+            _ => memfs::store::ChunkerKind::FastCdc,
+        };
+        memfs::store::Chunker::new(kind, self.chunk_min, self.chunk_avg, self.chunk_max)
+            .map_err(|e| anyhow::anyhow!(e))
+    }
 }
 
 #[derive(clap::Args)]
@@ -100,6 +141,17 @@ fn run(cli: Cli) -> Result<()> {
             })
         }
         Command::Tree { path, depth } => tree::print(&path, depth),
+        Command::Chunks {
+            file,
+            edited,
+            chunking,
+            svg,
+        } => explore::run(
+            &file,
+            edited.as_deref(),
+            &chunking.chunker()?,
+            svg.as_deref(),
+        ),
     }
 }
 
