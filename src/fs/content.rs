@@ -1,27 +1,55 @@
-//! The bytes of a regular file, behind a type of its own so that their storage can change
-//! (deduplicated chunks and versions) without touching the rest of the core.
+//! The bytes of a regular file: the last committed recipe overlaid with dirty extents.
 //!
-//! Today: a sparse map of fixed 64 KiB blocks. A block holds the bytes from its start up to
-//! the last byte ever written in it; bytes past a block's end (and absent blocks) read as
-//! zeros. Small files therefore cost only their length, holes cost nothing, and appends are
-//! amortised O(1) per byte.
+//! Writers change only the overlay (what POSIX readers see at once). A commit folds the
+//! overlay into a new immutable recipe, re-chunking only from the chunk that holds the first
+//! changed byte until a new cut lands on an old boundary past the last changed byte, and
+//! reusing every other chunk. Runs of zeros (holes, punched ranges, zero-filled chunks) are
+//! zero pieces that cost no memory and are chunked without being scanned, so a recipe is the
+//! same whether a content was written in one go or through any sequence of edits.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use super::error::{Errno, Result};
-
-/// Bytes per block. SEEK_DATA/SEEK_HOLE work at this granularity.
-pub const BLOCK: u64 = 64 * 1024;
+use crate::store::blob::BlobStore;
+use crate::store::recipe::{Piece, PieceData, Recipe, RecipeRef};
+use crate::store::Chunker;
 
 /// The largest file size, as on Linux (`MAX_LFS_FILESIZE`).
 pub const MAX_FILE_SIZE: u64 = i64::MAX as u64;
 
-#[derive(Default, Debug, Clone)]
-pub struct FileContent {
-    size: u64,
-    blocks: BTreeMap<u64, Vec<u8>>,
-    /// Sum of the blocks' lengths: the bytes this file really holds.
-    allocated: u64,
+/// A dirty extent grows by appends up to this size before a new one starts, so a long
+/// sequential write never reallocates one huge buffer.
+const EXTENT_MAX: usize = 1 << 20;
+
+#[derive(Clone, Debug)]
+enum Extent {
+    Data(Vec<u8>),
+    Zeros(u64),
+}
+
+impl Extent {
+    fn len(&self) -> u64 {
+        match self {
+            Extent::Data(v) => v.len() as u64,
+            Extent::Zeros(n) => *n,
+        }
+    }
+
+    /// The part from `from` (relative) to the end.
+    fn tail(&self, from: u64) -> Extent {
+        match self {
+            Extent::Data(v) => Extent::Data(v[from as usize..].to_vec()),
+            Extent::Zeros(n) => Extent::Zeros(n - from),
+        }
+    }
+
+    fn truncate(&mut self, len: u64) {
+        match self {
+            Extent::Data(v) => v.truncate(len as usize),
+            Extent::Zeros(n) => *n = len,
+        }
+    }
 }
 
 /// The end of `offset..offset+len`, or EFBIG past the largest file size.
@@ -32,14 +60,65 @@ pub fn checked_end(offset: u64, len: u64) -> Result<u64> {
     }
 }
 
+#[derive(Debug, Clone, Default)]
+pub struct FileContent {
+    /// The last committed content.
+    base: RecipeRef,
+    /// Base bytes at or past this offset were cut off by a truncate and read as zeros.
+    base_valid: u64,
+    /// Changes since the last commit, by start offset; never overlapping.
+    extents: BTreeMap<u64, Extent>,
+    /// Bytes held by `Data` extents.
+    dirty_bytes: u64,
+    size: u64,
+}
+
+/// What a commit made.
+#[derive(Debug, Clone)]
+pub struct Committed {
+    pub recipe: RecipeRef,
+    /// Bytes of chunks that were new to the store.
+    pub new_bytes: u64,
+    /// Bytes that were chunked and hashed (the cost of the commit).
+    pub chunked_bytes: u64,
+}
+
 impl FileContent {
+    /// A content whose committed state is `recipe`.
+    pub fn from_recipe(recipe: RecipeRef) -> FileContent {
+        FileContent {
+            size: recipe.size(),
+            base_valid: recipe.size(),
+            base: recipe,
+            extents: BTreeMap::new(),
+            dirty_bytes: 0,
+        }
+    }
+
     pub fn size(&self) -> u64 {
         self.size
     }
 
-    /// Bytes held in memory for this file (holes excluded).
+    /// The last committed recipe.
+    pub fn base(&self) -> &RecipeRef {
+        &self.base
+    }
+
+    /// Whether anything changed since the last commit.
+    pub fn is_dirty(&self) -> bool {
+        !self.extents.is_empty()
+            || self.size != self.base.size()
+            || self.base_valid < self.base.size()
+    }
+
+    /// Bytes of uncommitted data this content holds.
+    pub fn dirty_bytes(&self) -> u64 {
+        self.dirty_bytes
+    }
+
+    /// Bytes that are not holes (for `st_blocks`): committed chunks plus dirty data.
     pub fn allocated(&self) -> u64 {
-        self.allocated
+        self.base.data_bytes().min(self.base_valid) + self.dirty_bytes
     }
 
     /// Up to `len` bytes from `offset`, fewer at the end of the file.
@@ -49,205 +128,436 @@ impl FileContent {
         }
         let end = offset.saturating_add(len as u64).min(self.size);
         let mut out = vec![0u8; (end - offset) as usize];
-        for (&index, block) in self.blocks.range(offset / BLOCK..=(end - 1) / BLOCK) {
-            let block_start = index * BLOCK;
-            let from = offset.max(block_start);
-            let to = end.min(block_start + block.len() as u64);
-            if from < to {
-                let src = &block[(from - block_start) as usize..(to - block_start) as usize];
-                out[(from - offset) as usize..(to - offset) as usize].copy_from_slice(src);
+        let base_end = end.min(self.base_valid).min(self.base.size());
+        if offset < base_end {
+            self.base
+                .read_into(offset, &mut out[..(base_end - offset) as usize]);
+        }
+        for (&s, e) in self.overlapping(offset, end) {
+            let from = offset.max(s);
+            let to = end.min(s + e.len());
+            let dst = &mut out[(from - offset) as usize..(to - offset) as usize];
+            match e {
+                Extent::Data(v) => dst.copy_from_slice(&v[(from - s) as usize..(to - s) as usize]),
+                Extent::Zeros(_) => dst.fill(0),
             }
         }
         out
     }
 
-    /// Writes `data` at `offset`, growing the file as needed. Returns the change in
-    /// allocated bytes.
+    /// Extents that overlap `a..b`, in order.
+    fn overlapping(&self, a: u64, b: u64) -> impl Iterator<Item = (&u64, &Extent)> {
+        let before = self
+            .extents
+            .range(..a)
+            .next_back()
+            .filter(|(&s, e)| s + e.len() > a);
+        before.into_iter().chain(self.extents.range(a..b))
+    }
+
+    /// Removes every extent byte in `a..b`, splitting extents at the edges.
+    fn clip(&mut self, a: u64, b: u64) {
+        if a >= b {
+            return;
+        }
+        if let Some((&s, e)) = self.extents.range_mut(..a).next_back() {
+            let end = s + e.len();
+            if end > a {
+                let right = (end > b).then(|| e.tail(b - s));
+                let cut = end - a;
+                e.truncate(a - s);
+                if matches!(e, Extent::Data(_)) {
+                    self.dirty_bytes -= cut;
+                }
+                if let Some(right) = right {
+                    if let Extent::Data(v) = &right {
+                        self.dirty_bytes += v.len() as u64;
+                    }
+                    self.extents.insert(b, right);
+                }
+            }
+        }
+        let inside: Vec<u64> = self.extents.range(a..b).map(|(&s, _)| s).collect();
+        for s in inside {
+            let Some(e) = self.extents.remove(&s) else {
+                continue;
+            };
+            if let Extent::Data(v) = &e {
+                self.dirty_bytes -= v.len() as u64;
+            }
+            if s + e.len() > b {
+                let right = e.tail(b - s);
+                if let Extent::Data(v) = &right {
+                    self.dirty_bytes += v.len() as u64;
+                }
+                self.extents.insert(b, right);
+            }
+        }
+    }
+
+    /// Writes `data` at `offset`, growing the file as needed. Returns the change in bytes
+    /// held.
     pub fn write(&mut self, offset: u64, data: &[u8]) -> Result<i64> {
         let end = checked_end(offset, data.len() as u64)?;
-        let before = self.allocated;
-        let mut pos = offset;
-        while pos < end {
-            let index = pos / BLOCK;
-            let block_start = index * BLOCK;
-            let in_block = (pos - block_start) as usize;
-            let n = ((block_start + BLOCK).min(end) - pos) as usize;
-            let src = &data[(pos - offset) as usize..(pos - offset) as usize + n];
-            let block = self.blocks.entry(index).or_default();
-            let old_len = block.len();
-            if old_len < in_block + n {
-                block.resize(in_block + n, 0);
-                self.allocated += (in_block + n - old_len) as u64;
-            }
-            block[in_block..in_block + n].copy_from_slice(src);
-            pos += n as u64;
+        if data.is_empty() {
+            return Ok(0);
         }
+        let before = self.dirty_bytes;
+        // Overwrite inside one data extent: copy in place.
+        if let Some((&s, Extent::Data(v))) = self.extents.range_mut(..=offset).next_back() {
+            if s + v.len() as u64 >= end {
+                v[(offset - s) as usize..(end - s) as usize].copy_from_slice(data);
+                return Ok(0);
+            }
+        }
+        self.clip(offset, end);
+        let extended = match self.extents.range_mut(..offset).next_back() {
+            Some((&s, Extent::Data(v))) if s + v.len() as u64 == offset && v.len() < EXTENT_MAX => {
+                v.extend_from_slice(data);
+                true
+            }
+            _ => false,
+        };
+        if !extended {
+            self.extents.insert(offset, Extent::Data(data.to_vec()));
+        }
+        self.dirty_bytes += data.len() as u64;
         self.size = self.size.max(end);
-        Ok(self.allocated as i64 - before as i64)
+        Ok(self.dirty_bytes as i64 - before as i64)
     }
 
     /// Sets the size; bytes past a shrink are gone, a grow reads as zeros. Returns the change
-    /// in allocated bytes.
+    /// in bytes held.
     pub fn truncate(&mut self, size: u64) -> Result<i64> {
         if size > MAX_FILE_SIZE {
             return Err(Errno::EFBIG);
         }
-        let before = self.allocated;
+        let before = self.dirty_bytes;
         if size < self.size {
-            self.clear_from(size);
+            self.clip(size, self.size);
+            self.base_valid = self.base_valid.min(size);
         }
         self.size = size;
-        Ok(self.allocated as i64 - before as i64)
+        Ok(self.dirty_bytes as i64 - before as i64)
     }
 
-    /// Drops every byte at or after `from`.
-    fn clear_from(&mut self, from: u64) {
-        let first_whole = from.div_ceil(BLOCK);
-        for (_, block) in self.blocks.split_off(&first_whole) {
-            self.allocated -= block.len() as u64;
-        }
-        if from % BLOCK != 0 {
-            let index = from / BLOCK;
-            let keep = (from - index * BLOCK) as usize;
-            if let Some(block) = self.blocks.get_mut(&index) {
-                if block.len() > keep {
-                    self.allocated -= (block.len() - keep) as u64;
-                    block.truncate(keep);
-                }
-            }
-        }
-    }
-
-    /// Zeros `offset..offset+len` (within the file) and frees whole blocks inside it; the
-    /// size does not change. Returns the change in allocated bytes.
+    /// Zeros `offset..offset+len` within the file without changing its size. Returns the
+    /// change in bytes held.
     pub fn punch_hole(&mut self, offset: u64, len: u64) -> i64 {
-        let before = self.allocated;
+        let before = self.dirty_bytes;
         let end = offset.saturating_add(len).min(self.size);
-        if offset >= end {
-            return 0;
+        if offset < end {
+            self.clip(offset, end);
+            self.extents.insert(offset, Extent::Zeros(end - offset));
         }
-        let indexes: Vec<u64> = self
-            .blocks
-            .range(offset / BLOCK..=(end - 1) / BLOCK)
-            .map(|(&i, _)| i)
-            .collect();
-        for index in indexes {
-            let block_start = index * BLOCK;
-            let from = offset.max(block_start);
-            let to = end.min(block_start + BLOCK);
-            let Some(block) = self.blocks.get_mut(&index) else {
-                continue;
-            };
-            let len = block.len() as u64;
-            if from == block_start && to >= block_start + len {
-                self.allocated -= len;
-                self.blocks.remove(&index);
-            } else if to >= block_start + len {
-                let keep = (from - block_start) as usize;
-                if block.len() > keep {
-                    self.allocated -= (block.len() - keep) as u64;
-                    block.truncate(keep);
-                }
-            } else {
-                block[(from - block_start) as usize..(to - block_start) as usize].fill(0);
+        self.dirty_bytes as i64 - before as i64
+    }
+
+    /// The run that holds byte `pos` (< size): its end, and whether it is data (or zeros).
+    fn span_at(&self, pos: u64) -> (u64, bool) {
+        if let Some((&s, e)) = self.extents.range(..=pos).next_back() {
+            if s + e.len() > pos {
+                return (s + e.len(), matches!(e, Extent::Data(_)));
             }
         }
-        self.allocated as i64 - before as i64
+        let next = self
+            .extents
+            .range(pos..)
+            .next()
+            .map_or(self.size, |(&s, _)| s)
+            .min(self.size);
+        let base_end = self.base_valid.min(self.base.size());
+        if pos >= base_end {
+            return (next, false);
+        }
+        let Some(i) = self.base.index_at(pos) else {
+            return (next, false);
+        };
+        let p = &self.base.pieces()[i];
+        let end = p.end().min(base_end).min(next);
+        (end, matches!(p.data, PieceData::Chunk(_)))
     }
 
     /// The first offset at or after `offset` that holds data (`SEEK_DATA`).
     pub fn seek_data(&self, offset: u64) -> Result<u64> {
-        if offset >= self.size {
-            return Err(Errno::ENXIO);
-        }
-        for (&index, block) in self.blocks.range(offset / BLOCK..) {
-            let block_start = index * BLOCK;
-            if block.is_empty() || offset >= block_start + block.len() as u64 {
-                continue;
+        let mut pos = offset;
+        while pos < self.size {
+            let (end, data) = self.span_at(pos);
+            if data {
+                return Ok(pos);
             }
-            let found = offset.max(block_start);
-            return if found < self.size {
-                Ok(found)
-            } else {
-                Err(Errno::ENXIO)
-            };
+            pos = end;
         }
         Err(Errno::ENXIO)
     }
 
     /// The first offset at or after `offset` inside a hole (`SEEK_HOLE`); the end of the
-    /// file counts as a hole.
+    /// file counts as one.
     pub fn seek_hole(&self, offset: u64) -> Result<u64> {
         if offset >= self.size {
             return Err(Errno::ENXIO);
         }
         let mut pos = offset;
-        loop {
-            let index = pos / BLOCK;
-            let block_start = index * BLOCK;
-            match self.blocks.get(&index) {
-                Some(block) if pos < block_start + block.len() as u64 => {
-                    if block.len() as u64 == BLOCK {
-                        pos = block_start + BLOCK;
-                    } else {
-                        return Ok((block_start + block.len() as u64).min(self.size));
+        while pos < self.size {
+            let (end, data) = self.span_at(pos);
+            if !data {
+                return Ok(pos);
+            }
+            pos = end;
+        }
+        Ok(self.size)
+    }
+
+    /// How far zeros are known to run from `pos` without reading any byte.
+    fn known_zeros(&self, pos: u64) -> u64 {
+        let mut end = pos;
+        while end < self.size {
+            let (next, data) = self.span_at(end);
+            if data {
+                break;
+            }
+            end = next;
+        }
+        end - pos
+    }
+
+    /// Folds the changes into a new committed recipe. `None` when nothing changed.
+    pub fn commit(&mut self, chunker: &Chunker, store: &BlobStore) -> Option<Committed> {
+        if !self.is_dirty() {
+            return None;
+        }
+        let old = self.base.clone();
+        let old_size = old.size();
+        // The changed range [first, last): dirty extents, truncated base bytes, a new end.
+        let mut first = self.extents.keys().next().copied().unwrap_or(u64::MAX);
+        let mut last = self
+            .extents
+            .iter()
+            .next_back()
+            .map_or(0, |(&s, e)| s + e.len());
+        if self.base_valid < old_size {
+            first = first.min(self.base_valid);
+            last = last.max(old_size);
+        }
+        if self.size != old_size {
+            first = first.min(self.size.min(old_size));
+            last = last.max(self.size.max(old_size));
+        }
+        // Start at the old chunk boundary at or before the first change. The last old piece
+        // ends at the old end of file, not at a content-defined cut, so it is redone.
+        let zero_cut = chunker.zero_cut() as u64;
+        let (keep, start) = match old.index_at(first.min(old_size.saturating_sub(1))) {
+            None => (0, 0),
+            Some(i) => {
+                let p = &old.pieces()[i];
+                match p.data {
+                    PieceData::Zeros if first < p.end() => {
+                        let at = p.start + (first - p.start) / zero_cut * zero_cut;
+                        (i, at)
                     }
+                    _ => (i, p.start),
                 }
-                _ => return Ok(pos.min(self.size)),
             }
-            if pos >= self.size {
-                return Ok(self.size);
+        };
+        let mut pieces: Vec<Piece> = old.pieces()[..keep].to_vec();
+        if start > old.pieces().get(keep).map_or(start, |p| p.start) {
+            // Part of a zero run before the first change stays.
+            let p = &old.pieces()[keep];
+            push_zeros(&mut pieces, p.start, start - p.start);
+        }
+        let mut pos = start;
+        let mut new_bytes = 0u64;
+        let mut chunked_bytes = 0u64;
+        let end = self.size;
+        while pos < end {
+            if pos >= last && pos < old_size {
+                if let Some(rest) = old_pieces_from(&old, pos, zero_cut) {
+                    let mut rest = rest.into_iter();
+                    if let Some(first) = rest.next() {
+                        match first.data {
+                            PieceData::Zeros => push_zeros(&mut pieces, first.start, first.len),
+                            _ => pieces.push(first),
+                        }
+                    }
+                    pieces.extend(rest);
+                    break;
+                }
             }
+            let zeros = self.known_zeros(pos);
+            if zeros >= zero_cut {
+                // Whole zero chunks; a run that reaches the end of file is taken whole.
+                let n = if pos + zeros == end {
+                    zeros
+                } else {
+                    zeros / zero_cut * zero_cut
+                };
+                push_zeros(&mut pieces, pos, n);
+                pos += n;
+                continue;
+            }
+            let window = self.read(pos, (chunker.max as u64).min(end - pos) as usize);
+            let n = chunker.cut(&window);
+            let chunk = &window[..n];
+            chunked_bytes += n as u64;
+            if chunk.iter().all(|&b| b == 0) {
+                push_zeros(&mut pieces, pos, n as u64);
+            } else {
+                let (blob, new) = store.insert(chunk);
+                if new {
+                    new_bytes += n as u64;
+                }
+                pieces.push(Piece {
+                    start: pos,
+                    len: n as u64,
+                    data: PieceData::Chunk(blob),
+                });
+            }
+            pos += n as u64;
+        }
+        let recipe = Recipe::new(pieces);
+        self.extents.clear();
+        self.dirty_bytes = 0;
+        self.base_valid = recipe.size();
+        if recipe == *old {
+            return None;
+        }
+        let recipe = Arc::new(recipe);
+        self.base = recipe.clone();
+        Some(Committed {
+            recipe,
+            new_bytes,
+            chunked_bytes,
+        })
+    }
+}
+
+/// Appends `len` zeros at `start`, merged into a zero run before it.
+fn push_zeros(pieces: &mut Vec<Piece>, start: u64, len: u64) {
+    if len == 0 {
+        return;
+    }
+    if let Some(last) = pieces.last_mut() {
+        if last.data == PieceData::Zeros && last.end() == start {
+            last.len += len;
+            return;
         }
     }
+    pieces.push(Piece {
+        start,
+        len,
+        data: PieceData::Zeros,
+    });
+}
+
+/// The old pieces from `pos` to the end, if `pos` is an old chunk boundary.
+fn old_pieces_from(old: &Recipe, pos: u64, zero_cut: u64) -> Option<Vec<Piece>> {
+    let i = old.index_at(pos)?;
+    let p = &old.pieces()[i];
+    let mut out = Vec::with_capacity(old.pieces().len() - i);
+    if p.start == pos {
+        out.push(p.clone());
+    } else if p.data == PieceData::Zeros && (pos - p.start) % zero_cut == 0 {
+        out.push(Piece {
+            start: pos,
+            len: p.end() - pos,
+            data: PieceData::Zeros,
+        });
+    } else {
+        return None;
+    }
+    out.extend(old.pieces()[i + 1..].iter().cloned());
+    Some(out)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn noise(n: usize, seed: u64) -> Vec<u8> {
+        let mut x = seed | 1;
+        (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect()
+    }
+
     #[test]
-    fn holes_read_as_zeros_and_sizes_track_writes() {
+    fn holes_read_as_zeros_and_commit_costs_nothing_for_them() {
+        let store = BlobStore::new();
+        let chunker = Chunker::default();
         let mut c = FileContent::default();
-        c.write(BLOCK * 3 + 5, b"abc").unwrap();
-        assert_eq!(c.size(), BLOCK * 3 + 8);
-        assert_eq!(c.allocated(), 8);
-        let all = c.read(0, usize::MAX);
-        assert_eq!(all.len() as u64, c.size());
-        assert!(all[..(BLOCK * 3 + 5) as usize].iter().all(|&b| b == 0));
-        assert_eq!(&all[(BLOCK * 3 + 5) as usize..], b"abc");
+        c.write(1 << 30, b"abc").unwrap();
+        let all = c.read((1 << 30) - 5, 100);
+        assert_eq!(&all, &[0, 0, 0, 0, 0, b'a', b'b', b'c']);
+        let done = c.commit(&chunker, &store).unwrap();
+        assert!(
+            done.chunked_bytes < 200_000,
+            "chunked {}",
+            done.chunked_bytes
+        );
+        assert_eq!(store.stats().stored_bytes, done.recipe.data_bytes());
+        assert_eq!(c.read((1 << 30) - 5, 100), all);
     }
 
     #[test]
     fn truncate_drops_bytes_and_regrow_reads_zeros() {
+        let store = BlobStore::new();
+        let chunker = Chunker::default();
         let mut c = FileContent::default();
         c.write(0, &vec![7u8; 200_000]).unwrap();
+        c.commit(&chunker, &store);
         c.truncate(10).unwrap();
         c.truncate(100_000).unwrap();
         let all = c.read(0, usize::MAX);
         assert_eq!(&all[..10], &[7u8; 10]);
         assert!(all[10..].iter().all(|&b| b == 0));
-        assert_eq!(c.allocated(), 10);
+        c.commit(&chunker, &store);
+        assert_eq!(c.read(0, usize::MAX), all);
     }
 
     #[test]
-    fn punch_hole_zeros_and_frees() {
+    fn appending_to_a_big_file_rechunks_only_the_tail() {
+        let store = BlobStore::new();
+        let chunker = Chunker::default();
         let mut c = FileContent::default();
-        c.write(0, &vec![1u8; (BLOCK * 3) as usize]).unwrap();
-        c.punch_hole(10, BLOCK * 2);
-        let all = c.read(0, usize::MAX);
-        assert_eq!(all.len() as u64, BLOCK * 3);
-        assert!(all[10..(BLOCK * 2 + 10) as usize].iter().all(|&b| b == 0));
-        assert_eq!(all[(BLOCK * 2 + 10) as usize], 1);
-        assert_eq!(c.seek_hole(0).unwrap(), 10);
-        assert_eq!(c.seek_data(BLOCK).unwrap(), BLOCK * 2);
+        let data = noise(8 << 20, 5);
+        c.write(0, &data).unwrap();
+        c.commit(&chunker, &store).unwrap();
+        c.write(data.len() as u64, &[1u8; 4096]).unwrap();
+        let done = c.commit(&chunker, &store).unwrap();
+        assert!(
+            done.chunked_bytes <= (chunker.max + 4096) as u64,
+            "{}",
+            done.chunked_bytes
+        );
     }
 
     #[test]
-    fn efbig_past_the_largest_size() {
+    fn a_small_edit_reuses_the_other_chunks() {
+        let store = BlobStore::new();
+        let chunker = Chunker::default();
         let mut c = FileContent::default();
-        assert_eq!(c.write(MAX_FILE_SIZE, b"x"), Err(Errno::EFBIG));
-        assert_eq!(c.write(u64::MAX - 1, b"xx"), Err(Errno::EFBIG));
-        assert_eq!(c.truncate(MAX_FILE_SIZE + 1), Err(Errno::EFBIG));
+        let data = noise(4 << 20, 11);
+        c.write(0, &data).unwrap();
+        let one = c.commit(&chunker, &store).unwrap();
+        c.write(2 << 20, b"edit").unwrap();
+        let two = c.commit(&chunker, &store).unwrap();
+        assert!(
+            two.chunked_bytes <= 3 * chunker.max as u64,
+            "{}",
+            two.chunked_bytes
+        );
+        assert!(two.new_bytes <= 2 * chunker.max as u64);
+        let mut whole = FileContent::default();
+        let mut edited = data.clone();
+        edited[2 << 20..(2 << 20) + 4].copy_from_slice(b"edit");
+        whole.write(0, &edited).unwrap();
+        let fresh = whole.commit(&chunker, &store).unwrap();
+        assert_eq!(fresh.recipe, two.recipe);
+        drop((one, two, fresh));
     }
 }

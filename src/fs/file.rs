@@ -6,6 +6,8 @@ use std::time::SystemTime;
 use super::attr::FileKind;
 use super::content::checked_end;
 use super::error::{Errno, Result};
+use super::inode::Inode;
+use super::version::CommitCause;
 use super::{is_writable, Fs};
 
 /// `fallocate` modes memfs knows (the rest answer EOPNOTSUPP, as on tmpfs).
@@ -30,7 +32,7 @@ impl Fs {
             let (meta, content) = data.file_mut()?;
             let delta = content.truncate(0)?;
             meta.touch_modified(SystemTime::now());
-            self.add_stored(delta);
+            self.add_dirty(delta);
         }
         let fh = self.new_handle(inode, flags);
         if writable && flags & libc::O_TRUNC != 0 {
@@ -55,24 +57,58 @@ impl Fs {
             let (meta, content) = data.file_mut()?;
             let delta = content.write(offset, bytes)?;
             meta.touch_modified(SystemTime::now());
-            self.add_stored(delta);
+            self.add_dirty(delta);
         }
         handle.wrote.store(true, Ordering::Release);
         Ok(written)
     }
 
-    /// `close(2)` of one file descriptor of the handle.
-    pub fn flush(&self, fh: u64) -> Result<()> {
-        self.handle(fh).map(|_| ())
+    /// `close(2)` of one file descriptor of the handle. A handle that may write commits
+    /// the file's changes as a new version (close-to-open); returns its number.
+    pub fn flush(&self, fh: u64) -> Result<Option<u64>> {
+        let handle = self.handle(fh)?;
+        if !is_writable(handle.flags) {
+            return Ok(None);
+        }
+        Ok(self.commit(&handle.inode, CommitCause::Close))
     }
 
-    pub fn fsync(&self, fh: u64, _datasync: bool) -> Result<()> {
-        self.handle(fh).map(|_| ())
+    /// `fsync`: commits the file's changes as a new version; returns its number.
+    pub fn fsync(&self, fh: u64, _datasync: bool) -> Result<Option<u64>> {
+        let handle = self.handle(fh)?;
+        Ok(self.commit(&handle.inode, CommitCause::Fsync))
     }
 
-    /// The last close of a handle.
-    pub fn release(&self, fh: u64) -> Result<()> {
-        self.drop_handle(fh).map(|_| ())
+    /// The last close of a handle. Changes that reached memfs after the last flush (the
+    /// kernel writing back mmap'd pages) are committed here.
+    pub fn release(&self, fh: u64) -> Result<Option<u64>> {
+        let handle = self.drop_handle(fh)?;
+        if !is_writable(handle.flags) {
+            return Ok(None);
+        }
+        Ok(self.commit(&handle.inode, CommitCause::Close))
+    }
+
+    /// Commits a file's uncommitted changes as a new version, if there are any. Returns the
+    /// new version's number.
+    pub(super) fn commit(&self, inode: &Inode, cause: CommitCause) -> Option<u64> {
+        let mut data = inode.data.write();
+        let state = data.file_state_mut().ok()?;
+        if !state.content.is_dirty() {
+            return None;
+        }
+        let before = state.content.dirty_bytes();
+        let committed = state.content.commit(&self.config().chunker, self.store());
+        self.add_dirty(-(before as i64));
+        let committed = committed?;
+        let number = state.history.push(
+            committed.recipe,
+            cause,
+            committed.new_bytes,
+            SystemTime::now(),
+            self.config().keep_versions,
+        );
+        Some(number)
     }
 
     pub fn fallocate(&self, fh: u64, offset: u64, len: u64, mode: i32) -> Result<()> {
@@ -88,13 +124,13 @@ impl Fs {
             0 => {
                 if end > content.size() {
                     let delta = content.truncate(end)?;
-                    self.add_stored(delta);
+                    self.add_dirty(delta);
                 }
             }
             FALLOC_FL_KEEP_SIZE => {}
             m if m == FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE => {
                 let delta = content.punch_hole(offset, len);
-                self.add_stored(delta);
+                self.add_dirty(delta);
             }
             _ => return Err(Errno::EOPNOTSUPP),
         }

@@ -11,6 +11,7 @@ use super::attr::{Attr, FileKind};
 use super::content::FileContent;
 use super::dir::Directory;
 use super::error::{Errno, Result};
+use super::version::History;
 
 /// Size `stat` shows for a directory: 20 bytes per entry plus "." and "..", as tmpfs does.
 const DIRENT_SIZE: u64 = 20;
@@ -54,9 +55,16 @@ impl Meta {
     }
 }
 
+/// A regular file: its live bytes and its committed versions.
+#[derive(Debug, Default)]
+pub struct FileState {
+    pub content: FileContent,
+    pub history: History,
+}
+
 #[derive(Debug)]
 pub enum Body {
-    File(FileContent),
+    File(FileState),
     Dir(Directory),
     Symlink(Box<[u8]>),
     /// FIFOs, sockets and device nodes: only their metadata lives here.
@@ -86,7 +94,7 @@ impl InodeData {
 
     pub fn file(&self) -> Result<&FileContent> {
         match &self.body {
-            Body::File(c) => Ok(c),
+            Body::File(f) => Ok(&f.content),
             Body::Dir(_) => Err(Errno::EISDIR),
             _ => Err(Errno::EINVAL),
         }
@@ -94,7 +102,15 @@ impl InodeData {
 
     pub fn file_mut(&mut self) -> Result<(&mut Meta, &mut FileContent)> {
         match &mut self.body {
-            Body::File(c) => Ok((&mut self.meta, c)),
+            Body::File(f) => Ok((&mut self.meta, &mut f.content)),
+            Body::Dir(_) => Err(Errno::EISDIR),
+            _ => Err(Errno::EINVAL),
+        }
+    }
+
+    pub fn file_state_mut(&mut self) -> Result<&mut FileState> {
+        match &mut self.body {
+            Body::File(f) => Ok(f),
             Body::Dir(_) => Err(Errno::EISDIR),
             _ => Err(Errno::EINVAL),
         }
@@ -149,7 +165,7 @@ impl Inode {
 pub fn attr_of(ino: u64, kind: FileKind, data: &InodeData) -> Attr {
     let m = &data.meta;
     let (size, blocks) = match &data.body {
-        Body::File(c) => (c.size(), c.allocated().div_ceil(4096) * 8),
+        Body::File(f) => (f.content.size(), f.content.allocated().div_ceil(4096) * 8),
         Body::Dir(d) => ((d.len() as u64 + 2) * DIRENT_SIZE, 0),
         Body::Symlink(t) => (t.len() as u64, 0),
         Body::Special => (0, 0),

@@ -1,11 +1,13 @@
 //! Attributes: getattr, setattr, access, statfs and extended attributes, including the
 //! virtual `user.memfs.descendants`.
 
+use std::sync::atomic::Ordering;
 use std::time::SystemTime;
 
 use super::attr::{Attr, Caller, FileKind, SetAttr, SetTime, StatFs};
 use super::error::{Errno, Result};
 use super::inode::{attr_of, Body};
+use super::version::CommitCause;
 use super::{Fs, NAME_MAX};
 
 /// The virtual extended attribute holding a directory's descendant count.
@@ -32,9 +34,11 @@ impl Fs {
         if let Some(size) = set.size {
             let (meta, content) = data.file_mut()?;
             let delta = content.truncate(size)?;
-            self.add_stored(delta);
+            self.add_dirty(delta);
             meta.touch_modified(now);
         }
+        // A truncate with no writer open has no close to commit it: commit it now.
+        let commit_now = set.size.is_some() && inode.writers.load(Ordering::Acquire) == 0;
         let meta = &mut data.meta;
         if let Some(mode) = set.mode {
             meta.perm = (mode & 0o7777) as u16;
@@ -56,7 +60,12 @@ impl Fs {
             meta.mtime = resolve(t);
         }
         meta.ctime = set.ctime.unwrap_or(now);
-        Ok(attr_of(ino, inode.kind, &data))
+        let attr = attr_of(ino, inode.kind, &data);
+        drop(data);
+        if commit_now {
+            self.commit(&inode, CommitCause::Truncate);
+        }
+        Ok(attr)
     }
 
     /// `access(2)`: whether `caller` may do `mask` (`R_OK|W_OK|X_OK`, or `F_OK`).

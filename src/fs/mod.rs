@@ -20,11 +20,13 @@ mod file;
 mod inode;
 mod meta;
 mod namespace;
+mod version;
 
 pub use attr::{Attr, Caller, DirEntry, FileKind, RenameMode, SetAttr, SetTime, StatFs};
-pub use content::{FileContent, BLOCK, MAX_FILE_SIZE};
+pub use content::{FileContent, MAX_FILE_SIZE};
 pub use error::{Errno, Result};
 pub use meta::DESCENDANTS_XATTR;
+pub use version::{CommitCause, History, Version};
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -33,11 +35,15 @@ use std::time::SystemTime;
 use dashmap::DashMap;
 use parking_lot::RwLock;
 
+use crate::store::{BlobStore, Chunker};
+
 use dir::Directory;
 use inode::{Body, Inode, Meta};
 
 /// The inode number of the root directory.
 pub const ROOT_INO: u64 = 1;
+/// Versions kept per file unless configured otherwise.
+pub const DEFAULT_KEEP_VERSIONS: usize = 16;
 /// The longest name of a directory entry, in bytes.
 pub const NAME_MAX: usize = 255;
 /// The longest symlink target, in bytes.
@@ -52,6 +58,10 @@ pub struct FsConfig {
     pub root_perm: u16,
     /// Bytes statfs reports as the size of the file system.
     pub capacity: u64,
+    /// How file contents are cut into chunks.
+    pub chunker: Chunker,
+    /// Versions kept per file (the oldest are dropped, freeing chunks only they held).
+    pub keep_versions: usize,
     /// Writes may wait in a cache above the core (the kernel's writeback cache), so what
     /// the core holds of a file open for writing may be behind what its writer wrote.
     pub writes_cached_above: bool,
@@ -65,6 +75,8 @@ impl Default for FsConfig {
             root_perm: 0o755,
             capacity: 1 << 40,
             writes_cached_above: false,
+            chunker: Chunker::default(),
+            keep_versions: DEFAULT_KEEP_VERSIONS,
         }
     }
 }
@@ -85,8 +97,9 @@ pub struct Fs {
     handles: DashMap<u64, Arc<Handle>>,
     next_fh: AtomicU64,
     tree_lock: RwLock<()>,
-    /// Bytes held by all file contents.
-    stored_bytes: AtomicU64,
+    /// Uncommitted bytes held by all file contents.
+    dirty_bytes: AtomicU64,
+    store: Arc<BlobStore>,
     config: FsConfig,
 }
 
@@ -110,7 +123,8 @@ impl Fs {
             handles: DashMap::new(),
             next_fh: AtomicU64::new(1),
             tree_lock: RwLock::new(()),
-            stored_bytes: AtomicU64::new(0),
+            dirty_bytes: AtomicU64::new(0),
+            store: BlobStore::new(),
             config,
         }
     }
@@ -201,18 +215,23 @@ impl Fs {
         1 + inode.descendants() as i64
     }
 
-    fn add_stored(&self, delta: i64) {
+    fn add_dirty(&self, delta: i64) {
         if delta > 0 {
-            self.stored_bytes.fetch_add(delta as u64, Ordering::Relaxed);
+            self.dirty_bytes.fetch_add(delta as u64, Ordering::Relaxed);
         } else if delta < 0 {
-            self.stored_bytes
+            self.dirty_bytes
                 .fetch_sub(delta.unsigned_abs(), Ordering::Relaxed);
         }
     }
 
-    /// Bytes held by all file contents.
+    /// Bytes held for file contents: unique chunks in the store plus uncommitted data.
     pub fn stored_bytes(&self) -> u64 {
-        self.stored_bytes.load(Ordering::Relaxed)
+        self.store.stats().stored_bytes + self.dirty_bytes.load(Ordering::Relaxed)
+    }
+
+    /// The blob store.
+    pub fn store(&self) -> &Arc<BlobStore> {
+        &self.store
     }
 
     /// Number of live inodes (including the root).

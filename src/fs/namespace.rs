@@ -7,8 +7,8 @@ use std::time::SystemTime;
 use super::attr::{Attr, Caller, DirEntry, FileKind, RenameMode};
 use super::dir::Directory;
 use super::error::{Errno, Result};
-use super::inode::{attr_of, Body, Inode, InodeData, Meta};
-use super::{check_name, FileContent, Fs, NAME_MAX, PATH_MAX, ROOT_INO};
+use super::inode::{attr_of, Body, FileState, Inode, InodeData, Meta};
+use super::{check_name, Fs, NAME_MAX, PATH_MAX, ROOT_INO};
 
 /// How many entries `readdir` collects under the directory lock before handing them out.
 const READDIR_BATCH: usize = 128;
@@ -107,7 +107,7 @@ impl Fs {
     ) -> Result<Attr> {
         let kind = FileKind::from_mode(mode).ok_or(Errno::EINVAL)?;
         let body = match kind {
-            FileKind::Regular => Body::File(FileContent::default()),
+            FileKind::Regular => Body::File(FileState::default()),
             FileKind::Directory | FileKind::Symlink => return Err(Errno::EINVAL),
             _ => Body::Special,
         };
@@ -147,7 +147,7 @@ impl Fs {
         flags: i32,
         caller: Caller,
     ) -> Result<(Attr, u64)> {
-        let body = Body::File(FileContent::default());
+        let body = Body::File(FileState::default());
         match self.create_node(parent, name, FileKind::Regular, mode, 0, body, caller) {
             Ok(inode) => {
                 let attr = inode.attr();

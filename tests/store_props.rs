@@ -1,0 +1,173 @@
+//! Property tests of file contents over the deduplicated store, against a plain Vec<u8>:
+//! reads see every write, every version's bytes hash back to its recipe, reference counts
+//! equal a recount over the live recipes, and a recipe does not depend on edit history.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use memfs::fs::FileContent;
+use memfs::store::{BlobStore, Chunker, ChunkerKind, PieceData, Recipe, RecipeRef};
+use proptest::prelude::*;
+
+#[derive(Clone, Debug)]
+enum Op {
+    Write { offset: u64, len: usize, seed: u8 },
+    Truncate(u64),
+    PunchHole { offset: u64, len: u64 },
+    Commit,
+}
+
+/// Small chunk sizes so that files of a few hundred KiB have many chunks.
+fn chunker(kind: ChunkerKind) -> Chunker {
+    Chunker::new(kind, 256, 1024, 4096).unwrap()
+}
+
+fn op(max: u64) -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => (0..max, 1usize..20_000, any::<u8>()).prop_map(|(offset, len, seed)| Op::Write { offset, len, seed }),
+        1 => (0..max).prop_map(Op::Truncate),
+        1 => (0..max, 1..max / 4).prop_map(|(offset, len)| Op::PunchHole { offset, len }),
+        2 => Just(Op::Commit),
+    ]
+}
+
+/// Bytes with some repetition (so chunks dedup) and some zeros.
+fn bytes(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| match seed % 4 {
+            0 => 0,
+            1 => (i % 251) as u8,
+            _ => {
+                ((i as u64)
+                    .wrapping_mul(2654435761)
+                    .wrapping_add(seed as u64)
+                    >> 13) as u8
+            }
+        })
+        .collect()
+}
+
+fn apply(model: &mut Vec<u8>, content: &mut FileContent, op: &Op) {
+    match *op {
+        Op::Write { offset, len, seed } => {
+            let data = bytes(len, seed);
+            content.write(offset, &data).unwrap();
+            let end = offset as usize + len;
+            if model.len() < end {
+                model.resize(end, 0);
+            }
+            model[offset as usize..end].copy_from_slice(&data);
+        }
+        Op::Truncate(size) => {
+            content.truncate(size).unwrap();
+            model.resize(size as usize, 0);
+        }
+        Op::PunchHole { offset, len } => {
+            content.punch_hole(offset, len);
+            let end = ((offset + len) as usize).min(model.len());
+            if (offset as usize) < end {
+                model[offset as usize..end].fill(0);
+            }
+        }
+        Op::Commit => {}
+    }
+}
+
+/// The bytes a recipe stands for, checking that every chunk hashes to its name.
+fn recipe_bytes(recipe: &Recipe) -> Vec<u8> {
+    let mut out = Vec::with_capacity(recipe.size() as usize);
+    for p in recipe.pieces() {
+        assert_eq!(p.start, out.len() as u64, "pieces are contiguous");
+        match &p.data {
+            PieceData::Zeros => out.resize(out.len() + p.len as usize, 0),
+            PieceData::Chunk(blob) => {
+                assert_eq!(blake3::hash(blob.bytes()).as_bytes(), blob.hash());
+                assert_eq!(blob.len() as u64, p.len);
+                out.extend_from_slice(blob.bytes());
+            }
+        }
+    }
+    out
+}
+
+/// Every blob's reference count equals its number of uses in the distinct live recipes.
+fn check_refcounts(store: &BlobStore, recipes: &[RecipeRef]) {
+    let mut seen = std::collections::HashSet::new();
+    let mut uses: HashMap<[u8; 32], usize> = HashMap::new();
+    for r in recipes {
+        if !seen.insert(Arc::as_ptr(r)) {
+            continue;
+        }
+        for p in r.pieces() {
+            if let PieceData::Chunk(b) = &p.data {
+                *uses.entry(*b.hash()).or_default() += 1;
+            }
+        }
+    }
+    let blobs = store.blobs();
+    assert_eq!(blobs.len(), uses.len(), "blobs in the store vs blobs used");
+    for b in blobs {
+        // `b` itself is one more reference.
+        assert_eq!(b.refcount() - 1, uses[b.hash()], "refcount of a blob");
+    }
+}
+
+fn run(ops: &[Op], kind: ChunkerKind) {
+    let store = BlobStore::new();
+    let chunker = chunker(kind);
+    let mut content = FileContent::default();
+    let mut model = Vec::new();
+    let mut versions: Vec<(RecipeRef, Vec<u8>)> = Vec::new();
+    for op in ops.iter().chain([Op::Commit].iter()) {
+        apply(&mut model, &mut content, op);
+        assert_eq!(content.size(), model.len() as u64);
+        assert_eq!(content.read(0, usize::MAX), model, "read after {op:?}");
+        if let Op::Commit = op {
+            if let Some(done) = content.commit(&chunker, &store) {
+                versions.push((done.recipe, model.clone()));
+            }
+            assert!(!content.is_dirty());
+            assert_eq!(content.read(0, usize::MAX), model, "read after commit");
+        }
+    }
+    for (recipe, expected) in &versions {
+        assert_eq!(&recipe_bytes(recipe), expected, "version bytes");
+    }
+    let mut live: Vec<RecipeRef> = versions.iter().map(|(r, _)| r.clone()).collect();
+    live.push(content.base().clone());
+    check_refcounts(&store, &live);
+
+    // The same final bytes written in one go give the same chunks.
+    let mut fresh = FileContent::default();
+    fresh.write(0, &model).unwrap();
+    fresh.commit(&chunker, &store);
+    let z = chunker.zero_cut() as u64;
+    assert_eq!(
+        fresh.base().boundaries(z),
+        content.base().boundaries(z),
+        "boundaries depend on history"
+    );
+    assert_eq!(**fresh.base(), **content.base());
+
+    drop((versions, live, content, fresh));
+    assert_eq!(
+        store.stats().blobs,
+        0,
+        "store empty once every recipe is gone"
+    );
+    assert_eq!(store.stats().stored_bytes, 0);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+    #[test]
+    fn fastcdc_contents_match_a_plain_model(ops in prop::collection::vec(op(300_000), 1..40)) {
+        run(&ops, ChunkerKind::FastCdc);
+    }
+
+    #[test]
+    fn fixed_contents_match_a_plain_model(ops in prop::collection::vec(op(300_000), 1..40)) {
+        run(&ops, ChunkerKind::Fixed);
+    }
+}
