@@ -162,7 +162,7 @@ mount_target() {
     PIDS+=("$CUR_PID")
     MOUNTED+=("$dir")
     for i in $(seq 200); do
-        if grep -q "mounted at" "$log" && mountpoint -q "$dir"; then return 0; fi
+        if grep -qs "mounted at" "$log" && mountpoint -q "$dir"; then return 0; fi
         kill -0 "$CUR_PID" 2>/dev/null || break
         sleep 0.05
     done

@@ -9,6 +9,7 @@ command -v git >/dev/null || need+=(git)
 command -v cc >/dev/null || need+=(build-essential)
 command -v make >/dev/null || need+=(make)
 command -v fusermount3 >/dev/null || need+=(fuse3)
+command -v python3 >/dev/null || need+=(python3) # tests/versions.rs writes files with it
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then
         echo "test.sh: missing ${need[*]}; install them (apt-get install -y ${need[*]})" >&2

@@ -184,7 +184,17 @@ impl MemFuse {
     }
 
     fn entry(&self, reply: ReplyEntry, attr: Attr) {
-        reply.entry(&self.options.ttl, &file_attr(&attr), Generation(0));
+        reply.entry(&self.ttl(attr.ino), &file_attr(&attr), Generation(0));
+    }
+
+    /// How long the kernel may cache an inode's attributes: the mount's TTL, but nothing for
+    /// the control files under `.memfs`, which change without the kernel seeing it.
+    fn ttl(&self, ino: u64) -> Duration {
+        if fs::is_virtual(ino) {
+            Duration::ZERO
+        } else {
+            self.options.ttl
+        }
     }
 
     /// "No such name", as an entry with node id 0: the kernel caches the miss for the TTL
@@ -260,7 +270,7 @@ impl Filesystem for MemFuse {
             "getattr",
             reply,
             |_| self.fs.getattr(ino.0),
-            |r, a| r.attr(&self.options.ttl, &file_attr(&a)),
+            |r, a| r.attr(&self.ttl(a.ino), &file_attr(&a)),
         );
     }
 
@@ -440,7 +450,15 @@ impl Filesystem for MemFuse {
             "open",
             reply,
             |_| self.fs.open(ino.0, flags.0),
-            |r, fh| r.opened(FileHandle(fh), FopenFlags::empty()),
+            |r, fh| {
+                // Generated files (stats.json) have no size until read: bypass the cache.
+                let flags = if self.fs.is_generated(ino.0) {
+                    FopenFlags::FOPEN_DIRECT_IO
+                } else {
+                    FopenFlags::empty()
+                };
+                r.opened(FileHandle(fh), flags)
+            },
         );
     }
 
@@ -565,7 +583,6 @@ impl Filesystem for MemFuse {
         offset: u64,
         reply: ReplyDirectoryPlus,
     ) {
-        let ttl = self.options.ttl;
         self.serve(
             "readdirplus",
             reply,
@@ -575,7 +592,7 @@ impl Filesystem for MemFuse {
                         INodeNo(e.ino),
                         e.offset,
                         OsStr::from_bytes(&e.name),
-                        &ttl,
+                        &self.ttl(e.ino),
                         &file_attr(a),
                         Generation(0),
                     )

@@ -11,6 +11,7 @@ use memfs::fuse::KernelOptions;
 use memfs::mount::{self, MountConfig};
 
 mod explore;
+mod history;
 mod tree;
 
 #[derive(Parser)]
@@ -33,6 +34,17 @@ enum Command {
         /// Show directories at most this deep below PATH.
         #[arg(long)]
         depth: Option<usize>,
+    },
+    /// List the versions memfs keeps of a file.
+    Log { path: PathBuf },
+    /// Make version N of a file its current content (committed as a new version).
+    Restore { path: PathBuf, version: u64 },
+    /// Show the blob, dedup and memory statistics of a live mount.
+    Stats {
+        mount: PathBuf,
+        /// Print the raw JSON of .memfs/stats.json.
+        #[arg(long)]
+        json: bool,
     },
     /// Chunk FILE and list its chunks; with EDITED, compare fixed-size and FastCDC chunking
     /// of the two versions.
@@ -100,6 +112,14 @@ struct MountArgs {
     /// Share one /dev/fuse descriptor among threads instead of one each.
     #[arg(long)]
     no_clone_fd: bool,
+    #[command(flatten)]
+    chunking: ChunkArgs,
+    /// Versions kept per file; older ones are dropped with the chunks only they held.
+    #[arg(long, default_value_t = memfs::fs::DEFAULT_KEEP_VERSIONS)]
+    keep_versions: usize,
+    /// Write the final statistics (JSON) to this file at unmount.
+    #[arg(long)]
+    stats_out: Option<PathBuf>,
 }
 
 fn init_logging(verbose: u8) {
@@ -132,6 +152,9 @@ fn run(cli: Cli) -> Result<()> {
                 threads,
                 allow_other: args.allow_other,
                 clone_fd: !args.no_clone_fd,
+                chunker: args.chunking.chunker()?,
+                keep_versions: args.keep_versions,
+                stats_out: args.stats_out,
                 kernel: KernelOptions {
                     ttl: std::time::Duration::from_secs_f64(args.ttl),
                     writeback_cache: !args.no_writeback_cache,
@@ -141,6 +164,9 @@ fn run(cli: Cli) -> Result<()> {
             })
         }
         Command::Tree { path, depth } => tree::print(&path, depth),
+        Command::Log { path } => history::log(&path),
+        Command::Restore { path, version } => history::restore(&path, version),
+        Command::Stats { mount, json } => history::stats(&mount, json),
         Command::Chunks {
             file,
             edited,

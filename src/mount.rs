@@ -15,6 +15,7 @@ use tracing::{info, warn};
 
 use crate::fs::{Fs, FsConfig};
 use crate::fuse::{KernelOptions, MemFuse};
+use crate::store::Chunker;
 
 #[derive(Clone, Debug)]
 pub struct MountConfig {
@@ -26,6 +27,10 @@ pub struct MountConfig {
     /// Give each thread its own /dev/fuse descriptor.
     pub clone_fd: bool,
     pub kernel: KernelOptions,
+    pub chunker: Chunker,
+    pub keep_versions: usize,
+    /// Where to write the final statistics (JSON) at unmount.
+    pub stats_out: Option<PathBuf>,
 }
 
 /// Checks that `path` can be mounted on, and returns its canonical form.
@@ -92,10 +97,20 @@ fn unescape_mountinfo(field: &str) -> Vec<u8> {
 /// Mounts a fresh, empty memfs and serves it until it is unmounted.
 pub fn run(config: MountConfig) -> Result<()> {
     let mountpoint = check_mountpoint(&config.mountpoint)?;
+    if let Some(path) = &config.stats_out {
+        // Fail now, not after hours of work, if the stats file cannot be written.
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .with_context(|| format!("stats file {}", path.display()))?;
+    }
     let fs = Arc::new(Fs::new(FsConfig {
         uid: unsafe { libc::geteuid() },
         gid: unsafe { libc::getegid() },
         writes_cached_above: config.kernel.writeback_cache,
+        chunker: config.chunker.clone(),
+        keep_versions: config.keep_versions,
         ..FsConfig::default()
     }));
     let adapter = MemFuse::new(fs.clone(), config.kernel.clone());
@@ -150,6 +165,11 @@ pub fn run(config: MountConfig) -> Result<()> {
     let served = session.run();
     signal_handle.close();
     let _ = watcher.join();
+    if let Some(path) = &config.stats_out {
+        let json = serde_json::to_vec_pretty(&fs.stats())?;
+        std::fs::write(path, json)
+            .with_context(|| format!("writing stats to {}", path.display()))?;
+    }
     served.with_context(|| format!("serving {}", mountpoint.display()))?;
     info!(
         inodes = fs.inode_count(),

@@ -5,6 +5,7 @@ use std::time::SystemTime;
 
 use super::attr::FileKind;
 use super::content::checked_end;
+use super::control::is_virtual;
 use super::error::{Errno, Result};
 use super::inode::Inode;
 use super::version::CommitCause;
@@ -20,6 +21,9 @@ const COPY_PIECE: u64 = 1 << 20;
 impl Fs {
     /// Opens a regular file. `O_TRUNC` on a writable open empties it.
     pub fn open(&self, ino: u64, flags: i32) -> Result<u64> {
+        if is_virtual(ino) {
+            return self.control_open(ino, flags);
+        }
         let inode = self.inode(ino)?;
         match inode.kind {
             FileKind::Regular => {}
@@ -44,6 +48,9 @@ impl Fs {
     }
 
     pub fn read(&self, fh: u64, offset: u64, size: u32) -> Result<Vec<u8>> {
+        if let Some(bytes) = self.control_read(fh, offset, size) {
+            return Ok(bytes);
+        }
         let handle = self.handle(fh)?;
         let data = handle.inode.data.read();
         Ok(data.file()?.read(offset, size as usize))
@@ -66,6 +73,9 @@ impl Fs {
     /// `close(2)` of one file descriptor of the handle. A handle that may write commits
     /// the file's changes as a new version (close-to-open); returns its number.
     pub fn flush(&self, fh: u64) -> Result<Option<u64>> {
+        if self.control_handle(fh, false) {
+            return Ok(None);
+        }
         let handle = self.handle(fh)?;
         if !is_writable(handle.flags) {
             return Ok(None);
@@ -75,6 +85,9 @@ impl Fs {
 
     /// `fsync`: commits the file's changes as a new version; returns its number.
     pub fn fsync(&self, fh: u64, _datasync: bool) -> Result<Option<u64>> {
+        if self.control_handle(fh, false) {
+            return Ok(None);
+        }
         let handle = self.handle(fh)?;
         Ok(self.commit(&handle.inode, CommitCause::Fsync))
     }
@@ -82,6 +95,9 @@ impl Fs {
     /// The last close of a handle. Changes that reached memfs after the last flush (the
     /// kernel writing back mmap'd pages) are committed here.
     pub fn release(&self, fh: u64) -> Result<Option<u64>> {
+        if self.control_handle(fh, true) {
+            return Ok(None);
+        }
         let handle = self.drop_handle(fh)?;
         if !is_writable(handle.flags) {
             return Ok(None);

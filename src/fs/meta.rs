@@ -5,6 +5,7 @@ use std::sync::atomic::Ordering;
 use std::time::SystemTime;
 
 use super::attr::{Attr, Caller, FileKind, SetAttr, SetTime, StatFs};
+use super::control::{is_virtual, VERSIONS_XATTR};
 use super::error::{Errno, Result};
 use super::inode::{attr_of, Body};
 use super::version::CommitCause;
@@ -24,10 +25,16 @@ const BLOCK_SIZE: u64 = 4096;
 
 impl Fs {
     pub fn getattr(&self, ino: u64) -> Result<Attr> {
+        if is_virtual(ino) {
+            return self.control_attr(ino);
+        }
         Ok(self.inode(ino)?.attr())
     }
 
     pub fn setattr(&self, ino: u64, set: &SetAttr) -> Result<Attr> {
+        if is_virtual(ino) {
+            return Err(Errno::EROFS);
+        }
         let inode = self.inode(ino)?;
         let now = SystemTime::now();
         let mut data = inode.data.write();
@@ -71,6 +78,9 @@ impl Fs {
     /// `access(2)`: whether `caller` may do `mask` (`R_OK|W_OK|X_OK`, or `F_OK`).
     pub fn access(&self, ino: u64, mask: i32, caller: Caller) -> Result<()> {
         let attr = self.getattr(ino)?;
+        if is_virtual(ino) && mask & libc::W_OK != 0 {
+            return Err(Errno::EROFS);
+        }
         if mask == libc::F_OK {
             return Ok(());
         }
@@ -110,7 +120,10 @@ impl Fs {
 
     pub fn setxattr(&self, ino: u64, name: &[u8], value: &[u8], flags: i32) -> Result<()> {
         check_xattr_name(name)?;
-        if name == DESCENDANTS_XATTR {
+        if is_virtual(ino) {
+            return Err(Errno::EROFS);
+        }
+        if name == DESCENDANTS_XATTR || name == VERSIONS_XATTR {
             return Err(Errno::EPERM);
         }
         if value.len() > XATTR_SIZE_MAX {
@@ -134,9 +147,15 @@ impl Fs {
 
     pub fn getxattr(&self, ino: u64, name: &[u8]) -> Result<Vec<u8>> {
         check_xattr_name(name)?;
+        if is_virtual(ino) {
+            return Err(Errno::ENODATA);
+        }
         let inode = self.inode(ino)?;
         if name == DESCENDANTS_XATTR && inode.kind == FileKind::Directory {
             return Ok(inode.descendants().to_string().into_bytes());
+        }
+        if name == VERSIONS_XATTR && inode.kind == FileKind::Regular {
+            return serde_json::to_vec(&self.versions(ino)?).map_err(|_| Errno::EIO);
         }
         let data = inode.data.read();
         data.meta
@@ -149,6 +168,9 @@ impl Fs {
 
     /// Names of the stored extended attributes, each followed by a NUL byte.
     pub fn listxattr(&self, ino: u64) -> Result<Vec<u8>> {
+        if is_virtual(ino) {
+            return Ok(Vec::new());
+        }
         let inode = self.inode(ino)?;
         let data = inode.data.read();
         let mut out = Vec::new();
@@ -161,7 +183,10 @@ impl Fs {
 
     pub fn removexattr(&self, ino: u64, name: &[u8]) -> Result<()> {
         check_xattr_name(name)?;
-        if name == DESCENDANTS_XATTR {
+        if is_virtual(ino) {
+            return Err(Errno::EROFS);
+        }
+        if name == DESCENDANTS_XATTR || name == VERSIONS_XATTR {
             return Err(Errno::EPERM);
         }
         let inode = self.inode(ino)?;

@@ -14,6 +14,7 @@
 
 mod attr;
 mod content;
+mod control;
 mod dir;
 mod error;
 mod file;
@@ -24,6 +25,7 @@ mod version;
 
 pub use attr::{Attr, Caller, DirEntry, FileKind, RenameMode, SetAttr, SetTime, StatFs};
 pub use content::{FileContent, MAX_FILE_SIZE};
+pub use control::{is_virtual, Stats, VersionInfo, CONTROL_NAME, VERSIONS_XATTR};
 pub use error::{Errno, Result};
 pub use meta::DESCENDANTS_XATTR;
 pub use version::{CommitCause, History, Version};
@@ -95,6 +97,8 @@ pub struct Fs {
     inodes: DashMap<u64, Arc<Inode>>,
     next_ino: AtomicU64,
     handles: DashMap<u64, Arc<Handle>>,
+    /// Open files and directories under `.memfs`.
+    virtual_handles: DashMap<u64, Arc<control::VirtualFile>>,
     next_fh: AtomicU64,
     tree_lock: RwLock<()>,
     /// Uncommitted bytes held by all file contents.
@@ -121,6 +125,7 @@ impl Fs {
             inodes,
             next_ino: AtomicU64::new(ROOT_INO + 1),
             handles: DashMap::new(),
+            virtual_handles: DashMap::new(),
             next_fh: AtomicU64::new(1),
             tree_lock: RwLock::new(()),
             dirty_bytes: AtomicU64::new(0),
@@ -287,6 +292,14 @@ impl Fs {
         let _tree = self.tree_lock.write();
         walk(self, ROOT_INO).map(|_| ())
     }
+}
+
+/// EROFS for anything under `.memfs`, and for `.memfs` itself as a name in the root.
+fn refuse_control(parent: u64, name: &[u8]) -> Result<()> {
+    if is_virtual(parent) || (parent == ROOT_INO && name == CONTROL_NAME) {
+        return Err(Errno::EROFS);
+    }
+    Ok(())
 }
 
 /// Whether `open(2)` flags allow writing.

@@ -5,10 +5,11 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use super::attr::{Attr, Caller, DirEntry, FileKind, RenameMode};
+use super::control::{is_virtual, CONTROL_INO, CONTROL_NAME};
 use super::dir::Directory;
 use super::error::{Errno, Result};
 use super::inode::{attr_of, Body, FileState, Inode, InodeData, Meta};
-use super::{check_name, Fs, NAME_MAX, PATH_MAX, ROOT_INO};
+use super::{check_name, refuse_control, Fs, NAME_MAX, PATH_MAX, ROOT_INO};
 
 /// How many entries `readdir` collects under the directory lock before handing them out.
 const READDIR_BATCH: usize = 128;
@@ -18,6 +19,12 @@ impl Fs {
     pub fn lookup(&self, parent: u64, name: &[u8]) -> Result<Attr> {
         if name.len() > NAME_MAX {
             return Err(Errno::ENAMETOOLONG);
+        }
+        if parent == ROOT_INO && name == CONTROL_NAME {
+            return self.control_attr(CONTROL_INO);
+        }
+        if is_virtual(parent) {
+            return self.control_lookup(parent, name);
         }
         let dir = self.inode(parent)?;
         let child = {
@@ -34,6 +41,9 @@ impl Fs {
 
     /// Drops `n` kernel references to `ino`.
     pub fn forget(&self, ino: u64, n: u64) {
+        if is_virtual(ino) {
+            return;
+        }
         let Ok(inode) = self.inode(ino) else { return };
         let prev = inode
             .lookups
@@ -58,6 +68,12 @@ impl Fs {
         caller: Caller,
     ) -> Result<Arc<Inode>> {
         check_name(name)?;
+        if is_virtual(parent) {
+            return Err(Errno::EROFS);
+        }
+        if parent == ROOT_INO && name == CONTROL_NAME {
+            return Err(Errno::EEXIST);
+        }
         let _tree = self.tree_lock.read();
         let dir = self.inode(parent)?;
         let now = SystemTime::now();
@@ -189,6 +205,7 @@ impl Fs {
         if name.len() > NAME_MAX {
             return Err(Errno::ENAMETOOLONG);
         }
+        refuse_control(parent, name)?;
         let _tree = self.tree_lock.read();
         let dir = self.inode(parent)?;
         let now = SystemTime::now();
@@ -228,6 +245,10 @@ impl Fs {
     /// A hard link to `ino` named `name` in `parent`.
     pub fn link(&self, ino: u64, parent: u64, name: &[u8]) -> Result<Attr> {
         check_name(name)?;
+        if is_virtual(ino) {
+            return Err(Errno::EROFS);
+        }
+        refuse_control(parent, name)?;
         let _tree = self.tree_lock.read();
         let inode = self.inode(ino)?;
         if inode.kind == FileKind::Directory {
@@ -272,6 +293,8 @@ impl Fs {
             return Err(Errno::ENAMETOOLONG);
         }
         check_name(newname)?;
+        refuse_control(parent, name)?;
+        refuse_control(newparent, newname)?;
         // Moving between directories may change parent chains: run alone among namespace
         // changes, so counts move as a whole and the "into itself" check sees a still tree.
         let (_shared, _exclusive);
@@ -457,6 +480,10 @@ impl Fs {
     }
 
     pub fn opendir(&self, ino: u64, flags: i32) -> Result<u64> {
+        if is_virtual(ino) {
+            self.control_entries(ino)?;
+            return self.control_open(ino, flags);
+        }
         let inode = self.inode(ino)?;
         if inode.kind != FileKind::Directory {
             return Err(Errno::ENOTDIR);
@@ -465,6 +492,9 @@ impl Fs {
     }
 
     pub fn releasedir(&self, fh: u64) -> Result<()> {
+        if self.control_handle(fh, true) {
+            return Ok(());
+        }
         self.drop_handle(fh).map(|_| ())
     }
 
@@ -476,7 +506,44 @@ impl Fs {
         offset: u64,
         mut emit: impl FnMut(&DirEntry) -> bool,
     ) -> Result<()> {
+        if is_virtual(ino) {
+            return self.list_control(ino, offset, emit);
+        }
         self.list(ino, offset, |entry, _| emit(entry))
+    }
+
+    /// Lists a virtual directory: ".", "..", then its entries at cookies 3, 4, ...
+    fn list_control(
+        &self,
+        ino: u64,
+        offset: u64,
+        mut emit: impl FnMut(&DirEntry) -> bool,
+    ) -> Result<()> {
+        let mut entries = vec![
+            (b".".to_vec(), ino, FileKind::Directory),
+            (
+                b"..".to_vec(),
+                self.control_parent(ino),
+                FileKind::Directory,
+            ),
+        ];
+        entries.extend(self.control_entries(ino)?);
+        for (i, (name, child, kind)) in entries.into_iter().enumerate() {
+            let cookie = i as u64 + 1;
+            if cookie <= offset {
+                continue;
+            }
+            let entry = DirEntry {
+                ino: child,
+                offset: cookie,
+                kind,
+                name,
+            };
+            if emit(&entry) {
+                break;
+            }
+        }
+        Ok(())
     }
 
     /// Like `readdir`, with each entry's attributes. Every entry taken (other than "." and
@@ -487,6 +554,12 @@ impl Fs {
         offset: u64,
         mut emit: impl FnMut(&DirEntry, &Attr) -> bool,
     ) -> Result<()> {
+        if is_virtual(ino) {
+            return self.list_control(ino, offset, |e| match self.getattr(e.ino) {
+                Ok(attr) => emit(e, &attr),
+                Err(_) => false,
+            });
+        }
         self.list(ino, offset, |entry, inode| {
             let Some(inode) = inode else {
                 return false;
