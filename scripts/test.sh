@@ -10,6 +10,7 @@ command -v cc >/dev/null || need+=(build-essential)
 command -v make >/dev/null || need+=(make)
 command -v fusermount3 >/dev/null || need+=(fuse3)
 command -v python3 >/dev/null || need+=(python3) # tests/versions.rs writes files with it
+[ -x /usr/bin/time ] || need+=(time)                # tests/trace.rs measures peak memory with it
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then
         echo "test.sh: missing ${need[*]}; install them (apt-get install -y ${need[*]})" >&2

@@ -18,6 +18,7 @@ use fuser::{
 use tracing::{debug, error};
 
 use crate::fs::{self, Attr, Caller, FileKind, Fs, RenameMode, SetAttr, SetTime};
+use crate::trace::{flags, Record, Tracer};
 
 /// The kernel settings memfs asks for. See README "Kernel settings" for the measurements
 /// behind the defaults.
@@ -47,6 +48,133 @@ impl Default for KernelOptions {
 pub struct MemFuse {
     fs: Arc<Fs>,
     options: KernelOptions,
+    tracer: Option<Arc<Tracer>>,
+}
+
+/// A request's arguments, as plain data: turned into a trace record only when tracing.
+#[derive(Default, Clone, Copy)]
+struct Args<'a> {
+    ino: Option<u64>,
+    parent: Option<u64>,
+    name: Option<&'a OsStr>,
+    newparent: Option<u64>,
+    newname: Option<&'a OsStr>,
+    fh: Option<u64>,
+    offset: Option<i64>,
+    size: Option<u64>,
+    flags: Option<Flags>,
+}
+
+impl Args<'_> {
+    fn ino(ino: INodeNo) -> Self {
+        Args {
+            ino: Some(ino.0),
+            ..Args::default()
+        }
+    }
+
+    fn handle(ino: INodeNo, fh: FileHandle) -> Self {
+        Args {
+            ino: Some(ino.0),
+            fh: Some(fh.0),
+            ..Args::default()
+        }
+    }
+}
+
+/// Flags of a request, decoded to names only when a record is written.
+#[derive(Clone, Copy)]
+enum Flags {
+    Open(i32),
+    Mode(u32),
+    Rename(u32),
+    Xattr(i32),
+    Access(i32),
+    Fallocate(i32),
+    Whence(i32),
+    Ioctl(u32),
+    /// copy_file_range's destination: inode, handle, offset.
+    CopyTo(u64, u64, u64),
+}
+
+impl Flags {
+    fn describe(self) -> String {
+        match self {
+            Flags::Open(f) => flags::open_flags(f),
+            Flags::Mode(m) => format!("{m:#o}"),
+            Flags::Rename(f) => flags::rename_flags(f),
+            Flags::Xattr(f) => flags::xattr_flags(f),
+            Flags::Access(m) => flags::access_mask(m),
+            Flags::Fallocate(m) => flags::fallocate_mode(m),
+            Flags::Whence(w) => flags::whence(w),
+            Flags::Ioctl(cmd) => format!("cmd={cmd:#x}"),
+            Flags::CopyTo(ino, fh, off) => format!("to ino={ino} fh={fh} off={off}"),
+        }
+    }
+}
+
+fn name_text(name: &OsStr) -> String {
+    String::from_utf8_lossy(name.as_bytes()).into_owned()
+}
+
+/// What a request's result adds to its trace record.
+trait Outcome {
+    fn note(&self, _record: &mut Record) {}
+}
+
+impl Outcome for () {}
+impl Outcome for i64 {}
+impl Outcome for fs::StatFs {}
+
+impl Outcome for Attr {
+    fn note(&self, record: &mut Record) {
+        record.ino = Some(self.ino);
+    }
+}
+
+impl Outcome for Option<Attr> {
+    fn note(&self, record: &mut Record) {
+        if let Some(a) = self {
+            a.note(record);
+        }
+    }
+}
+
+impl Outcome for (Attr, u64) {
+    fn note(&self, record: &mut Record) {
+        record.ino = Some(self.0.ino);
+        record.fh = Some(self.1);
+    }
+}
+
+/// Bytes transferred.
+impl Outcome for Vec<u8> {
+    fn note(&self, record: &mut Record) {
+        record.bytes = Some(self.len() as u64);
+    }
+}
+
+/// Bytes written.
+impl Outcome for u32 {
+    fn note(&self, record: &mut Record) {
+        record.bytes = Some(*self as u64);
+    }
+}
+
+/// The version a flush, fsync or release committed.
+impl Outcome for Option<u64> {
+    fn note(&self, record: &mut Record) {
+        record.version = *self;
+    }
+}
+
+/// A new file handle.
+struct NewHandle(u64);
+
+impl Outcome for NewHandle {
+    fn note(&self, record: &mut Record) {
+        record.fh = Some(self.0);
+    }
 }
 
 /// A reply that can carry an error: every `fuser` reply type.
@@ -151,21 +279,47 @@ fn reply_sized(reply: ReplyXattr, size: u32, bytes: Vec<u8>) {
 }
 
 impl MemFuse {
-    pub fn new(fs: Arc<Fs>, options: KernelOptions) -> MemFuse {
-        MemFuse { fs, options }
+    /// An adapter over `fs`; with a tracer, every request is recorded.
+    pub fn new(fs: Arc<Fs>, options: KernelOptions, tracer: Option<Arc<Tracer>>) -> MemFuse {
+        MemFuse {
+            fs,
+            options,
+            tracer,
+        }
     }
 
     /// Runs one request: `work` calls the core (it may fill the reply through `&mut`),
     /// `done` sends the success reply. Errors become errnos; a panic becomes EIO for this
-    /// request only, and the mount keeps serving.
-    fn serve<R: ErrorReply, T>(
+    /// request only, and the mount keeps serving. With tracing on, the request is recorded
+    /// here and nowhere else.
+    fn serve<R: ErrorReply, T: Outcome>(
         &self,
+        req: &Request,
         op: &'static str,
+        args: Args,
         mut reply: R,
         work: impl FnOnce(&mut R) -> fs::Result<T>,
         done: impl FnOnce(R, T),
     ) {
-        match catch_unwind(AssertUnwindSafe(|| work(&mut reply))) {
+        let start = self.tracer.as_ref().map(|t| t.now_ns());
+        let outcome = catch_unwind(AssertUnwindSafe(|| work(&mut reply)));
+        // Recorded before the reply goes out, so whatever the reply lets the kernel do next
+        // is recorded after it: the trace is in causal order.
+        if let (Some(tracer), Some(start)) = (&self.tracer, start) {
+            let mut r = self.record(Some(req), op, &args);
+            r.t_ns = start;
+            r.result = match &outcome {
+                Ok(Ok(value)) => {
+                    value.note(&mut r);
+                    "ok".to_string()
+                }
+                Ok(Err(e)) => e.name().to_string(),
+                Err(_) => "EIO".to_string(),
+            };
+            r.dur_ns = tracer.now_ns().saturating_sub(start);
+            tracer.record(r);
+        }
+        match outcome {
             Ok(Ok(value)) => done(reply, value),
             Ok(Err(e)) => {
                 debug!(op, error = e.name(), "request failed");
@@ -180,6 +334,37 @@ impl MemFuse {
                 error!(op, "bug: handler panicked: {msg}; answering EIO");
                 reply.fail(fuser::Errno::EIO);
             }
+        }
+    }
+
+    /// A trace record of a request's arguments.
+    fn record(&self, req: Option<&Request>, op: &str, args: &Args) -> Record {
+        Record {
+            unique: req.map_or(0, |r| r.unique().0),
+            op: op.to_string(),
+            ino: args.ino,
+            parent: args.parent,
+            name: args.name.map(name_text),
+            newparent: args.newparent,
+            newname: args.newname.map(name_text),
+            fh: args.fh,
+            pid: req.map(|r| r.pid()),
+            uid: req.map(|r| r.uid()),
+            gid: req.map(|r| r.gid()),
+            offset: args.offset,
+            size: args.size,
+            flags: args.flags.map(Flags::describe),
+            ..Record::default()
+        }
+    }
+
+    /// Records a request that has no reply (forget) or no core call (init, destroy).
+    fn trace_plain(&self, req: Option<&Request>, op: &str, args: Args, result: &str) {
+        if let Some(tracer) = &self.tracer {
+            let mut r = self.record(req, op, &args);
+            r.t_ns = tracer.now_ns();
+            r.result = result.to_string();
+            tracer.record(r);
         }
     }
 
@@ -222,7 +407,8 @@ impl MemFuse {
 }
 
 impl Filesystem for MemFuse {
-    fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
+    fn init(&mut self, req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
+        self.trace_plain(Some(req), "init", Args::default(), "ok");
         let mut wanted = InitFlags::FUSE_ATOMIC_O_TRUNC
             | InitFlags::FUSE_PARALLEL_DIROPS
             | InitFlags::FUSE_CACHE_SYMLINKS
@@ -245,9 +431,15 @@ impl Filesystem for MemFuse {
         Ok(())
     }
 
-    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+    fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         self.serve(
+            req,
             "lookup",
+            Args {
+                parent: Some(parent.0),
+                name: Some(name),
+                ..Args::default()
+            },
             reply,
             |_| match self.fs.lookup(parent.0, name.as_bytes()) {
                 Ok(attr) => Ok(Some(attr)),
@@ -261,13 +453,29 @@ impl Filesystem for MemFuse {
         );
     }
 
-    fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
-        self.fs.forget(ino.0, nlookup);
+    fn destroy(&mut self) {
+        self.trace_plain(None, "destroy", Args::default(), "ok");
     }
 
-    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+    fn forget(&self, req: &Request, ino: INodeNo, nlookup: u64) {
+        self.fs.forget(ino.0, nlookup);
+        let args = Args {
+            ino: Some(ino.0),
+            size: Some(nlookup),
+            ..Args::default()
+        };
+        self.trace_plain(Some(req), "forget", args, "ok");
+    }
+
+    fn getattr(&self, req: &Request, ino: INodeNo, fh: Option<FileHandle>, reply: ReplyAttr) {
         self.serve(
+            req,
             "getattr",
+            Args {
+                ino: Some(ino.0),
+                fh: fh.map(|f| f.0),
+                ..Args::default()
+            },
             reply,
             |_| self.fs.getattr(ino.0),
             |r, a| r.attr(&self.ttl(a.ino), &file_attr(&a)),
@@ -276,7 +484,7 @@ impl Filesystem for MemFuse {
 
     fn setattr(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         mode: Option<u32>,
         uid: Option<u32>,
@@ -285,7 +493,7 @@ impl Filesystem for MemFuse {
         atime: Option<TimeOrNow>,
         mtime: Option<TimeOrNow>,
         ctime: Option<SystemTime>,
-        _fh: Option<FileHandle>,
+        fh: Option<FileHandle>,
         _crtime: Option<SystemTime>,
         _chgtime: Option<SystemTime>,
         _bkuptime: Option<SystemTime>,
@@ -302,16 +510,26 @@ impl Filesystem for MemFuse {
             ctime: ctime.map(pre_epoch_fixed),
         };
         self.serve(
+            req,
             "setattr",
+            Args {
+                ino: Some(ino.0),
+                fh: fh.map(|f| f.0),
+                size,
+                flags: mode.map(Flags::Mode),
+                ..Args::default()
+            },
             reply,
             |_| self.fs.setattr(ino.0, &set),
             |r, a| r.attr(&self.options.ttl, &file_attr(&a)),
         );
     }
 
-    fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
+    fn readlink(&self, req: &Request, ino: INodeNo, reply: ReplyData) {
         self.serve(
+            req,
             "readlink",
+            Args::ino(ino),
             reply,
             |_| self.fs.readlink(ino.0),
             |r, t| r.data(&t),
@@ -329,7 +547,14 @@ impl Filesystem for MemFuse {
         reply: ReplyEntry,
     ) {
         self.serve(
+            req,
             "mknod",
+            Args {
+                parent: Some(parent.0),
+                name: Some(name),
+                flags: Some(Flags::Mode(mode)),
+                ..Args::default()
+            },
             reply,
             |_| {
                 self.fs
@@ -349,25 +574,44 @@ impl Filesystem for MemFuse {
         reply: ReplyEntry,
     ) {
         self.serve(
+            req,
             "mkdir",
+            Args {
+                parent: Some(parent.0),
+                name: Some(name),
+                flags: Some(Flags::Mode(mode)),
+                ..Args::default()
+            },
             reply,
             |_| self.fs.mkdir(parent.0, name.as_bytes(), mode, caller(req)),
             |r, a| self.entry(r, a),
         );
     }
 
-    fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+    fn unlink(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         self.serve(
+            req,
             "unlink",
+            Args {
+                parent: Some(parent.0),
+                name: Some(name),
+                ..Args::default()
+            },
             reply,
             |_| self.fs.unlink(parent.0, name.as_bytes()),
             |r, _| r.ok(),
         );
     }
 
-    fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+    fn rmdir(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         self.serve(
+            req,
             "rmdir",
+            Args {
+                parent: Some(parent.0),
+                name: Some(name),
+                ..Args::default()
+            },
             reply,
             |_| self.fs.rmdir(parent.0, name.as_bytes()),
             |r, _| r.ok(),
@@ -383,7 +627,13 @@ impl Filesystem for MemFuse {
         reply: ReplyEntry,
     ) {
         self.serve(
+            req,
             "symlink",
+            Args {
+                parent: Some(parent.0),
+                name: Some(link_name),
+                ..Args::default()
+            },
             reply,
             |_| {
                 let target = target.as_os_str().as_bytes();
@@ -396,7 +646,7 @@ impl Filesystem for MemFuse {
 
     fn rename(
         &self,
-        _req: &Request,
+        req: &Request,
         parent: INodeNo,
         name: &OsStr,
         newparent: INodeNo,
@@ -405,7 +655,16 @@ impl Filesystem for MemFuse {
         reply: ReplyEmpty,
     ) {
         self.serve(
+            req,
             "rename",
+            Args {
+                parent: Some(parent.0),
+                name: Some(name),
+                newparent: Some(newparent.0),
+                newname: Some(newname),
+                flags: Some(Flags::Rename(flags.bits())),
+                ..Args::default()
+            },
             reply,
             |_| {
                 let mode = if flags.contains(RenameFlags::RENAME_EXCHANGE) {
@@ -431,26 +690,39 @@ impl Filesystem for MemFuse {
 
     fn link(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         newparent: INodeNo,
         newname: &OsStr,
         reply: ReplyEntry,
     ) {
         self.serve(
+            req,
             "link",
+            Args {
+                ino: Some(ino.0),
+                newparent: Some(newparent.0),
+                newname: Some(newname),
+                ..Args::default()
+            },
             reply,
             |_| self.fs.link(ino.0, newparent.0, newname.as_bytes()),
             |r, a| self.entry(r, a),
         );
     }
 
-    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+    fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         self.serve(
+            req,
             "open",
+            Args {
+                ino: Some(ino.0),
+                flags: Some(Flags::Open(flags.0)),
+                ..Args::default()
+            },
             reply,
-            |_| self.fs.open(ino.0, flags.0),
-            |r, fh| {
+            |_| self.fs.open(ino.0, flags.0).map(NewHandle),
+            |r, NewHandle(fh)| {
                 // Generated files (stats.json) have no size until read: bypass the cache.
                 let flags = if self.fs.is_generated(ino.0) {
                     FopenFlags::FOPEN_DIRECT_IO
@@ -464,8 +736,8 @@ impl Filesystem for MemFuse {
 
     fn read(
         &self,
-        _req: &Request,
-        _ino: INodeNo,
+        req: &Request,
+        ino: INodeNo,
         fh: FileHandle,
         offset: u64,
         size: u32,
@@ -474,7 +746,15 @@ impl Filesystem for MemFuse {
         reply: ReplyData,
     ) {
         self.serve(
+            req,
             "read",
+            Args {
+                ino: Some(ino.0),
+                fh: Some(fh.0),
+                offset: Some(offset as i64),
+                size: Some(size as u64),
+                ..Args::default()
+            },
             reply,
             |_| self.fs.read(fh.0, offset, size),
             |r, bytes| r.data(&bytes),
@@ -483,8 +763,8 @@ impl Filesystem for MemFuse {
 
     fn write(
         &self,
-        _req: &Request,
-        _ino: INodeNo,
+        req: &Request,
+        ino: INodeNo,
         fh: FileHandle,
         offset: u64,
         data: &[u8],
@@ -494,7 +774,15 @@ impl Filesystem for MemFuse {
         reply: ReplyWrite,
     ) {
         self.serve(
+            req,
             "write",
+            Args {
+                ino: Some(ino.0),
+                fh: Some(fh.0),
+                offset: Some(offset as i64),
+                size: Some(data.len() as u64),
+                ..Args::default()
+            },
             reply,
             |_| self.fs.write(fh.0, offset, data),
             |r, n| r.written(n),
@@ -503,63 +791,92 @@ impl Filesystem for MemFuse {
 
     fn flush(
         &self,
-        _req: &Request,
-        _ino: INodeNo,
+        req: &Request,
+        ino: INodeNo,
         fh: FileHandle,
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
-        self.serve("flush", reply, |_| self.fs.flush(fh.0), |r, _| r.ok());
+        self.serve(
+            req,
+            "flush",
+            Args::handle(ino, fh),
+            reply,
+            |_| self.fs.flush(fh.0),
+            |r, _| r.ok(),
+        );
     }
 
     fn release(
         &self,
-        _req: &Request,
-        _ino: INodeNo,
+        req: &Request,
+        ino: INodeNo,
         fh: FileHandle,
         _flags: OpenFlags,
         _lock_owner: Option<LockOwner>,
         _flush: bool,
         reply: ReplyEmpty,
     ) {
-        self.serve("release", reply, |_| self.fs.release(fh.0), |r, _| r.ok());
+        self.serve(
+            req,
+            "release",
+            Args::handle(ino, fh),
+            reply,
+            |_| self.fs.release(fh.0),
+            |r, _| r.ok(),
+        );
     }
 
     fn fsync(
         &self,
-        _req: &Request,
-        _ino: INodeNo,
+        req: &Request,
+        ino: INodeNo,
         fh: FileHandle,
         datasync: bool,
         reply: ReplyEmpty,
     ) {
         self.serve(
+            req,
             "fsync",
+            Args::handle(ino, fh),
             reply,
             |_| self.fs.fsync(fh.0, datasync),
             |r, _| r.ok(),
         );
     }
 
-    fn opendir(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+    fn opendir(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         self.serve(
+            req,
             "opendir",
+            Args {
+                ino: Some(ino.0),
+                flags: Some(Flags::Open(flags.0)),
+                ..Args::default()
+            },
             reply,
-            |_| self.fs.opendir(ino.0, flags.0),
-            |r, fh| r.opened(FileHandle(fh), FopenFlags::FOPEN_CACHE_DIR),
+            |_| self.fs.opendir(ino.0, flags.0).map(NewHandle),
+            |r, NewHandle(fh)| r.opened(FileHandle(fh), FopenFlags::FOPEN_CACHE_DIR),
         );
     }
 
     fn readdir(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
-        _fh: FileHandle,
+        fh: FileHandle,
         offset: u64,
         reply: ReplyDirectory,
     ) {
         self.serve(
+            req,
             "readdir",
+            Args {
+                ino: Some(ino.0),
+                fh: Some(fh.0),
+                offset: Some(offset as i64),
+                ..Args::default()
+            },
             reply,
             |r| {
                 self.fs.readdir(ino.0, offset, |e| {
@@ -577,14 +894,21 @@ impl Filesystem for MemFuse {
 
     fn readdirplus(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
-        _fh: FileHandle,
+        fh: FileHandle,
         offset: u64,
         reply: ReplyDirectoryPlus,
     ) {
         self.serve(
+            req,
             "readdirplus",
+            Args {
+                ino: Some(ino.0),
+                fh: Some(fh.0),
+                offset: Some(offset as i64),
+                ..Args::default()
+            },
             reply,
             |r| {
                 self.fs.readdirplus(ino.0, offset, |e, a| {
@@ -604,14 +928,16 @@ impl Filesystem for MemFuse {
 
     fn releasedir(
         &self,
-        _req: &Request,
-        _ino: INodeNo,
+        req: &Request,
+        ino: INodeNo,
         fh: FileHandle,
         _flags: OpenFlags,
         reply: ReplyEmpty,
     ) {
         self.serve(
+            req,
             "releasedir",
+            Args::handle(ino, fh),
             reply,
             |_| self.fs.releasedir(fh.0),
             |r, _| r.ok(),
@@ -620,18 +946,27 @@ impl Filesystem for MemFuse {
 
     fn fsyncdir(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
-        _fh: FileHandle,
+        fh: FileHandle,
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
-        self.serve("fsyncdir", reply, |_| self.fs.getattr(ino.0), |r, _| r.ok());
+        self.serve(
+            req,
+            "fsyncdir",
+            Args::handle(ino, fh),
+            reply,
+            |_| self.fs.getattr(ino.0),
+            |r, _| r.ok(),
+        );
     }
 
-    fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+    fn statfs(&self, req: &Request, ino: INodeNo, reply: ReplyStatfs) {
         self.serve(
+            req,
             "statfs",
+            Args::ino(ino),
             reply,
             |_| Ok(self.fs.statfs()),
             |r, s| {
@@ -644,7 +979,7 @@ impl Filesystem for MemFuse {
 
     fn setxattr(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         name: &OsStr,
         value: &[u8],
@@ -653,34 +988,61 @@ impl Filesystem for MemFuse {
         reply: ReplyEmpty,
     ) {
         self.serve(
+            req,
             "setxattr",
+            Args {
+                ino: Some(ino.0),
+                name: Some(name),
+                size: Some(value.len() as u64),
+                flags: Some(Flags::Xattr(flags)),
+                ..Args::default()
+            },
             reply,
             |_| self.fs.setxattr(ino.0, name.as_bytes(), value, flags),
             |r, _| r.ok(),
         );
     }
 
-    fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+    fn getxattr(&self, req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
         self.serve(
+            req,
             "getxattr",
+            Args {
+                ino: Some(ino.0),
+                name: Some(name),
+                size: Some(size as u64),
+                ..Args::default()
+            },
             reply,
             |_| self.fs.getxattr(ino.0, name.as_bytes()),
             |r, v| reply_sized(r, size, v),
         );
     }
 
-    fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+    fn listxattr(&self, req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
         self.serve(
+            req,
             "listxattr",
+            Args {
+                ino: Some(ino.0),
+                size: Some(size as u64),
+                ..Args::default()
+            },
             reply,
             |_| self.fs.listxattr(ino.0),
             |r, v| reply_sized(r, size, v),
         );
     }
 
-    fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+    fn removexattr(&self, req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         self.serve(
+            req,
             "removexattr",
+            Args {
+                ino: Some(ino.0),
+                name: Some(name),
+                ..Args::default()
+            },
             reply,
             |_| self.fs.removexattr(ino.0, name.as_bytes()),
             |r, _| r.ok(),
@@ -689,7 +1051,13 @@ impl Filesystem for MemFuse {
 
     fn access(&self, req: &Request, ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {
         self.serve(
+            req,
             "access",
+            Args {
+                ino: Some(ino.0),
+                flags: Some(Flags::Access(mask.bits())),
+                ..Args::default()
+            },
             reply,
             |_| self.fs.access(ino.0, mask.bits(), caller(req)),
             |r, _| r.ok(),
@@ -707,7 +1075,14 @@ impl Filesystem for MemFuse {
         reply: ReplyCreate,
     ) {
         self.serve(
+            req,
             "create",
+            Args {
+                parent: Some(parent.0),
+                name: Some(name),
+                flags: Some(Flags::Open(flags)),
+                ..Args::default()
+            },
             reply,
             |_| {
                 self.fs
@@ -727,8 +1102,8 @@ impl Filesystem for MemFuse {
 
     fn fallocate(
         &self,
-        _req: &Request,
-        _ino: INodeNo,
+        req: &Request,
+        ino: INodeNo,
         fh: FileHandle,
         offset: u64,
         length: u64,
@@ -736,7 +1111,16 @@ impl Filesystem for MemFuse {
         reply: ReplyEmpty,
     ) {
         self.serve(
+            req,
             "fallocate",
+            Args {
+                ino: Some(ino.0),
+                fh: Some(fh.0),
+                offset: Some(offset as i64),
+                size: Some(length),
+                flags: Some(Flags::Fallocate(mode)),
+                ..Args::default()
+            },
             reply,
             |_| self.fs.fallocate(fh.0, offset, length, mode),
             |r, _| r.ok(),
@@ -747,17 +1131,24 @@ impl Filesystem for MemFuse {
     /// ENOTTY, as on tmpfs.
     fn ioctl(
         &self,
-        _req: &Request,
-        _ino: INodeNo,
-        _fh: FileHandle,
+        req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
         _flags: fuser::IoctlFlags,
-        _cmd: u32,
+        cmd: u32,
         _in_data: &[u8],
         _out_size: u32,
         reply: ReplyIoctl,
     ) {
         self.serve(
+            req,
             "ioctl",
+            Args {
+                ino: Some(ino.0),
+                fh: Some(fh.0),
+                flags: Some(Flags::Ioctl(cmd)),
+                ..Args::default()
+            },
             reply,
             |_| Err::<(), _>(fs::Errno::ENOTTY),
             |r, _| r.ioctl(0, &[]),
@@ -766,15 +1157,23 @@ impl Filesystem for MemFuse {
 
     fn lseek(
         &self,
-        _req: &Request,
-        _ino: INodeNo,
+        req: &Request,
+        ino: INodeNo,
         fh: FileHandle,
         offset: i64,
         whence: i32,
         reply: ReplyLseek,
     ) {
         self.serve(
+            req,
             "lseek",
+            Args {
+                ino: Some(ino.0),
+                fh: Some(fh.0),
+                offset: Some(offset),
+                flags: Some(Flags::Whence(whence)),
+                ..Args::default()
+            },
             reply,
             |_| self.fs.lseek(fh.0, offset, whence),
             |r, o| r.offset(o),
@@ -783,11 +1182,11 @@ impl Filesystem for MemFuse {
 
     fn copy_file_range(
         &self,
-        _req: &Request,
-        _ino_in: INodeNo,
+        req: &Request,
+        ino_in: INodeNo,
         fh_in: FileHandle,
         offset_in: u64,
-        _ino_out: INodeNo,
+        ino_out: INodeNo,
         fh_out: FileHandle,
         offset_out: u64,
         len: u64,
@@ -795,14 +1194,24 @@ impl Filesystem for MemFuse {
         reply: ReplyWrite,
     ) {
         self.serve(
+            req,
             "copy_file_range",
+            Args {
+                ino: Some(ino_in.0),
+                fh: Some(fh_in.0),
+                offset: Some(offset_in as i64),
+                size: Some(len),
+                flags: Some(Flags::CopyTo(ino_out.0, fh_out.0, offset_out)),
+                ..Args::default()
+            },
             reply,
             |_| {
                 let len = len.min(u32::MAX as u64);
                 self.fs
                     .copy_file_range(fh_in.0, offset_in, fh_out.0, offset_out, len)
+                    .map(|n| n as u32)
             },
-            |r, n| r.written(n as u32),
+            |r, n| r.written(n),
         );
     }
 }

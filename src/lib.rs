@@ -9,3 +9,4 @@ pub mod fs;
 pub mod fuse;
 pub mod mount;
 pub mod store;
+pub mod trace;

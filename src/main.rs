@@ -46,6 +46,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Analyse a trace written by `memfs mount --trace`.
+    #[command(subcommand)]
+    Trace(TraceCommand),
     /// Chunk FILE and list its chunks; with EDITED, compare fixed-size and FastCDC chunking
     /// of the two versions.
     Chunks {
@@ -57,6 +60,66 @@ enum Command {
         #[arg(long)]
         svg: Option<PathBuf>,
     },
+}
+
+#[derive(Subcommand)]
+enum TraceCommand {
+    /// Per op: calls, errors, total and mean time, p50/p99 latency, bytes (like strace -c).
+    Summary { file: PathBuf },
+    /// Every open paired with its release, then per-file overlaps and close-to-open windows.
+    Sessions {
+        file: PathBuf,
+        /// Only files at or below this path (relative to the mount, e.g. /src).
+        #[arg(long)]
+        path: Option<String>,
+    },
+    /// A log2 histogram of one op's latency or size.
+    Hist {
+        file: PathBuf,
+        #[arg(long)]
+        op: String,
+        #[arg(long, default_value = "latency", value_parser = ["latency", "size"])]
+        by: String,
+    },
+    /// strace-like lines, filtered.
+    Show {
+        file: PathBuf,
+        #[arg(long)]
+        op: Option<String>,
+        #[arg(long)]
+        pid: Option<u32>,
+        /// Only records about this path or below it.
+        #[arg(long)]
+        path: Option<String>,
+    },
+}
+
+/// Runs a trace analysis, writing to stdout; a closed pipe (`| head`) ends it quietly.
+fn trace(cmd: TraceCommand) -> Result<()> {
+    use memfs::trace::analyze;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let result = match &cmd {
+        TraceCommand::Summary { file } => analyze::summary(file, &mut out),
+        TraceCommand::Sessions { file, path } => analyze::sessions(file, path.as_deref(), &mut out),
+        TraceCommand::Hist { file, op, by } => analyze::hist(file, op, by == "size", &mut out),
+        TraceCommand::Show {
+            file,
+            op,
+            pid,
+            path,
+        } => analyze::show_records(file, op.as_deref(), *pid, path.as_deref(), &mut out),
+    };
+    let result = result.and_then(|_| std::io::Write::flush(&mut out).map_err(Into::into));
+    match result {
+        Err(e)
+            if e.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe) =>
+        {
+            Ok(())
+        }
+        other => other,
+    }
 }
 
 /// How file contents are cut into chunks.
@@ -120,6 +183,9 @@ struct MountArgs {
     /// Write the final statistics (JSON) to this file at unmount.
     #[arg(long)]
     stats_out: Option<PathBuf>,
+    /// Record every FUSE request to this file (JSON Lines; see README "Tracing").
+    #[arg(long)]
+    trace: Option<PathBuf>,
 }
 
 fn init_logging(verbose: u8) {
@@ -155,6 +221,7 @@ fn run(cli: Cli) -> Result<()> {
                 chunker: args.chunking.chunker()?,
                 keep_versions: args.keep_versions,
                 stats_out: args.stats_out,
+                trace: args.trace,
                 kernel: KernelOptions {
                     ttl: std::time::Duration::from_secs_f64(args.ttl),
                     writeback_cache: !args.no_writeback_cache,
@@ -165,6 +232,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Tree { path, depth } => tree::print(&path, depth),
         Command::Log { path } => history::log(&path),
+        Command::Trace(cmd) => trace(cmd),
         Command::Restore { path, version } => history::restore(&path, version),
         Command::Stats { mount, json } => history::stats(&mount, json),
         Command::Chunks {

@@ -16,6 +16,7 @@ use tracing::{info, warn};
 use crate::fs::{Fs, FsConfig};
 use crate::fuse::{KernelOptions, MemFuse};
 use crate::store::Chunker;
+use crate::trace::{Header, Tracer};
 
 #[derive(Clone, Debug)]
 pub struct MountConfig {
@@ -31,6 +32,8 @@ pub struct MountConfig {
     pub keep_versions: usize,
     /// Where to write the final statistics (JSON) at unmount.
     pub stats_out: Option<PathBuf>,
+    /// Where to record every FUSE request (JSON Lines).
+    pub trace: Option<PathBuf>,
 }
 
 /// Checks that `path` can be mounted on, and returns its canonical form.
@@ -113,7 +116,24 @@ pub fn run(config: MountConfig) -> Result<()> {
         keep_versions: config.keep_versions,
         ..FsConfig::default()
     }));
-    let adapter = MemFuse::new(fs.clone(), config.kernel.clone());
+    let tracer = match &config.trace {
+        Some(path) => {
+            let header = Header {
+                memfs_trace: 1,
+                memfs_version: env!("CARGO_PKG_VERSION").to_string(),
+                mountpoint: mountpoint.display().to_string(),
+                options: format!("{:?}", config),
+                start_unix: std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0.0, |d| d.as_secs_f64()),
+            };
+            let tracer = Tracer::create(path, &header)
+                .with_context(|| format!("trace file {}", path.display()))?;
+            Some(Arc::new(tracer))
+        }
+        None => None,
+    };
+    let adapter = MemFuse::new(fs.clone(), config.kernel.clone(), tracer.clone());
 
     let mut options = fuser::Config::default();
     options.mount_options = vec![
@@ -165,6 +185,12 @@ pub fn run(config: MountConfig) -> Result<()> {
     let served = session.run();
     signal_handle.close();
     let _ = watcher.join();
+    if let (Some(tracer), Some(path)) = (&tracer, &config.trace) {
+        let n = tracer
+            .finish()
+            .with_context(|| format!("writing trace {}", path.display()))?;
+        info!(records = n, "trace complete");
+    }
     if let Some(path) = &config.stats_out {
         let json = serde_json::to_vec_pretty(&fs.stats())?;
         std::fs::write(path, json)

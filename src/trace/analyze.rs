@@ -1,0 +1,691 @@
+//! Streaming analyses of a trace file: per-op summaries, histograms, open→release sessions
+//! with close-to-open windows, and strace-like listings.
+//!
+//! Every analysis reads the file once, record by record. Memory grows with the number of
+//! inodes and open handles seen, never with the length of the trace: latencies and sizes go
+//! into log-linear histograms, which give percentiles to within 1/8 of a power of two.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+
+use anyhow::{Context, Result};
+
+use super::Record;
+
+/// Reads the records of a trace file (the header line is skipped).
+pub fn records(path: &Path) -> Result<impl Iterator<Item = Result<Record>>> {
+    let file = std::fs::File::open(path).with_context(|| format!("{}", path.display()))?;
+    let shown = path.display().to_string();
+    let mut lines = BufReader::with_capacity(1 << 20, file).lines().enumerate();
+    Ok(std::iter::from_fn(move || loop {
+        let (i, line) = lines.next()?;
+        let line = match line {
+            Ok(l) => l,
+            Err(e) => return Some(Err(anyhow::anyhow!("{shown}: line {}: {e}", i + 1))),
+        };
+        if line.trim().is_empty() || (i == 0 && line.contains("\"memfs_trace\"")) {
+            continue;
+        }
+        return Some(
+            serde_json::from_str(&line)
+                .with_context(|| format!("{shown}: line {}: not a trace record", i + 1)),
+        );
+    }))
+}
+
+/// A log-linear histogram: 8 buckets per power of two.
+#[derive(Clone, Debug, Default)]
+pub struct Histogram {
+    buckets: BTreeMap<u32, u64>,
+    count: u64,
+    min: u64,
+    max: u64,
+}
+
+const SUB: u32 = 3;
+
+fn bucket_of(v: u64) -> u32 {
+    if v < (1 << SUB) {
+        return v as u32;
+    }
+    let log = 63 - v.leading_zeros();
+    let sub = ((v >> (log - SUB)) & ((1 << SUB) - 1)) as u32;
+    ((log - SUB + 1) << SUB) + sub
+}
+
+/// The smallest value in a bucket.
+fn bucket_low(b: u32) -> u64 {
+    if b < (1 << SUB) {
+        return b as u64;
+    }
+    let log = (b >> SUB) + SUB - 1;
+    let sub = (b & ((1 << SUB) - 1)) as u64;
+    (1u64 << log) + (sub << (log - SUB))
+}
+
+impl Histogram {
+    pub fn add(&mut self, v: u64) {
+        if self.count == 0 || v < self.min {
+            self.min = v;
+        }
+        self.max = self.max.max(v);
+        self.count += 1;
+        *self.buckets.entry(bucket_of(v)).or_default() += 1;
+    }
+
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// The value below which a fraction `q` of the samples lie (to bucket precision).
+    pub fn quantile(&self, q: f64) -> u64 {
+        if self.count == 0 {
+            return 0;
+        }
+        let rank = ((q * self.count as f64).ceil() as u64).clamp(1, self.count);
+        let mut seen = 0;
+        for (&b, &n) in &self.buckets {
+            seen += n;
+            if seen >= rank {
+                let hi = bucket_low(b + 1).saturating_sub(1);
+                return hi.clamp(self.min, self.max);
+            }
+        }
+        self.max
+    }
+
+    /// Counts per power of two: (low bound, count).
+    pub fn log2_buckets(&self) -> Vec<(u64, u64)> {
+        let mut out: BTreeMap<u64, u64> = BTreeMap::new();
+        for (&b, &n) in &self.buckets {
+            let low = bucket_low(b);
+            let p = if low == 0 {
+                0
+            } else {
+                1u64 << (63 - low.leading_zeros())
+            };
+            *out.entry(p).or_default() += n;
+        }
+        out.into_iter().collect()
+    }
+}
+
+/// Human-readable duration.
+pub fn fmt_ns(ns: u64) -> String {
+    match ns {
+        n if n < 10_000 => format!("{n}ns"),
+        n if n < 10_000_000 => format!("{:.1}us", n as f64 / 1e3),
+        n if n < 10_000_000_000 => format!("{:.1}ms", n as f64 / 1e6),
+        n => format!("{:.2}s", n as f64 / 1e9),
+    }
+}
+
+/// Human-readable byte count.
+pub fn fmt_bytes(b: u64) -> String {
+    match b {
+        n if n < 10 * 1024 => format!("{n}B"),
+        n if n < 10 * 1024 * 1024 => format!("{:.1}KiB", n as f64 / 1024.0),
+        n if n < 10 * 1024 * 1024 * 1024 => format!("{:.1}MiB", n as f64 / 1048576.0),
+        n => format!("{:.2}GiB", n as f64 / 1073741824.0),
+    }
+}
+
+#[derive(Default)]
+struct OpStats {
+    calls: u64,
+    errors: u64,
+    total_ns: u64,
+    latency: Histogram,
+    bytes: u64,
+}
+
+/// `memfs trace summary`: a table like `strace -c`.
+pub fn summary(path: &Path, out: &mut impl Write) -> Result<()> {
+    let mut ops: HashMap<String, OpStats> = HashMap::new();
+    let mut total = 0u64;
+    for r in records(path)? {
+        let r = r?;
+        total += 1;
+        let s = ops.entry(r.op.clone()).or_default();
+        s.calls += 1;
+        if r.result != "ok" {
+            s.errors += 1;
+        }
+        s.total_ns += r.dur_ns;
+        s.latency.add(r.dur_ns);
+        s.bytes += r.bytes.unwrap_or(0);
+    }
+    let all_ns: u64 = ops.values().map(|s| s.total_ns).sum();
+    let mut rows: Vec<_> = ops.into_iter().collect();
+    rows.sort_by(|a, b| b.1.total_ns.cmp(&a.1.total_ns).then(a.0.cmp(&b.0)));
+    writeln!(
+        out,
+        "{:>6} {:>10} {:>10} {:>8} {:>9} {:>9} {:>9} {:>10}  op",
+        "% time", "total", "calls", "errors", "mean", "p50", "p99", "bytes"
+    )?;
+    for (op, s) in &rows {
+        writeln!(
+            out,
+            "{:>6.2} {:>10} {:>10} {:>8} {:>9} {:>9} {:>9} {:>10}  {op}",
+            100.0 * s.total_ns as f64 / all_ns.max(1) as f64,
+            fmt_ns(s.total_ns),
+            s.calls,
+            s.errors,
+            fmt_ns(s.total_ns / s.calls.max(1)),
+            fmt_ns(s.latency.quantile(0.5)),
+            fmt_ns(s.latency.quantile(0.99)),
+            fmt_bytes(s.bytes),
+        )?;
+    }
+    let errors: u64 = rows.iter().map(|(_, s)| s.errors).sum();
+    writeln!(
+        out,
+        "{:>6} {:>10} {:>10} {:>8} {:>9} {:>9} {:>9} {:>10}  total",
+        "100.00",
+        fmt_ns(all_ns),
+        total,
+        errors,
+        "",
+        "",
+        "",
+        fmt_bytes(rows.iter().map(|(_, s)| s.bytes).sum())
+    )?;
+    Ok(())
+}
+
+/// `memfs trace hist`: a log2 histogram of one op's latency or size.
+pub fn hist(path: &Path, op: &str, by_size: bool, out: &mut impl Write) -> Result<()> {
+    let mut h = Histogram::default();
+    for r in records(path)? {
+        let r = r?;
+        if r.op != op {
+            continue;
+        }
+        let v = if by_size {
+            r.bytes.or(r.size).unwrap_or(0)
+        } else {
+            r.dur_ns
+        };
+        h.add(v);
+    }
+    let what = if by_size { "size" } else { "latency" };
+    writeln!(out, "{op} {what}: {} calls", h.count())?;
+    if h.count() == 0 {
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "p50 {}  p90 {}  p99 {}  max {}",
+        show(h.quantile(0.5), by_size),
+        show(h.quantile(0.9), by_size),
+        show(h.quantile(0.99), by_size),
+        show(h.max, by_size)
+    )?;
+    let buckets = h.log2_buckets();
+    let most = buckets.iter().map(|b| b.1).max().unwrap_or(1);
+    for (low, n) in buckets {
+        let high = if low == 0 { 1 } else { low * 2 };
+        let bar = "#".repeat(((n * 50).div_ceil(most)) as usize);
+        writeln!(
+            out,
+            "{:>10} .. {:<10} {:>9}  {bar}",
+            show(low, by_size),
+            show(high, by_size),
+            n
+        )?;
+    }
+    Ok(())
+}
+
+fn show(v: u64, bytes: bool) -> String {
+    if bytes {
+        fmt_bytes(v)
+    } else {
+        fmt_ns(v)
+    }
+}
+
+/// Paths of inodes, learnt from the trace's own lookup, create and rename records.
+#[derive(Default)]
+pub struct Paths {
+    names: HashMap<u64, (u64, String)>,
+    by_name: HashMap<(u64, String), u64>,
+}
+
+impl Paths {
+    /// Learns from one record.
+    pub fn learn(&mut self, r: &Record) {
+        if r.result != "ok" {
+            return;
+        }
+        match r.op.as_str() {
+            "lookup" | "create" | "mkdir" | "mknod" | "symlink" | "link" => {
+                if let (Some(parent), Some(name), Some(ino)) = (r.parent, &r.name, r.ino) {
+                    self.names.insert(ino, (parent, name.clone()));
+                    self.by_name.insert((parent, name.clone()), ino);
+                }
+            }
+            "rename" => {
+                if let (Some(p), Some(n), Some(np), Some(nn)) =
+                    (r.parent, &r.name, r.newparent, &r.newname)
+                {
+                    let moved = self.by_name.remove(&(p, n.clone()));
+                    let displaced = self.by_name.remove(&(np, nn.clone()));
+                    if r.flags.as_deref().is_some_and(|f| f.contains("EXCHANGE")) {
+                        if let Some(d) = displaced {
+                            self.names.insert(d, (p, n.clone()));
+                            self.by_name.insert((p, n.clone()), d);
+                        }
+                    }
+                    if let Some(ino) = moved {
+                        self.names.insert(ino, (np, nn.clone()));
+                        self.by_name.insert((np, nn.clone()), ino);
+                    }
+                }
+            }
+            "unlink" | "rmdir" => {
+                if let (Some(p), Some(n)) = (r.parent, &r.name) {
+                    self.by_name.remove(&(p, n.clone()));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The path of an inode relative to the mount ("/a/b"), as far as the trace tells.
+    pub fn path(&self, ino: u64) -> String {
+        let mut parts = Vec::new();
+        let mut cur = ino;
+        for _ in 0..256 {
+            if cur == 1 {
+                break;
+            }
+            match self.names.get(&cur) {
+                Some((parent, name)) => {
+                    parts.push(name.as_str());
+                    cur = *parent;
+                }
+                None => {
+                    parts.push("?");
+                    break;
+                }
+            }
+        }
+        parts.reverse();
+        format!("/{}", parts.join("/"))
+    }
+
+    /// The path a record is about (for filters).
+    pub fn of_record(&self, r: &Record) -> String {
+        match (r.ino, r.parent, &r.name) {
+            (_, Some(p), Some(n)) => {
+                let dir = self.path(p);
+                if dir == "/" {
+                    format!("/{n}")
+                } else {
+                    format!("{dir}/{n}")
+                }
+            }
+            (Some(ino), _, _) => self.path(ino),
+            _ => String::new(),
+        }
+    }
+}
+
+/// Whether `path` is `filter` or lies below it.
+fn path_matches(path: &str, filter: &str) -> bool {
+    let filter = filter.trim_end_matches('/');
+    let filter = if filter.starts_with('/') {
+        filter.to_string()
+    } else {
+        format!("/{filter}")
+    };
+    path == filter || path.starts_with(&format!("{filter}/"))
+}
+
+/// One open of a file, from open (or create) to release.
+struct Session {
+    ino: u64,
+    path: String,
+    opened_by: String,
+    pid: Option<u32>,
+    flags: String,
+    start_ns: u64,
+    reads: u64,
+    writes: u64,
+    flushes: u64,
+    fsyncs: u64,
+    getattrs: u64,
+    bytes_read: u64,
+    bytes_written: u64,
+    write_sizes: Histogram,
+    versions: Vec<u64>,
+}
+
+#[derive(Default)]
+struct FileStats {
+    sessions: u64,
+    overlapping: u64,
+    windows: u64,
+    versions: u64,
+}
+
+/// `memfs trace sessions`: every open paired with its release, then per-file overlap and
+/// close-to-open windows.
+pub fn sessions(path: &Path, filter: Option<&str>, out: &mut impl Write) -> Result<()> {
+    let mut paths = Paths::default();
+    let mut open: HashMap<u64, Session> = HashMap::new();
+    // Per inode: handles with data written since the last commit.
+    let mut dirty: HashMap<u64, HashSet<u64>> = HashMap::new();
+    let mut files: BTreeMap<String, FileStats> = BTreeMap::new();
+    let mut windows: Vec<String> = Vec::new();
+    writeln!(
+        out,
+        "{:>12} {:>10} {:>7} {:<26} {:>5} {:>6} {:>5} {:>5} {:>7} {:>23} {:>9} {:>9} {:>8}  path",
+        "start",
+        "duration",
+        "pid",
+        "flags",
+        "reads",
+        "writes",
+        "flush",
+        "fsync",
+        "getattr",
+        "write size min/med/max",
+        "read",
+        "written",
+        "version"
+    )?;
+    for r in records(path)? {
+        let r = r?;
+        paths.learn(&r);
+        if r.result != "ok" {
+            continue;
+        }
+        let op = r.op.as_str();
+        match op {
+            "open" | "create" => {
+                let (Some(ino), Some(fh)) = (r.ino, r.fh) else {
+                    continue;
+                };
+                let p = paths.path(ino);
+                if filter.is_some_and(|f| !path_matches(&p, f)) {
+                    continue;
+                }
+                let others = open.values().filter(|s| s.ino == ino).count() as u64;
+                let stats = files.entry(p.clone()).or_default();
+                stats.sessions += 1;
+                if others > 0 {
+                    stats.overlapping += 1;
+                }
+                if let Some(holders) = dirty.get(&ino).filter(|h| !h.is_empty()) {
+                    stats.windows += 1;
+                    let mut holders: Vec<_> = holders.iter().copied().collect();
+                    holders.sort();
+                    windows.push(format!(
+                        "{:>12}  {p}: opened (fh {fh}, pid {}) while fh {holders:?} held written, uncommitted data",
+                        fmt_ns(r.t_ns),
+                        r.pid.map_or("?".into(), |p| p.to_string())
+                    ));
+                }
+                open.insert(
+                    fh,
+                    Session {
+                        ino,
+                        path: p,
+                        opened_by: op.to_string(),
+                        pid: r.pid,
+                        flags: r.flags.clone().unwrap_or_default(),
+                        start_ns: r.t_ns,
+                        reads: 0,
+                        writes: 0,
+                        flushes: 0,
+                        fsyncs: 0,
+                        getattrs: 0,
+                        bytes_read: 0,
+                        bytes_written: 0,
+                        write_sizes: Histogram::default(),
+                        versions: Vec::new(),
+                    },
+                );
+            }
+            "getattr" => {
+                if let Some(ino) = r.ino {
+                    for s in open.values_mut().filter(|s| s.ino == ino) {
+                        s.getattrs += 1;
+                    }
+                }
+            }
+            _ => {}
+        }
+        let Some(fh) = r.fh else { continue };
+        let Some(s) = open.get_mut(&fh) else { continue };
+        match op {
+            "read" => {
+                s.reads += 1;
+                s.bytes_read += r.bytes.unwrap_or(0);
+            }
+            "write" => {
+                s.writes += 1;
+                let n = r.bytes.or(r.size).unwrap_or(0);
+                s.bytes_written += n;
+                s.write_sizes.add(n);
+                dirty.entry(s.ino).or_default().insert(fh);
+            }
+            "flush" | "fsync" | "release" => {
+                match op {
+                    "flush" => s.flushes += 1,
+                    "fsync" => s.fsyncs += 1,
+                    _ => {}
+                }
+                if let Some(v) = r.version {
+                    s.versions.push(v);
+                    files.entry(s.path.clone()).or_default().versions += 1;
+                    dirty.remove(&s.ino);
+                } else if let Some(h) = dirty.get_mut(&s.ino) {
+                    if op != "release" {
+                        h.remove(&fh);
+                    }
+                }
+                if op == "release" {
+                    if let Some(s) = open.remove(&fh) {
+                        if let Some(h) = dirty.get_mut(&s.ino) {
+                            h.remove(&fh);
+                        }
+                        write_session(out, &s, r.t_ns + r.dur_ns)?;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    for s in open.values() {
+        write_session(out, s, u64::MAX)?;
+    }
+    writeln!(out)?;
+    writeln!(
+        out,
+        "{:>8} {:>11} {:>16} {:>8}  file",
+        "sessions", "overlapping", "c2o windows", "versions"
+    )?;
+    for (p, f) in &files {
+        writeln!(
+            out,
+            "{:>8} {:>11} {:>16} {:>8}  {p}",
+            f.sessions, f.overlapping, f.windows, f.versions
+        )?;
+    }
+    writeln!(out)?;
+    writeln!(
+        out,
+        "close-to-open windows (a file opened while another handle held written, uncommitted data): {}",
+        windows.len()
+    )?;
+    for w in &windows {
+        writeln!(out, "{w}")?;
+    }
+    Ok(())
+}
+
+fn write_session(out: &mut impl Write, s: &Session, end_ns: u64) -> Result<()> {
+    let duration = if end_ns == u64::MAX {
+        "open".to_string()
+    } else {
+        fmt_ns(end_ns.saturating_sub(s.start_ns))
+    };
+    let sizes = if s.writes == 0 {
+        "-".to_string()
+    } else {
+        format!(
+            "{}/{}/{}",
+            fmt_bytes(s.write_sizes.min),
+            fmt_bytes(s.write_sizes.quantile(0.5)),
+            fmt_bytes(s.write_sizes.max)
+        )
+    };
+    let versions = if s.versions.is_empty() {
+        "-".to_string()
+    } else {
+        s.versions
+            .iter()
+            .map(|v| v.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let flags = if s.opened_by == "create" {
+        format!("create {}", s.flags)
+    } else {
+        s.flags.clone()
+    };
+    writeln!(
+        out,
+        "{:>12} {:>10} {:>7} {:<26} {:>5} {:>6} {:>5} {:>5} {:>7} {:>23} {:>9} {:>9} {:>8}  {}",
+        fmt_ns(s.start_ns),
+        duration,
+        s.pid.map_or("?".into(), |p| p.to_string()),
+        flags,
+        s.reads,
+        s.writes,
+        s.flushes,
+        s.fsyncs,
+        s.getattrs,
+        sizes,
+        fmt_bytes(s.bytes_read),
+        fmt_bytes(s.bytes_written),
+        versions,
+        s.path
+    )?;
+    Ok(())
+}
+
+/// `memfs trace show`: one strace-like line per record, filtered.
+pub fn show_records(
+    path: &Path,
+    op: Option<&str>,
+    pid: Option<u32>,
+    filter: Option<&str>,
+    out: &mut impl Write,
+) -> Result<()> {
+    let mut paths = Paths::default();
+    for r in records(path)? {
+        let r = r?;
+        let target = paths.of_record(&r);
+        paths.learn(&r);
+        if op.is_some_and(|o| o != r.op) || pid.is_some_and(|p| r.pid != Some(p)) {
+            continue;
+        }
+        if filter.is_some_and(|f| !path_matches(&target, f)) {
+            continue;
+        }
+        let mut args = Vec::new();
+        if !target.is_empty() {
+            args.push(format!("{target:?}"));
+        }
+        if let Some(nn) = &r.newname {
+            let dir = r.newparent.map(|p| paths.path(p)).unwrap_or_default();
+            args.push(format!(
+                "{:?}",
+                format!("{}/{nn}", dir.trim_end_matches('/'))
+            ));
+        }
+        if let Some(ino) = r.ino {
+            args.push(format!("ino={ino}"));
+        }
+        if let Some(fh) = r.fh {
+            args.push(format!("fh={fh}"));
+        }
+        if let Some(o) = r.offset {
+            args.push(format!("off={o}"));
+        }
+        if let Some(s) = r.size {
+            args.push(format!("size={s}"));
+        }
+        if let Some(f) = &r.flags {
+            args.push(f.clone());
+        }
+        let result = match (&r.bytes, &r.version, r.result.as_str()) {
+            (_, Some(v), "ok") => format!("ok (version {v})"),
+            (Some(b), _, "ok") => b.to_string(),
+            (_, _, res) => res.to_string(),
+        };
+        writeln!(
+            out,
+            "{:>12} [{}] {}({}) = {} <{}>",
+            fmt_ns(r.t_ns),
+            r.pid.map_or("?".into(), |p| p.to_string()),
+            r.op,
+            args.join(", "),
+            result,
+            fmt_ns(r.dur_ns)
+        )?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_quantiles_are_close() {
+        let mut h = Histogram::default();
+        for v in 1..=10_000u64 {
+            h.add(v);
+        }
+        let p50 = h.quantile(0.5);
+        assert!((4500..=5700).contains(&p50), "{p50}");
+        let p99 = h.quantile(0.99);
+        assert!((9000..=10_000).contains(&p99), "{p99}");
+        for b in 0..200 {
+            assert!(bucket_low(b) < bucket_low(b + 1));
+            assert_eq!(bucket_of(bucket_low(b)), b);
+        }
+    }
+
+    #[test]
+    fn paths_follow_renames() {
+        let mut p = Paths::default();
+        let rec = |op: &str, parent: u64, name: &str, ino: u64| Record {
+            op: op.into(),
+            parent: Some(parent),
+            name: Some(name.into()),
+            ino: Some(ino),
+            result: "ok".into(),
+            ..Default::default()
+        };
+        p.learn(&rec("mkdir", 1, "d", 2));
+        p.learn(&rec("create", 2, "f", 3));
+        assert_eq!(p.path(3), "/d/f");
+        p.learn(&Record {
+            op: "rename".into(),
+            parent: Some(2),
+            name: Some("f".into()),
+            newparent: Some(1),
+            newname: Some("g".into()),
+            result: "ok".into(),
+            ..Default::default()
+        });
+        assert_eq!(p.path(3), "/g");
+    }
+}

@@ -1,0 +1,136 @@
+//! Flags as names, for trace records.
+
+/// `open(2)` flags: the access mode and every known flag, `|`-joined.
+pub fn open_flags(flags: i32) -> String {
+    let mut out = vec![match flags & libc::O_ACCMODE {
+        libc::O_RDONLY => "O_RDONLY",
+        libc::O_WRONLY => "O_WRONLY",
+        libc::O_RDWR => "O_RDWR",
+        _ => "O_ACCMODE",
+    }
+    .to_string()];
+    let known: [(i32, &str); 14] = [
+        (libc::O_CREAT, "O_CREAT"),
+        (libc::O_EXCL, "O_EXCL"),
+        (libc::O_NOCTTY, "O_NOCTTY"),
+        (libc::O_TRUNC, "O_TRUNC"),
+        (libc::O_APPEND, "O_APPEND"),
+        (libc::O_NONBLOCK, "O_NONBLOCK"),
+        (libc::O_DSYNC, "O_DSYNC"),
+        (libc::O_DIRECT, "O_DIRECT"),
+        // The kernel's O_LARGEFILE; libc calls it 0 on 64-bit targets, where it is implied.
+        (0o100000, "O_LARGEFILE"),
+        (libc::O_DIRECTORY, "O_DIRECTORY"),
+        (libc::O_NOFOLLOW, "O_NOFOLLOW"),
+        (libc::O_NOATIME, "O_NOATIME"),
+        (libc::O_CLOEXEC, "O_CLOEXEC"),
+        (libc::O_SYNC & !libc::O_DSYNC, "O_SYNC"),
+    ];
+    let mut rest = flags & !libc::O_ACCMODE;
+    for (bit, name) in known {
+        if rest & bit == bit && bit != 0 {
+            out.push(name.to_string());
+            rest &= !bit;
+        }
+    }
+    if rest != 0 {
+        out.push(format!("{rest:#x}"));
+    }
+    out.join("|")
+}
+
+/// Flags from a table of (bit, name), `|`-joined; unknown bits in hex; "0" for none.
+pub fn named(flags: u64, table: &[(u64, &str)]) -> String {
+    let mut out = Vec::new();
+    let mut rest = flags;
+    for &(bit, name) in table {
+        if bit != 0 && rest & bit == bit {
+            out.push(name.to_string());
+            rest &= !bit;
+        }
+    }
+    if rest != 0 {
+        out.push(format!("{rest:#x}"));
+    }
+    if out.is_empty() {
+        "0".to_string()
+    } else {
+        out.join("|")
+    }
+}
+
+pub fn rename_flags(flags: u32) -> String {
+    named(
+        flags as u64,
+        &[
+            (libc::RENAME_NOREPLACE as u64, "RENAME_NOREPLACE"),
+            (libc::RENAME_EXCHANGE as u64, "RENAME_EXCHANGE"),
+            (libc::RENAME_WHITEOUT as u64, "RENAME_WHITEOUT"),
+        ],
+    )
+}
+
+pub fn xattr_flags(flags: i32) -> String {
+    named(
+        flags as u64,
+        &[
+            (libc::XATTR_CREATE as u64, "XATTR_CREATE"),
+            (libc::XATTR_REPLACE as u64, "XATTR_REPLACE"),
+        ],
+    )
+}
+
+pub fn fallocate_mode(mode: i32) -> String {
+    named(
+        mode as u64,
+        &[
+            (libc::FALLOC_FL_KEEP_SIZE as u64, "FALLOC_FL_KEEP_SIZE"),
+            (libc::FALLOC_FL_PUNCH_HOLE as u64, "FALLOC_FL_PUNCH_HOLE"),
+            (libc::FALLOC_FL_ZERO_RANGE as u64, "FALLOC_FL_ZERO_RANGE"),
+            (
+                libc::FALLOC_FL_COLLAPSE_RANGE as u64,
+                "FALLOC_FL_COLLAPSE_RANGE",
+            ),
+            (
+                libc::FALLOC_FL_INSERT_RANGE as u64,
+                "FALLOC_FL_INSERT_RANGE",
+            ),
+        ],
+    )
+}
+
+pub fn access_mask(mask: i32) -> String {
+    if mask == libc::F_OK {
+        return "F_OK".to_string();
+    }
+    named(
+        mask as u64,
+        &[
+            (libc::R_OK as u64, "R_OK"),
+            (libc::W_OK as u64, "W_OK"),
+            (libc::X_OK as u64, "X_OK"),
+        ],
+    )
+}
+
+pub fn whence(whence: i32) -> String {
+    match whence {
+        libc::SEEK_SET => "SEEK_SET",
+        libc::SEEK_CUR => "SEEK_CUR",
+        libc::SEEK_END => "SEEK_END",
+        libc::SEEK_DATA => "SEEK_DATA",
+        libc::SEEK_HOLE => "SEEK_HOLE",
+        _ => return whence.to_string(),
+    }
+    .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn open_flags_read_like_c() {
+        let f = libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC;
+        assert_eq!(super::open_flags(f), "O_WRONLY|O_CREAT|O_TRUNC");
+        assert_eq!(super::open_flags(0), "O_RDONLY");
+    }
+}
