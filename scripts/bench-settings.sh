@@ -8,7 +8,8 @@
 #   -r ROUNDS     rounds (default 5). Each round runs every target once, in the
 #                 same order, so machine noise spreads over all targets.
 #   -o OUT_DIR    results directory (default /tmp/bench-settings/run-TIMESTAMP);
-#                 gets raw.csv (one row per measurement), summary.txt and logs/.
+#                 gets raw.csv (one row per measurement), summary.txt, setup.txt
+#                 and logs/ (memfs's stderr per mount).
 #   -w WORKLOADS  comma-separated subset of: clone,untar-redis,untar-pg,untar-pg-bz2
 #                 (default: all that have their input on this machine).
 #   VARIANT       NAME:MEMFS-OPTIONS, e.g. 'nowb:--no-writeback-cache' or
@@ -138,7 +139,8 @@ cleanup() {
     MOUNTED=()
     PIDS=()
 }
-trap cleanup EXIT
+on_exit() { cleanup; rm -rf "$OUT/cache" "$OUT/mnt"; }
+trap on_exit EXIT
 trap 'echo "bench-settings: interrupted" >&2; exit 130' INT
 trap 'exit 143' TERM
 
