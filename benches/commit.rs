@@ -47,23 +47,10 @@ use criterion::{
 };
 use memfs::fs::FileContent;
 use memfs::store::{BlobStore, Chunker, ChunkerKind};
+use memfs::testdata::noise;
 
 const KIB: usize = 1024;
 const MIB: usize = 1024 * 1024;
-
-/// `n` deterministic pseudo-random bytes (xorshift64).
-fn noise(n: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    let mut out = Vec::with_capacity(n + 8);
-    while out.len() < n {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out.truncate(n);
-    out
-}
 
 fn fastcdc(avg: usize) -> Chunker {
     Chunker::new(ChunkerKind::FastCdc, avg / 4, avg, avg * 4).expect("valid chunk sizes")

@@ -9,4 +9,6 @@ pub mod fs;
 pub mod fuse;
 pub mod mount;
 pub mod store;
+#[doc(hidden)]
+pub mod testdata;
 pub mod trace;

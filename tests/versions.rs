@@ -7,6 +7,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use memfs::fs::Stats;
+use memfs::testdata::noise;
 
 fn stats(m: &Mount) -> Stats {
     let raw = std::fs::read(m.join(".memfs/stats.json")).expect("read stats.json");
@@ -32,19 +33,6 @@ fn write_once(path: &std::path::Path, text: &str) {
         .status()
         .unwrap();
     assert!(status.success());
-}
-
-/// Pseudo-random bytes that no other test data shares.
-fn noise(n: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
 }
 
 #[test]

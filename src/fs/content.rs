@@ -472,18 +472,7 @@ fn old_pieces_from(old: &Recipe, pos: u64, zero_cut: u64) -> Option<Vec<Piece>> 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn noise(n: usize, seed: u64) -> Vec<u8> {
-        let mut x = seed | 1;
-        (0..n)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect()
-    }
+    use crate::testdata::noise;
 
     #[test]
     fn holes_read_as_zeros_and_commit_costs_nothing_for_them() {
