@@ -343,16 +343,19 @@ impl FileContent {
             first = first.min(self.size.min(old_size));
             last = last.max(self.size.max(old_size));
         }
-        // Start at the old chunk boundary at or before the first change. The last old piece
-        // ends at the old end of file, not at a content-defined cut, so it is redone.
+        // Start at the old chunk boundary before the first change. FastCDC decides a cut by
+        // the byte at the cut too, so a boundary right at the first change may move: start
+        // from the chunk holding the byte before it. The last old piece ends at the old end
+        // of file, not at a content-defined cut, so it is redone.
         let zero_cut = chunker.zero_cut() as u64;
-        let (keep, start) = match old.index_at(first.min(old_size.saturating_sub(1))) {
+        let probe = first.saturating_sub(1).min(old_size.saturating_sub(1));
+        let (keep, start) = match old.index_at(probe) {
             None => (0, 0),
             Some(i) => {
                 let p = &old.pieces()[i];
                 match p.data {
-                    PieceData::Zeros if first < p.end() => {
-                        let at = p.start + (first - p.start) / zero_cut * zero_cut;
+                    PieceData::Zeros if probe < p.end() => {
+                        let at = p.start + (probe - p.start) / zero_cut * zero_cut;
                         (i, at)
                     }
                     _ => (i, p.start),
@@ -385,15 +388,21 @@ impl FileContent {
             }
             let zeros = self.known_zeros(pos);
             if zeros >= zero_cut {
-                // Whole zero chunks; a run that reaches the end of file is taken whole.
+                // Whole zero chunks; a run that reaches the end of file is taken whole. A cut
+                // FastCDC finds inside zeros (zero_cut < max) also looks at the byte after
+                // it, which must be a known zero too.
                 let n = if pos + zeros == end {
                     zeros
+                } else if zero_cut < chunker.max as u64 {
+                    (zeros - 1) / zero_cut * zero_cut
                 } else {
                     zeros / zero_cut * zero_cut
                 };
-                push_zeros(&mut pieces, pos, n);
-                pos += n;
-                continue;
+                if n > 0 {
+                    push_zeros(&mut pieces, pos, n);
+                    pos += n;
+                    continue;
+                }
             }
             let window = self.read(pos, (chunker.max as u64).min(end - pos) as usize);
             let n = chunker.cut(&window);

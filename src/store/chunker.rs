@@ -1,8 +1,9 @@
 //! Splitting bytes into chunks: FastCDC (2020) content-defined chunking, or fixed-size blocks
 //! for comparison.
 //!
-//! A chunker only ever looks at the bytes of the chunk it is cutting: the cut at `p` depends
-//! on `data[p..p + cut]` alone. That is what lets a commit re-chunk only around an edit and
+//! A chunker only ever looks at the bytes of the chunk it is cutting and the one byte after
+//! it (FastCDC decides a cut by the byte at the cut): the cut at `p` depends on
+//! `data[p..=p + cut]` alone. That is what lets a commit re-chunk only around an edit and
 //! reuse every chunk after the first cut that lands on an old boundary.
 
 use fastcdc::v2020::{self, Normalization};
