@@ -11,7 +11,7 @@ use anyhow::{bail, Context, Result};
 use memfs::fs::{Stats, VersionInfo, CONTROL_NAME, VERSIONS_XATTR};
 
 /// Reads a whole extended attribute, or the errno.
-fn getxattr(path: &Path, name: &[u8]) -> std::io::Result<Vec<u8>> {
+pub fn getxattr(path: &Path, name: &[u8]) -> std::io::Result<Vec<u8>> {
     let cpath = CString::new(path.as_os_str().as_bytes())?;
     let cname = CString::new(name)?;
     loop {

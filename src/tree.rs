@@ -1,9 +1,7 @@
 //! `memfs tree`: the directory tree with descendant counts, read through the virtual
 //! extended attribute, so it shows what memfs keeps (not a walk of our own).
 
-use std::ffi::CString;
 use std::io::Write;
-use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
@@ -11,21 +9,8 @@ use memfs::fs::DESCENDANTS_XATTR;
 
 /// Reads the descendant count of directory `path` from its virtual extended attribute.
 pub fn descendants(path: &Path) -> std::io::Result<u64> {
-    let cpath = CString::new(path.as_os_str().as_bytes())?;
-    let name = CString::new(DESCENDANTS_XATTR).expect("constant has no NUL");
-    let mut buf = [0u8; 32];
-    let n = unsafe {
-        libc::getxattr(
-            cpath.as_ptr(),
-            name.as_ptr(),
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-        )
-    };
-    if n < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    std::str::from_utf8(&buf[..n as usize])
+    let value = crate::history::getxattr(path, DESCENDANTS_XATTR)?;
+    std::str::from_utf8(&value)
         .ok()
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| std::io::Error::other("malformed count"))

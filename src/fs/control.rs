@@ -203,12 +203,35 @@ impl Fs {
 
     /// Looks `name` up in a virtual directory.
     pub(super) fn control_lookup(&self, parent: u64, name: &[u8]) -> Result<Attr> {
-        let child = self
-            .control_entries(parent)?
-            .into_iter()
-            .find(|(n, _, _)| n == name)
-            .ok_or(Errno::ENOENT)?;
-        self.control_attr(child.1)
+        let child = match decode(parent).ok_or(Errno::ENOENT)? {
+            // One entry of the mirrored directory, not a listing of all of them.
+            Node::Mirror(dir) => {
+                let inode = self.inode(dir)?;
+                let data = inode.data.read();
+                let entry = data.dir()?.get(name).ok_or(Errno::ENOENT)?;
+                match entry.kind {
+                    FileKind::Directory => MIRROR | entry.ino,
+                    FileKind::Regular => HISTORY | entry.ino,
+                    _ => return Err(Errno::ENOENT),
+                }
+            }
+            Node::History(file) => {
+                let n: u64 = std::str::from_utf8(name)
+                    .ok()
+                    .and_then(|s| s.parse().ok())
+                    .filter(|n: &u64| n.to_string().as_bytes() == name)
+                    .ok_or(Errno::ENOENT)?;
+                version_ino(file, n).ok_or(Errno::ENOENT)?
+            }
+            _ => {
+                self.control_entries(parent)?
+                    .into_iter()
+                    .find(|(n, _, _)| n == name)
+                    .ok_or(Errno::ENOENT)?
+                    .1
+            }
+        };
+        self.control_attr(child)
     }
 
     /// The entries of a virtual directory: name, inode, kind.
