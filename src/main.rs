@@ -65,7 +65,12 @@ enum Command {
 #[derive(Subcommand)]
 enum TraceCommand {
     /// Per op: calls, errors, total and mean time, p50/p99 latency, bytes (like strace -c).
-    Summary { file: PathBuf },
+    Summary {
+        file: PathBuf,
+        /// Print the numbers as one JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Every open paired with its release, then per-file overlaps and close-to-open windows.
     Sessions {
         file: PathBuf,
@@ -100,7 +105,8 @@ fn trace(cmd: TraceCommand) -> Result<()> {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let result = match &cmd {
-        TraceCommand::Summary { file } => analyze::summary(file, &mut out),
+        TraceCommand::Summary { file, json: false } => analyze::summary(file, &mut out),
+        TraceCommand::Summary { file, json: true } => analyze::summary_json(file, &mut out),
         TraceCommand::Sessions { file, path } => analyze::sessions(file, path.as_deref(), &mut out),
         TraceCommand::Hist { file, op, by } => analyze::hist(file, op, by == "size", &mut out),
         TraceCommand::Show {

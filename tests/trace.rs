@@ -170,6 +170,17 @@ fn sessions_pair_opens_with_releases_and_find_close_to_open_windows() {
         summary.lines().any(|l| l.trim_end().ends_with(" write")),
         "{summary}"
     );
+    let json: serde_json::Value =
+        serde_json::from_str(&memfs_trace(&["summary", "--json", trace.to_str().unwrap()]))
+            .unwrap();
+    let write_calls = json["ops"]["write"]["calls"].as_u64().unwrap();
+    let table_calls: u64 = summary
+        .lines()
+        .find(|l| l.trim_end().ends_with(" write"))
+        .and_then(|l| l.split_whitespace().nth(2)?.parse().ok())
+        .unwrap();
+    assert_eq!(write_calls, table_calls, "{json}");
+    assert!(json["records"].as_u64().unwrap() >= write_calls);
     let hist = memfs_trace(&[
         "hist",
         trace.to_str().unwrap(),

@@ -140,13 +140,11 @@ struct OpStats {
     bytes: u64,
 }
 
-/// `memfs trace summary`: a table like `strace -c`.
-pub fn summary(path: &Path, out: &mut impl Write) -> Result<()> {
+/// Per-op totals of a whole trace, largest total time first.
+fn op_stats(path: &Path) -> Result<Vec<(String, OpStats)>> {
     let mut ops: HashMap<String, OpStats> = HashMap::new();
-    let mut total = 0u64;
     for r in records(path)? {
         let r = r?;
-        total += 1;
         let s = ops.entry(r.op.clone()).or_default();
         s.calls += 1;
         if r.result != "ok" {
@@ -156,9 +154,44 @@ pub fn summary(path: &Path, out: &mut impl Write) -> Result<()> {
         s.latency.add(r.dur_ns);
         s.bytes += r.bytes.unwrap_or(0);
     }
-    let all_ns: u64 = ops.values().map(|s| s.total_ns).sum();
     let mut rows: Vec<_> = ops.into_iter().collect();
     rows.sort_by(|a, b| b.1.total_ns.cmp(&a.1.total_ns).then(a.0.cmp(&b.0)));
+    Ok(rows)
+}
+
+/// `memfs trace summary --json`: the same numbers as the table, for scripts
+/// (`{"records": N, "errors": N, "ops": {"write": {"calls": .., ...}, ...}}`).
+pub fn summary_json(path: &Path, out: &mut impl Write) -> Result<()> {
+    let rows = op_stats(path)?;
+    let mut ops = serde_json::Map::new();
+    for (op, s) in &rows {
+        ops.insert(
+            op.clone(),
+            serde_json::json!({
+                "calls": s.calls,
+                "errors": s.errors,
+                "total_ns": s.total_ns,
+                "mean_ns": s.total_ns / s.calls.max(1),
+                "p50_ns": s.latency.quantile(0.5),
+                "p99_ns": s.latency.quantile(0.99),
+                "bytes": s.bytes,
+            }),
+        );
+    }
+    let doc = serde_json::json!({
+        "records": rows.iter().map(|(_, s)| s.calls).sum::<u64>(),
+        "errors": rows.iter().map(|(_, s)| s.errors).sum::<u64>(),
+        "ops": ops,
+    });
+    writeln!(out, "{doc}")?;
+    Ok(())
+}
+
+/// `memfs trace summary`: a table like `strace -c`.
+pub fn summary(path: &Path, out: &mut impl Write) -> Result<()> {
+    let rows = op_stats(path)?;
+    let total: u64 = rows.iter().map(|(_, s)| s.calls).sum();
+    let all_ns: u64 = rows.iter().map(|(_, s)| s.total_ns).sum();
     writeln!(
         out,
         "{:>6} {:>10} {:>10} {:>8} {:>9} {:>9} {:>9} {:>10}  op",
