@@ -190,7 +190,7 @@ def unpack(tarball, dest):
     """Unpacks a tarball into dest, dropping its single top-level directory."""
     tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=".unpack-"))
     try:
-        run(f"tar -xf '{tarball}' -C '{tmp}'")
+        run(f"tar --no-same-owner -xf '{tarball}' -C '{tmp}'")
         entries = list(tmp.iterdir())
         top = entries[0] if len(entries) == 1 and entries[0].is_dir() else tmp
         shutil.move(str(top), str(dest))
