@@ -116,16 +116,44 @@ fn trace(cmd: TraceCommand) -> Result<()> {
             path,
         } => analyze::show_records(file, op.as_deref(), *pid, path.as_deref(), &mut out),
     };
-    let result = result.and_then(|_| std::io::Write::flush(&mut out).map_err(Into::into));
-    match result {
-        Err(e)
-            if e.downcast_ref::<std::io::Error>()
-                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe) =>
-        {
-            Ok(())
+    result.and_then(|_| std::io::Write::flush(&mut out).map_err(Into::into))
+}
+
+/// Help and version print as clap prints them; a usage mistake becomes one line.
+fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            let _ = e.print();
+            return ExitCode::SUCCESS;
         }
-        other => other,
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = e.print();
+            return ExitCode::from(2);
+        }
+        _ => {}
     }
+    let text = e.render().to_string();
+    let message: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+        .filter(|l| !l.is_empty())
+        .collect();
+    eprintln!(
+        "memfs: {} (see memfs --help)",
+        message.join(" ").trim_start_matches("error: ")
+    );
+    ExitCode::from(2)
+}
+
+/// A closed stdout (`memfs stats M | head`) is how a reader says "enough", not an error.
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 /// How file contents are cut into chunks.
@@ -166,6 +194,9 @@ struct MountArgs {
     /// Let other users use the mount (needs user_allow_other in /etc/fuse.conf for non-root).
     #[arg(long)]
     allow_other: bool,
+    /// Clear a stale mount left at MOUNTPOINT by a memfs that was killed, then mount.
+    #[arg(long)]
+    force: bool,
     /// Seconds the kernel may cache attributes and names.
     #[arg(long, default_value_t = 60.0)]
     ttl: f64,
@@ -228,6 +259,7 @@ fn run(cli: Cli) -> Result<()> {
                 keep_versions: args.keep_versions,
                 stats_out: args.stats_out,
                 trace: args.trace,
+                force: args.force,
                 kernel: KernelOptions {
                     ttl: std::time::Duration::from_secs_f64(args.ttl),
                     writeback_cache: !args.no_writeback_cache,
@@ -256,10 +288,14 @@ fn run(cli: Cli) -> Result<()> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
     init_logging(cli.verbose);
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("memfs: {e:#}");
             ExitCode::FAILURE

@@ -34,17 +34,24 @@ pub struct MountConfig {
     pub stats_out: Option<PathBuf>,
     /// Where to record every FUSE request (JSON Lines).
     pub trace: Option<PathBuf>,
+    /// Clear a stale mount left at the mount point by a memfs that was killed.
+    pub force: bool,
 }
 
-/// Checks that `path` can be mounted on, and returns its canonical form.
-pub fn check_mountpoint(path: &Path) -> Result<PathBuf> {
+/// Checks that `path` can be mounted on, and returns its canonical form. With `force`, a
+/// stale mount left there by a memfs that was killed is detached first.
+pub fn check_mountpoint(path: &Path, force: bool) -> Result<PathBuf> {
     let shown = path.display();
     match std::fs::metadata(path) {
         Ok(m) if !m.is_dir() => bail!("mount point {shown} is not a directory"),
         Ok(_) => {}
+        Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) && force => {
+            detach_stale(path)?;
+            return check_mountpoint(path, false);
+        }
         Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => bail!(
             "mount point {shown} is a stale FUSE mount left by a server that died; \
-             clear it with `umount -l {shown}` (or `fusermount3 -u {shown}`)"
+             clear it with `umount -l {shown}`, or mount again with --force"
         ),
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             bail!("mount point {shown} does not exist")
@@ -57,10 +64,49 @@ pub fn check_mountpoint(path: &Path) -> Result<PathBuf> {
     if find_mount(&canonical)?.is_some() {
         bail!("mount point {shown} is already a mount point; unmount it first");
     }
-    if !Path::new("/dev/fuse").exists() {
-        bail!("/dev/fuse does not exist: load the fuse module (`modprobe fuse`) or run where FUSE is available");
+    let entries = std::fs::read_dir(&canonical)
+        .with_context(|| format!("mount point {shown}"))?
+        .count();
+    if entries > 0 {
+        // Mounting over files hides them, and programs that keep them open would still
+        // write to the hidden ones: refuse, as fusermount3 does.
+        bail!("mount point {shown} is not empty ({entries} entries); use an empty directory");
     }
+    check_fuse_device()?;
     Ok(canonical)
+}
+
+/// Fails with a hint when /dev/fuse is missing or cannot be opened.
+fn check_fuse_device() -> Result<()> {
+    const DEV: &str = "/dev/fuse";
+    match std::fs::OpenOptions::new().read(true).write(true).open(DEV) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => bail!(
+            "{DEV} does not exist: load the fuse module (`modprobe fuse`) or run where FUSE \
+             is available"
+        ),
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => bail!(
+            "{DEV}: permission denied: run as root, or give this user access to {DEV} \
+             (its mode is usually 0666)"
+        ),
+        Err(e) => bail!("{DEV}: {e}"),
+    }
+}
+
+/// Detaches the dead FUSE mount at `path` (its server is gone, so nothing can be lost).
+fn detach_stale(path: &Path) -> Result<()> {
+    let c = CString::new(path.as_os_str().as_bytes()).context("mount point path")?;
+    if unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) } != 0 {
+        let e = io::Error::last_os_error();
+        bail!(
+            "clearing the stale mount at {}: {e} (unmounting needs root, or \
+             `fusermount3 -uz {}`)",
+            path.display(),
+            path.display()
+        );
+    }
+    warn!("detached the stale mount at {}", path.display());
+    Ok(())
 }
 
 /// The device ("major:minor") of the file system mounted exactly at `path`, if one is.
@@ -99,7 +145,7 @@ fn unescape_mountinfo(field: &str) -> Vec<u8> {
 
 /// Mounts a fresh, empty memfs and serves it until it is unmounted.
 pub fn run(config: MountConfig) -> Result<()> {
-    let mountpoint = check_mountpoint(&config.mountpoint)?;
+    let mountpoint = check_mountpoint(&config.mountpoint, config.force)?;
     if let Some(path) = &config.stats_out {
         // Fail now, not after hours of work, if the stats file cannot be written.
         std::fs::OpenOptions::new()

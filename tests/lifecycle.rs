@@ -90,8 +90,123 @@ fn bad_mount_points_give_one_clear_line() {
     let file = dir.path().join("file");
     std::fs::write(&file, b"x").unwrap();
     assert!(mount_fails(&file).contains("not a directory"));
+    let full = dir.path().join("full");
+    std::fs::create_dir(&full).unwrap();
+    std::fs::write(full.join("precious"), b"x").unwrap();
+    assert!(mount_fails(&full).contains("not empty"));
     let m = Mount::new();
     assert!(mount_fails(m.path()).contains("already a mount point"));
+}
+
+#[test]
+fn a_killed_memfs_leaves_a_stale_mount_that_force_clears() {
+    let mut m = Mount::new();
+    std::fs::write(m.join("f"), b"gone with the process").unwrap();
+    unsafe { libc::kill(m.pid() as i32, libc::SIGKILL) };
+    m.wait_exit(Duration::from_secs(10)).expect("memfs survived SIGKILL");
+    assert!(is_mounted(m.path()), "the kernel keeps a dead FUSE mount");
+    let err = std::fs::metadata(m.path()).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::ENOTCONN));
+
+    let message = mount_fails(m.path());
+    assert!(message.contains("stale"), "{message}");
+    assert!(message.contains("--force"), "no way out offered: {message}");
+
+    let again = Command::new(MEMFS)
+        .arg("mount")
+        .arg(m.path())
+        .arg("--force")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    m.child = Some(again); // the guard unmounts and reaps it
+    let t0 = std::time::Instant::now();
+    while std::fs::metadata(m.path()).is_err() || !is_mounted(m.path()) {
+        assert!(t0.elapsed() < Duration::from_secs(10), "--force did not mount");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::fs::write(m.join("g"), b"new life").unwrap();
+    assert_eq!(std::fs::read(m.join("g")).unwrap(), b"new life");
+    assert!(!m.join("f").exists(), "a fresh mount is empty");
+    let status = m.unmount();
+    assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn sigterm_finishes_the_trace_and_the_stats_file() {
+    let out = tempfile::tempdir().unwrap();
+    let trace = out.path().join("trace.jsonl");
+    let stats = out.path().join("stats.json");
+    let mut m = Mount::with_args(&[
+        "--trace",
+        trace.to_str().unwrap(),
+        "--stats-out",
+        stats.to_str().unwrap(),
+    ]);
+    for i in 0..20 {
+        std::fs::write(m.join(format!("f{i}")), vec![i as u8; 10_000]).unwrap();
+    }
+    unsafe { libc::kill(m.pid() as i32, libc::SIGTERM) };
+    let status = m.wait_exit(Duration::from_secs(20)).expect("no exit");
+    assert!(status.success(), "{status:?}");
+    assert!(!is_mounted(m.path()));
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&stats).unwrap()).unwrap();
+    assert_eq!(s["files"], 20, "{s}");
+    assert_eq!(s["logical_bytes"], 200_000, "{s}");
+    let text = std::fs::read_to_string(&trace).unwrap();
+    let records: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("every trace line is whole JSON"))
+        .collect();
+    let creates = records.iter().filter(|r| r["op"] == "create").count();
+    assert_eq!(creates, 20, "trace lost records");
+}
+
+/// Runs a memfs subcommand that must fail with one line naming `what`.
+fn command_fails(args: &[&str], what: &str) -> String {
+    let out = Command::new(MEMFS).args(args).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "{args:?} succeeded");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: {stderr}");
+    assert!(stderr.starts_with("memfs: "), "{stderr}");
+    assert!(stderr.contains(what), "{args:?} does not name {what}: {stderr}");
+    assert!(!stderr.contains("panicked") && !stderr.contains("backtrace"), "{stderr}");
+    stderr
+}
+
+#[test]
+fn cli_commands_give_one_line_naming_the_path_and_cause() {
+    let other = tempfile::tempdir().unwrap();
+    let file = other.path().join("plain");
+    std::fs::write(&file, b"x").unwrap();
+    let f = file.to_str().unwrap();
+    let d = other.path().to_str().unwrap();
+    for args in [["log", f], ["stats", d], ["tree", d]] {
+        let e = command_fails(&args, "");
+        assert!(e.contains("not on a memfs mount"), "{e}");
+    }
+    assert!(command_fails(&["restore", f, "1"], f).contains("not on a memfs mount"));
+    let missing = other.path().join("missing");
+    let missing = missing.to_str().unwrap();
+    assert!(command_fails(&["log", missing], missing).contains("No such file"));
+
+    let m = Mount::new();
+    std::fs::write(m.join("a"), b"one").unwrap();
+    let a = m.join("a");
+    let a = a.to_str().unwrap();
+    let e = command_fails(&["restore", a, "7"], a);
+    assert!(e.contains("no version 7"), "{e}");
+    let e = command_fails(&["restore", a, "seven"], "seven");
+    assert!(e.contains("invalid"), "{e}");
+    let trace = other.path().join("no/such/dir/t.jsonl");
+    let empty = tempfile::tempdir().unwrap();
+    let e = command_fails(
+        &["mount", empty.path().to_str().unwrap(), "--trace", trace.to_str().unwrap()],
+        trace.to_str().unwrap(),
+    );
+    assert!(e.contains("No such file"), "{e}");
+    assert!(!is_mounted(empty.path()));
 }
 
 #[test]
