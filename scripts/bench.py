@@ -65,6 +65,9 @@ def run(cmd, cwd=None, log=None, env=None, check=True):
     CHILDREN.add(p)
     try:
         stdout, _ = p.communicate()
+    except BaseException:  # interrupted: stop the command's whole process group
+        kill_group(p)
+        raise
     finally:
         CHILDREN.discard(p)
         if log:
@@ -82,12 +85,17 @@ def tail_of(path, lines=15):
         return ""
 
 
+def kill_group(p):
+    try:
+        os.killpg(p.pid, signal.SIGKILL)
+    except OSError:
+        pass
+    p.wait()
+
+
 def stop_children():
     for p in list(CHILDREN):
-        try:
-            os.killpg(p.pid, signal.SIGKILL)
-        except OSError:
-            pass
+        kill_group(p)
 
 
 def timed(fn):
