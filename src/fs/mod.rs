@@ -18,6 +18,7 @@ mod control;
 mod dir;
 mod error;
 mod file;
+mod fsck;
 mod inode;
 mod meta;
 mod namespace;
@@ -27,6 +28,7 @@ pub use attr::{Attr, Caller, DirEntry, FileKind, RenameMode, SetAttr, SetTime, S
 pub use content::{FileContent, MAX_FILE_SIZE};
 pub use control::{is_virtual, Stats, VersionInfo, CONTROL_NAME, VERSIONS_XATTR};
 pub use error::{Errno, Result};
+pub use fsck::StoreCheck;
 pub use meta::DESCENDANTS_XATTR;
 pub use version::{CommitCause, History, Version};
 
