@@ -166,7 +166,7 @@ fn fsx_finds_no_difference() {
     let direct = Mount::with_args(&["--no-writeback-cache"]);
     let small = ops_per_run(60_000);
     let large = ops_per_run(20_000);
-    let mut runs = vec![
+    let runs = vec![
         start(
             &fsx,
             work.path(),
@@ -208,7 +208,7 @@ fn fsx_finds_no_difference() {
     let started = Instant::now();
     let deadline = started + Duration::from_secs(600);
     let mut failures = Vec::new();
-    let mut pending: Vec<Run> = runs.drain(..).collect();
+    let mut pending: Vec<Run> = runs;
     while !pending.is_empty() {
         let mut still = Vec::new();
         for mut run in pending {
