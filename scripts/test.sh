@@ -25,5 +25,18 @@ if [ ! -e /dev/fuse ]; then
     exit 1
 fi
 
+# tests/fsx.rs runs fsx-rs (the File System eXerciser) from crates.io. It is installed once
+# per machine under CARGO_HOME, which survives between runs, and handed to the test as $FSX.
+FSX_VERSION=0.3.2
+fsx_root="${CARGO_HOME:-$HOME/.cargo}"
+FSX="$(command -v fsx || true)"
+[ -n "$FSX" ] || FSX="$fsx_root/bin/fsx"
+if ! "$FSX" --version 2>/dev/null | grep -qx "fsx $FSX_VERSION"; then
+    echo "test.sh: installing fsx $FSX_VERSION into $fsx_root/bin (once per machine)"
+    cargo install --quiet --locked fsx --version "$FSX_VERSION" --root "$fsx_root"
+    FSX="$fsx_root/bin/fsx"
+fi
+export FSX
+
 cargo build --all-targets --quiet
 cargo test --all-targets -- --color never "$@"

@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! .memfs/stats.json                 store and memory statistics, made when read
+//! .memfs/fsck                       a check of the store's reference counts, made when read
 //! .memfs/versions/REL/PATH/N        version N of the file REL/PATH
 //! ```
 //!
@@ -30,6 +31,7 @@ pub const VERSIONS_XATTR: &[u8] = b"user.memfs.versions";
 const VIRTUAL_BASE: u64 = 1 << 59;
 pub const CONTROL_INO: u64 = (1 << 62) | 1;
 pub const STATS_INO: u64 = (1 << 62) | 2;
+pub const FSCK_INO: u64 = (1 << 62) | 3;
 /// `versions/...`: the mirror of real directory d is `MIRROR | d`.
 const MIRROR: u64 = 1 << 61;
 /// `versions/.../FILE`: the directory of file f's versions is `HISTORY | f`.
@@ -46,6 +48,7 @@ pub fn is_virtual(ino: u64) -> bool {
 enum Node {
     Control,
     Stats,
+    Fsck,
     Mirror(u64),
     History(u64),
     Version(u64, u64),
@@ -55,6 +58,7 @@ fn decode(ino: u64) -> Option<Node> {
     Some(match ino {
         CONTROL_INO => Node::Control,
         STATS_INO => Node::Stats,
+        FSCK_INO => Node::Fsck,
         i if i & (1 << 62) != 0 => return None,
         i if i & MIRROR != 0 => Node::Mirror(i & !MIRROR),
         i if i & HISTORY != 0 => Node::History(i & !HISTORY),
@@ -174,7 +178,7 @@ impl Fs {
         let now = SystemTime::now();
         match decode(ino).ok_or(Errno::ENOENT)? {
             Node::Control => Ok(self.virtual_attr(ino, FileKind::Directory, 0, now)),
-            Node::Stats => Ok(self.virtual_attr(ino, FileKind::Regular, 0, now)),
+            Node::Stats | Node::Fsck => Ok(self.virtual_attr(ino, FileKind::Regular, 0, now)),
             Node::Mirror(dir) => {
                 let real = self.getattr(dir)?;
                 if real.kind != FileKind::Directory {
@@ -239,6 +243,7 @@ impl Fs {
         match decode(ino).ok_or(Errno::ENOENT)? {
             Node::Control => Ok(vec![
                 (b"stats.json".to_vec(), STATS_INO, FileKind::Regular),
+                (b"fsck".to_vec(), FSCK_INO, FileKind::Regular),
                 (b"versions".to_vec(), MIRROR | ROOT_INO, FileKind::Directory),
             ]),
             Node::Mirror(dir) => {
@@ -270,7 +275,7 @@ impl Fs {
                     })
                     .collect())
             }
-            Node::Stats | Node::Version(..) => Err(Errno::ENOTDIR),
+            Node::Stats | Node::Fsck | Node::Version(..) => Err(Errno::ENOTDIR),
         }
     }
 
@@ -295,6 +300,12 @@ impl Fs {
         let file = match decode(ino).ok_or(Errno::ENOENT)? {
             Node::Stats => {
                 let mut json = serde_json::to_vec_pretty(&self.stats()).map_err(|_| Errno::EIO)?;
+                json.push(b'\n');
+                VirtualFile::Bytes(json)
+            }
+            Node::Fsck => {
+                let check = self.verify_store();
+                let mut json = serde_json::to_vec_pretty(&check).map_err(|_| Errno::EIO)?;
                 json.push(b'\n');
                 VirtualFile::Bytes(json)
             }
@@ -343,7 +354,7 @@ impl Fs {
 
     /// Whether reads of `ino` must bypass the kernel's page cache (generated files).
     pub fn is_generated(&self, ino: u64) -> bool {
-        ino == STATS_INO
+        ino == STATS_INO || ino == FSCK_INO
     }
 
     /// The versions a regular file keeps, oldest first.

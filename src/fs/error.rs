@@ -32,6 +32,7 @@ impl Errno {
     pub const EOPNOTSUPP: Errno = Errno(libc::EOPNOTSUPP);
     pub const ENOSYS: Errno = Errno(libc::ENOSYS);
     pub const ENOTTY: Errno = Errno(libc::ENOTTY);
+    pub const EBUSY: Errno = Errno(libc::EBUSY);
 
     /// The symbolic name (`ENOENT`), for logs and traces.
     pub fn name(self) -> &'static str {
@@ -61,6 +62,7 @@ impl Errno {
             libc::EMLINK => "EMLINK",
             libc::ENOMEM => "ENOMEM",
             libc::EAGAIN => "EAGAIN",
+            libc::EBUSY => "EBUSY",
             _ => "E?",
         }
     }

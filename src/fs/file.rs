@@ -4,7 +4,7 @@ use std::sync::atomic::Ordering;
 use std::time::SystemTime;
 
 use super::attr::FileKind;
-use super::content::checked_end;
+use super::content::{checked_end, MAX_FILE_SIZE};
 use super::control::is_virtual;
 use super::error::{Errno, Result};
 use super::inode::Inode;
@@ -58,6 +58,15 @@ impl Fs {
 
     pub fn write(&self, fh: u64, offset: u64, bytes: &[u8]) -> Result<u32> {
         let handle = self.handle(fh)?;
+        // As Linux's generic_write_checks: EFBIG at or past the largest file size, and a
+        // write that would cross it is cut short (the kernel cuts such writes before they
+        // reach memfs; other callers get the same answer).
+        if offset >= MAX_FILE_SIZE && !bytes.is_empty() {
+            return Err(Errno::EFBIG);
+        }
+        let bytes = &bytes[..bytes
+            .len()
+            .min((MAX_FILE_SIZE - offset.min(MAX_FILE_SIZE)) as usize)];
         let written = u32::try_from(bytes.len()).map_err(|_| Errno::EINVAL)?;
         {
             let mut data = handle.inode.data.write();
@@ -131,6 +140,10 @@ impl Fs {
         let handle = self.handle(fh)?;
         if len == 0 {
             return Err(Errno::EINVAL);
+        }
+        // Linux refuses a hole punch without KEEP_SIZE before it looks at the range.
+        if mode & FALLOC_FL_PUNCH_HOLE != 0 && mode & FALLOC_FL_KEEP_SIZE == 0 {
+            return Err(Errno::EOPNOTSUPP);
         }
         let end = checked_end(offset, len)?;
         let mut data = handle.inode.data.write();

@@ -18,6 +18,7 @@ mod control;
 mod dir;
 mod error;
 mod file;
+mod fsck;
 mod inode;
 mod meta;
 mod namespace;
@@ -27,6 +28,7 @@ pub use attr::{Attr, Caller, DirEntry, FileKind, RenameMode, SetAttr, SetTime, S
 pub use content::{FileContent, MAX_FILE_SIZE};
 pub use control::{is_virtual, Stats, VersionInfo, CONTROL_NAME, VERSIONS_XATTR};
 pub use error::{Errno, Result};
+pub use fsck::StoreCheck;
 pub use meta::DESCENDANTS_XATTR;
 pub use version::{CommitCause, History, Version};
 
@@ -307,16 +309,27 @@ fn is_writable(flags: i32) -> bool {
     flags & libc::O_ACCMODE != libc::O_RDONLY
 }
 
-/// Checks a name for a new directory entry.
+/// Checks a name for a new directory entry. The kernel resolves "", "." and ".." itself and
+/// never sends them; for other callers the core answers as Linux does for such a last
+/// component (`mkdir("")` is ENOENT, `mkdir("d/.")` EEXIST). A name holding '/' or NUL can
+/// never be made (EINVAL).
 fn check_name(name: &[u8]) -> Result<()> {
     if name.len() > NAME_MAX {
         return Err(Errno::ENAMETOOLONG);
     }
-    if name.is_empty() || name == b"." || name == b".." || name.contains(&b'/') {
-        return Err(Errno::EINVAL);
+    if name.is_empty() {
+        return Err(Errno::ENOENT);
     }
-    if name.contains(&0) {
+    if is_dots(name) {
+        return Err(Errno::EEXIST);
+    }
+    if name.contains(&b'/') || name.contains(&0) {
         return Err(Errno::EINVAL);
     }
     Ok(())
+}
+
+/// Whether `name` is "." or "..".
+fn is_dots(name: &[u8]) -> bool {
+    name == b"." || name == b".."
 }

@@ -9,7 +9,7 @@ use super::control::{is_virtual, CONTROL_INO, CONTROL_NAME};
 use super::dir::Directory;
 use super::error::{Errno, Result};
 use super::inode::{attr_of, Body, FileState, Inode, InodeData, Meta};
-use super::{check_name, refuse_control, Fs, NAME_MAX, PATH_MAX, ROOT_INO};
+use super::{check_name, is_dots, refuse_control, Fs, NAME_MAX, PATH_MAX, ROOT_INO};
 
 /// How many entries `readdir` collects under the directory lock before handing them out.
 const READDIR_BATCH: usize = 128;
@@ -27,6 +27,9 @@ impl Fs {
             return self.control_lookup(parent, name);
         }
         let dir = self.inode(parent)?;
+        if is_dots(name) {
+            return self.lookup_dots(&dir, name);
+        }
         let child = {
             let data = dir.data.read();
             let entry = data.dir()?.get(name).ok_or(Errno::ENOENT)?;
@@ -37,6 +40,22 @@ impl Fs {
             child
         };
         Ok(child.attr())
+    }
+
+    /// "." and ".." in `dir`: the directory itself and its parent, as a path walk finds them.
+    /// The kernel resolves these itself and never asks; the core answers other callers.
+    fn lookup_dots(&self, dir: &Arc<Inode>, name: &[u8]) -> Result<Attr> {
+        // Shared, so no rename can move `dir` away from its parent meanwhile; the parent
+        // holds `dir` and so cannot be removed either.
+        let _tree = self.tree_lock.read();
+        dir.data.read().dir()?;
+        let target = if name == b"." {
+            dir.clone()
+        } else {
+            self.inode(dir.parent())?
+        };
+        target.lookups.fetch_add(1, Ordering::AcqRel);
+        Ok(target.attr())
     }
 
     /// Drops `n` kernel references to `ino`.
@@ -205,6 +224,13 @@ impl Fs {
         if name.len() > NAME_MAX {
             return Err(Errno::ENAMETOOLONG);
         }
+        // What Linux answers for a last component "." or ".." (the kernel never sends them).
+        match (name, want_dir) {
+            (b".", true) => return Err(Errno::EINVAL),
+            (b"..", true) => return Err(Errno::ENOTEMPTY),
+            (b"." | b"..", false) => return Err(Errno::EISDIR),
+            _ => {}
+        }
         refuse_control(parent, name)?;
         let _tree = self.tree_lock.read();
         let dir = self.inode(parent)?;
@@ -251,9 +277,6 @@ impl Fs {
         refuse_control(parent, name)?;
         let _tree = self.tree_lock.read();
         let inode = self.inode(ino)?;
-        if inode.kind == FileKind::Directory {
-            return Err(Errno::EPERM);
-        }
         let dir = self.inode(parent)?;
         let now = SystemTime::now();
         let attr = {
@@ -264,6 +287,10 @@ impl Fs {
             }
             if entries.get(name).is_some() {
                 return Err(Errno::EEXIST);
+            }
+            // After EEXIST, as Linux checks them (linkat looks the new name up first).
+            if inode.kind == FileKind::Directory {
+                return Err(Errno::EPERM);
             }
             let mut idata = inode.data.write();
             if idata.meta.nlink == 0 {
@@ -289,10 +316,24 @@ impl Fs {
         newname: &[u8],
         mode: RenameMode,
     ) -> Result<()> {
+        // Names in the order Linux's do_renameat2 checks them: empty names, "." and ".."
+        // (which the kernel resolves itself and never sends), the source (its length here,
+        // its existence below), and only then the new name.
+        if name.is_empty() || newname.is_empty() {
+            return Err(Errno::ENOENT);
+        }
+        if is_dots(name) {
+            return Err(Errno::EBUSY);
+        }
+        if is_dots(newname) {
+            return Err(match mode {
+                RenameMode::NoReplace => Errno::EEXIST,
+                _ => Errno::EBUSY,
+            });
+        }
         if name.len() > NAME_MAX {
             return Err(Errno::ENAMETOOLONG);
         }
-        check_name(newname)?;
         refuse_control(parent, name)?;
         refuse_control(newparent, newname)?;
         // Moving between directories may change parent chains: run alone among namespace
@@ -313,6 +354,7 @@ impl Fs {
         };
 
         let src_entry = src_guard.dir()?.get(name).ok_or(Errno::ENOENT)?.clone();
+        check_name(newname)?;
         let dst_entry = match &dst_guard {
             Some(g) => g.dir()?.get(newname).cloned(),
             None => src_guard.dir()?.get(newname).cloned(),
@@ -320,14 +362,16 @@ impl Fs {
         if dst_guard.as_ref().is_some_and(|g| g.meta.nlink == 0) {
             return Err(Errno::ENOENT);
         }
-        if dst_entry.as_ref().is_some_and(|d| d.ino == src_entry.ino) {
-            // Two names of one inode (or one name): POSIX says do nothing.
-            return Ok(());
-        }
+        // NOREPLACE refuses any existing target, even another name of the same inode (Linux
+        // checks it before the same-inode case below).
         match (mode, &dst_entry) {
             (RenameMode::NoReplace, Some(_)) => return Err(Errno::EEXIST),
             (RenameMode::Exchange, None) => return Err(Errno::ENOENT),
             _ => {}
+        }
+        if dst_entry.as_ref().is_some_and(|d| d.ino == src_entry.ino) {
+            // Two names of one inode (or one name): POSIX says do nothing.
+            return Ok(());
         }
         let src = self.inode(src_entry.ino)?;
         let dst = match &dst_entry {
