@@ -195,6 +195,10 @@ while True:
         stats["files"].as_u64().unwrap(),
         walk_files(m.path()).len() as u64
     );
+    // Every blob's reference count equals a recount over the recipes.
+    let fsck: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(m.join(".memfs/fsck")).unwrap()).unwrap();
+    assert_eq!(fsck["ok"], true, "{fsck}");
     // The mount keeps serving.
     std::fs::write(m.join("after"), b"still here").unwrap();
     assert_eq!(std::fs::read(m.join("after")).unwrap(), b"still here");
