@@ -202,7 +202,23 @@ pub fn stats(mount: &Path, json: bool) -> Result<()> {
         out.write_all(&raw)?;
         return Ok(());
     }
+    let used = if s.capacity_bytes > 0 {
+        format!(
+            "{} ({:.1}% of the cap)",
+            human(s.used_bytes),
+            s.used_bytes as f64 * 100.0 / s.capacity_bytes as f64
+        )
+    } else {
+        human(s.used_bytes)
+    };
     let rows: Vec<(&str, String)> = vec![
+        ("capacity (--max-memory)", human(s.capacity_bytes)),
+        ("used", used),
+        ("metadata (estimate)", human(s.metadata_bytes)),
+        (
+            "versions dropped for space",
+            s.versions_dropped_for_space.to_string(),
+        ),
         ("files", s.files.to_string()),
         ("directories", s.dirs.to_string()),
         ("symlinks", s.symlinks.to_string()),

@@ -217,6 +217,12 @@ struct MountArgs {
     /// Versions kept per file; older ones are dropped with the chunks only they held.
     #[arg(long, default_value_t = memfs::fs::DEFAULT_KEEP_VERSIONS)]
     keep_versions: usize,
+    /// Cap on the memory memfs holds for file contents and metadata: bytes, K/M/G/T (powers
+    /// of 1024, e.g. 512M, 2G) or a percentage of physical RAM (25%). Writes, creates and
+    /// commits past it fail with ENOSPC, after old versions are dropped to make room; df
+    /// shows it as the size.
+    #[arg(long, value_name = "SIZE", default_value = "50%", value_parser = mount::parse_max_memory)]
+    max_memory: u64,
     /// Write the final statistics (JSON) to this file at unmount.
     #[arg(long)]
     stats_out: Option<PathBuf>,
@@ -257,6 +263,7 @@ fn run(cli: Cli) -> Result<()> {
                 clone_fd: !args.no_clone_fd,
                 chunker: args.chunking.chunker()?,
                 keep_versions: args.keep_versions,
+                max_memory: args.max_memory,
                 stats_out: args.stats_out,
                 trace: args.trace,
                 force: args.force,

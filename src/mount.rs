@@ -30,6 +30,8 @@ pub struct MountConfig {
     pub kernel: KernelOptions,
     pub chunker: Chunker,
     pub keep_versions: usize,
+    /// The cap on the bytes memfs holds for contents and metadata (`--max-memory`).
+    pub max_memory: u64,
     /// Where to write the final statistics (JSON) at unmount.
     pub stats_out: Option<PathBuf>,
     /// Where to record every FUSE request (JSON Lines).
@@ -160,6 +162,7 @@ pub fn run(config: MountConfig) -> Result<()> {
         writes_cached_above: config.kernel.writeback_cache,
         chunker: config.chunker.clone(),
         keep_versions: config.keep_versions,
+        capacity: config.max_memory,
         ..FsConfig::default()
     }));
     let tracer = match &config.trace {
@@ -246,9 +249,56 @@ pub fn run(config: MountConfig) -> Result<()> {
     info!(
         inodes = fs.inode_count(),
         stored_bytes = fs.stored_bytes(),
+        used_bytes = fs.used_bytes(),
         "unmounted"
     );
     Ok(())
+}
+
+/// Parses a `--max-memory` value: bytes with an optional K, M, G or T suffix (powers of
+/// 1024), or a percentage of physical memory (`25%`).
+pub fn parse_max_memory(text: &str) -> std::result::Result<u64, String> {
+    parse_size(text, crate::fs::physical_memory())
+}
+
+/// [`parse_max_memory`] against a given amount of RAM.
+pub fn parse_size(text: &str, ram: u64) -> std::result::Result<u64, String> {
+    const FORMS: &str = "give bytes, a size such as 512M or 2G (K/M/G/T, powers of 1024), or a percentage of RAM such as 25%";
+    let t = text.trim();
+    let bytes = if let Some(pct) = t.strip_suffix('%') {
+        let pct: f64 = pct
+            .trim()
+            .parse()
+            .map_err(|_| format!("not a percentage; {FORMS}"))?;
+        if !(pct > 0.0 && pct <= 100.0) {
+            return Err("a percentage of RAM must be above 0% and at most 100%".into());
+        }
+        if ram == 0 {
+            return Err("the size of physical memory is unknown; give a size in bytes".into());
+        }
+        // A float-to-int cast saturates; it cannot panic.
+        (ram as f64 * pct / 100.0) as u64
+    } else {
+        let (digits, unit) = match t.char_indices().last() {
+            Some((i, c)) if c.is_ascii_alphabetic() => {
+                let unit: u64 = match c.to_ascii_uppercase() {
+                    'K' => 1 << 10,
+                    'M' => 1 << 20,
+                    'G' => 1 << 30,
+                    'T' => 1 << 40,
+                    _ => return Err(format!("unknown unit '{c}'; {FORMS}")),
+                };
+                (&t[..i], unit)
+            }
+            _ => (t, 1),
+        };
+        let n: u64 = digits.parse().map_err(|_| format!("not a size; {FORMS}"))?;
+        n.checked_mul(unit).ok_or("too large for 64 bits")?
+    };
+    if bytes == 0 {
+        return Err("the cap must be more than 0 bytes".into());
+    }
+    Ok(bytes)
 }
 
 fn mount_error(e: &io::Error) -> String {
@@ -300,5 +350,42 @@ fn abort_connection(device: &str) {
     }
     if let Err(e) = std::fs::write(&abort, b"1") {
         warn!("aborting the FUSE connection via {abort}: {e}; it ends when its last user leaves");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes_parse_with_binary_suffixes_and_percentages() {
+        let ram = 16 << 30;
+        assert_eq!(parse_size("4096", ram), Ok(4096));
+        assert_eq!(parse_size("512M", ram), Ok(512 << 20));
+        assert_eq!(parse_size("512m", ram), Ok(512 << 20));
+        assert_eq!(parse_size("2G", ram), Ok(2 << 30));
+        assert_eq!(parse_size("64k", ram), Ok(64 << 10));
+        assert_eq!(parse_size("1T", ram), Ok(1 << 40));
+        assert_eq!(parse_size("25%", ram), Ok(4 << 30));
+        assert_eq!(parse_size("50%", ram), Ok(8 << 30));
+        assert_eq!(parse_size("12.5%", ram), Ok(2 << 30));
+        for bad in [
+            "",
+            "M",
+            "0",
+            "0M",
+            "-1",
+            "1.5G",
+            "12X",
+            "10 MB",
+            "0%",
+            "101%",
+            "x%",
+            "%",
+            "99999999999T",
+        ] {
+            assert!(parse_size(bad, ram).is_err(), "{bad:?} was accepted");
+        }
+        assert!(parse_size("25%", 0).is_err());
     }
 }

@@ -73,6 +73,15 @@ pub struct FileContent {
     size: u64,
 }
 
+/// A commit chunked and stored but not yet installed (see [`FileContent::prepare_commit`]).
+#[derive(Debug)]
+pub struct Prepared {
+    /// The new recipe; `None` when it equals the committed one.
+    pub recipe: Option<RecipeRef>,
+    pub new_bytes: u64,
+    pub chunked_bytes: u64,
+}
+
 /// What a commit made.
 #[derive(Debug, Clone)]
 pub struct Committed {
@@ -226,6 +235,38 @@ impl FileContent {
         Ok(self.dirty_bytes as i64 - before as i64)
     }
 
+    /// The bytes held that a write of `len` bytes at `offset` would add: `write` returns
+    /// exactly this. Dirty data it overwrites is reused, everything else is new.
+    pub fn write_growth(&self, offset: u64, len: u64) -> u64 {
+        let end = offset.saturating_add(len);
+        let reused: u64 = self
+            .overlapping(offset, end)
+            .filter(|(_, e)| matches!(e, Extent::Data(_)))
+            .map(|(&s, e)| {
+                end.min(s.saturating_add(e.len()))
+                    .saturating_sub(offset.max(s))
+            })
+            .sum();
+        len.saturating_sub(reused)
+    }
+
+    /// Bytes of `offset..end` that hold no data: holes, zero runs and anything past the end
+    /// of file (what `fallocate` would have to provide).
+    pub fn hole_bytes(&self, offset: u64, end: u64) -> u64 {
+        let mut holes = end.saturating_sub(self.size.max(offset));
+        let mut pos = offset;
+        let stop = end.min(self.size);
+        while pos < stop {
+            let (next, data) = self.span_at(pos);
+            let next = next.clamp(pos + 1, stop);
+            if !data {
+                holes = holes.saturating_add(next - pos);
+            }
+            pos = next;
+        }
+        holes
+    }
+
     /// Sets the size; bytes past a shrink are gone, a grow reads as zeros. Returns the change
     /// in bytes held.
     pub fn truncate(&mut self, size: u64) -> Result<i64> {
@@ -323,6 +364,15 @@ impl FileContent {
 
     /// Folds the changes into a new committed recipe. `None` when nothing changed.
     pub fn commit(&mut self, chunker: &Chunker, store: &BlobStore) -> Option<Committed> {
+        let prepared = self.prepare_commit(chunker, store)?;
+        self.install(prepared)
+    }
+
+    /// The first half of a commit: chunks the changes and stores new chunks, but leaves this
+    /// content as it was, so the caller can still decide against it (for lack of space) by
+    /// dropping the result, which frees the chunks only it held. `None` when nothing
+    /// changed since the last commit.
+    pub fn prepare_commit(&self, chunker: &Chunker, store: &BlobStore) -> Option<Prepared> {
         if !self.is_dirty() {
             return None;
         }
@@ -424,18 +474,31 @@ impl FileContent {
             pos += n as u64;
         }
         let recipe = Recipe::new(pieces);
-        self.extents.clear();
-        self.dirty_bytes = 0;
-        self.base_valid = recipe.size();
-        if recipe == *old {
-            return None;
-        }
-        let recipe = Arc::new(recipe);
-        self.base = recipe.clone();
-        Some(Committed {
+        let recipe = (recipe != *old).then(|| Arc::new(recipe));
+        Some(Prepared {
             recipe,
             new_bytes,
             chunked_bytes,
+        })
+    }
+
+    /// The second half of a commit: the prepared recipe becomes the committed content and
+    /// the dirty extents are let go. Returns what was committed, `None` when the content is
+    /// the same as before.
+    pub fn install(&mut self, prepared: Prepared) -> Option<Committed> {
+        self.extents.clear();
+        self.dirty_bytes = 0;
+        let Some(recipe) = prepared.recipe else {
+            // The same bytes as the committed recipe: all of it is valid again.
+            self.base_valid = self.base.size();
+            return None;
+        };
+        self.base_valid = recipe.size();
+        self.base = recipe.clone();
+        Some(Committed {
+            recipe,
+            new_bytes: prepared.new_bytes,
+            chunked_bytes: prepared.chunked_bytes,
         })
     }
 }

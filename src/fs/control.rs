@@ -126,6 +126,18 @@ pub struct Stats {
     pub rss_per_stored_byte: f64,
     pub chunker: String,
     pub keep_versions: usize,
+    /// The cap on what memfs holds (`--max-memory`).
+    #[serde(default)]
+    pub capacity_bytes: u64,
+    /// What memfs holds against the cap: stored and dirty bytes plus the metadata estimate.
+    #[serde(default)]
+    pub used_bytes: u64,
+    /// The metadata part of `used_bytes` (inodes, names, xattrs, versions, blob overhead).
+    #[serde(default)]
+    pub metadata_bytes: u64,
+    /// Old versions dropped to make room for new data.
+    #[serde(default)]
+    pub versions_dropped_for_space: u64,
 }
 
 fn log2_bucket(v: u64) -> String {
@@ -404,6 +416,10 @@ impl Fs {
                 self.config().chunker.max
             ),
             keep_versions: self.config().keep_versions,
+            capacity_bytes: self.capacity(),
+            used_bytes: self.used_bytes(),
+            metadata_bytes: self.metadata_bytes(),
+            versions_dropped_for_space: self.versions_dropped_for_space(),
         };
         let inodes: Vec<_> = self.inodes.iter().map(|e| e.value().clone()).collect();
         for inode in inodes {

@@ -1,6 +1,7 @@
 //! Open files: open, read, write, flush/fsync/release, fallocate, lseek, copy_file_range.
 
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use super::attr::FileKind;
@@ -8,6 +9,7 @@ use super::content::{checked_end, MAX_FILE_SIZE};
 use super::control::is_virtual;
 use super::error::{Errno, Result};
 use super::inode::Inode;
+use super::usage::{bytes_freed, version_cost, Fail};
 use super::version::CommitCause;
 use super::{is_writable, Fs};
 
@@ -68,19 +70,31 @@ impl Fs {
             .len()
             .min((MAX_FILE_SIZE - offset.min(MAX_FILE_SIZE)) as usize)];
         let written = u32::try_from(bytes.len()).map_err(|_| Errno::EINVAL)?;
-        {
+        self.with_room(|_| {
             let mut data = handle.inode.data.write();
             let (meta, content) = data.file_mut()?;
-            let delta = content.write(offset, bytes)?;
+            checked_end(offset, bytes.len() as u64)?;
+            // Charged before the bytes are taken, so concurrent writers cannot together
+            // pass the cap.
+            let growth = content.write_growth(offset, bytes.len() as u64);
+            self.charge_dirty(growth)?;
+            match content.write(offset, bytes) {
+                Ok(delta) => self.add_dirty(delta.saturating_sub(growth as i64)),
+                Err(e) => {
+                    self.release_dirty(growth);
+                    return Err(e.into());
+                }
+            }
             meta.touch_modified(SystemTime::now());
-            self.add_dirty(delta);
-        }
+            Ok(())
+        })?;
         handle.wrote.store(true, Ordering::Release);
         Ok(written)
     }
 
     /// `close(2)` of one file descriptor of the handle. A handle that may write commits
-    /// the file's changes as a new version (close-to-open); returns its number.
+    /// the file's changes as a new version (close-to-open); returns its number. ENOSPC when
+    /// the commit does not fit: the changes stay, uncommitted.
     pub fn flush(&self, fh: u64) -> Result<Option<u64>> {
         if self.control_handle(fh, false) {
             return Ok(None);
@@ -89,7 +103,7 @@ impl Fs {
         if !is_writable(handle.flags) {
             return Ok(None);
         }
-        Ok(self.commit(&handle.inode, CommitCause::Close))
+        self.commit(&handle.inode, CommitCause::Close)
     }
 
     /// `fsync`: commits the file's changes as a new version; returns its number.
@@ -98,7 +112,7 @@ impl Fs {
             return Ok(None);
         }
         let handle = self.handle(fh)?;
-        Ok(self.commit(&handle.inode, CommitCause::Fsync))
+        self.commit(&handle.inode, CommitCause::Fsync)
     }
 
     /// The last close of a handle. Changes that reached memfs after the last flush (the
@@ -111,31 +125,119 @@ impl Fs {
         if !is_writable(handle.flags) {
             return Ok(None);
         }
-        Ok(self.commit(&handle.inode, CommitCause::Close))
+        self.commit(&handle.inode, CommitCause::Close)
     }
 
     /// Commits a file's uncommitted changes as a new version, if there are any. Returns the
-    /// new version's number.
-    pub(super) fn commit(&self, inode: &Inode, cause: CommitCause) -> Option<u64> {
+    /// new version's number. ENOSPC if the result does not fit even after dropping old
+    /// versions: then nothing changes, the changes stay dirty and readable.
+    pub(super) fn commit(&self, inode: &Inode, cause: CommitCause) -> Result<Option<u64>> {
+        self.with_room(|second_try| self.try_commit(inode, cause, second_try))
+    }
+
+    /// One try at a commit. Its new chunks are stored first, then the result is checked
+    /// against the cap: what it adds (new chunks, the version's metadata) less what it lets
+    /// go (the dirty bytes, and the old versions it drops). On a `second_try` it may drop
+    /// all of this file's older versions, oldest first, as far as that is needed to fit: once
+    /// the new version is in, none of them is the file's content any more.
+    fn try_commit(
+        &self,
+        inode: &Inode,
+        cause: CommitCause,
+        second_try: bool,
+    ) -> std::result::Result<Option<u64>, Fail> {
         let mut data = inode.data.write();
-        let state = data.file_state_mut().ok()?;
-        if !state.content.is_dirty() {
-            return None;
+        let Ok(state) = data.file_state_mut() else {
+            return Ok(None);
+        };
+        let dirty = state.content.dirty_bytes();
+        let Some(prepared) = state
+            .content
+            .prepare_commit(&self.config().chunker, self.store())
+        else {
+            return Ok(None);
+        };
+        let Some(recipe) = prepared.recipe.clone() else {
+            // The same bytes as before: no version, the dirty data just goes.
+            state.content.install(prepared);
+            self.release_dirty(dirty);
+            return Ok(None);
+        };
+        let added = version_cost(&recipe);
+        drop(recipe);
+        let old = state.history.len();
+        let keep = self.config().keep_versions.max(1);
+        // The oldest `must` versions go in any case (beyond --keep-versions); up to `may`
+        // if that is what it takes to fit.
+        let must = (old + 1).saturating_sub(keep);
+        let may = if second_try { old } else { must };
+        let cap = self.config().capacity;
+        let projected = self
+            .used_bytes()
+            .saturating_sub(dirty)
+            .saturating_add(added);
+        let mut drop_n = must;
+        if projected > cap {
+            loop {
+                let after = projected.saturating_sub(self.dropping_frees(state, drop_n));
+                if after <= cap {
+                    break;
+                }
+                if drop_n >= may {
+                    // Dropping `prepared` frees the chunks only it held.
+                    return Err(Fail::Short(after - cap));
+                }
+                drop_n += 1;
+            }
         }
-        let before = state.content.dirty_bytes();
-        let committed = state.content.commit(&self.config().chunker, self.store());
-        self.add_dirty(-(before as i64));
-        let committed = committed?;
+        let Some(committed) = state.content.install(prepared) else {
+            return Ok(None);
+        };
+        self.release_dirty(dirty);
         let number = state.history.push(
             committed.recipe,
             cause,
             committed.new_bytes,
             SystemTime::now(),
-            self.config().keep_versions,
         );
-        Some(number)
+        self.add_meta(added);
+        if old > 0 {
+            // The previous newest is an old version now.
+            self.add_prunable(1);
+        }
+        for _ in 0..drop_n {
+            if let Some(v) = state.history.pop_oldest() {
+                self.release_meta(version_cost(&v.recipe));
+                self.release_prunable(1);
+            }
+        }
+        Ok(Some(number))
     }
 
+    /// What dropping the oldest `n` versions of a file would free once a commit has replaced
+    /// its content: their metadata and the chunks no one else holds.
+    fn dropping_frees(&self, state: &super::inode::FileState, n: usize) -> u64 {
+        if n == 0 {
+            return 0;
+        }
+        let versions: Vec<_> = state.history.versions().take(n).collect();
+        let meta: u64 = versions.iter().map(|v| version_cost(&v.recipe)).sum();
+        let base = state.content.base();
+        let recipes: Vec<_> = versions
+            .iter()
+            .map(|v| {
+                // The newest version's recipe is also the content's base, which the commit
+                // replaces: both holders go.
+                let holders = if Arc::ptr_eq(&v.recipe, base) { 2 } else { 1 };
+                (&v.recipe, holders)
+            })
+            .collect();
+        meta.saturating_add(bytes_freed(&recipes))
+    }
+
+    /// `fallocate`. Allocating (mode 0 or `FALLOC_FL_KEEP_SIZE`) fails with ENOSPC when the
+    /// holes in the range would not fit, as on tmpfs; memfs still stores holes as nothing,
+    /// so no room is set aside. Punching a hole always succeeds.
     pub fn fallocate(&self, fh: u64, offset: u64, len: u64, mode: i32) -> Result<()> {
         let handle = self.handle(fh)?;
         if len == 0 {
@@ -146,24 +248,29 @@ impl Fs {
             return Err(Errno::EOPNOTSUPP);
         }
         let end = checked_end(offset, len)?;
-        let mut data = handle.inode.data.write();
-        let (meta, content) = data.file_mut()?;
-        let now = SystemTime::now();
-        match mode {
-            0 => {
-                if end > content.size() {
+        let punch = FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE;
+        if mode != 0 && mode != FALLOC_FL_KEEP_SIZE && mode != punch {
+            // Checked first, as before: a type error still wins over a bad mode.
+            handle.inode.data.read().file()?;
+            return Err(Errno::EOPNOTSUPP);
+        }
+        self.with_room(|_| {
+            let mut data = handle.inode.data.write();
+            let (meta, content) = data.file_mut()?;
+            let now = SystemTime::now();
+            if mode == punch {
+                let delta = content.punch_hole(offset, len);
+                self.add_dirty(delta);
+            } else {
+                self.room_for(content.hole_bytes(offset, end))?;
+                if mode == 0 && end > content.size() {
                     let delta = content.truncate(end)?;
                     self.add_dirty(delta);
                 }
             }
-            FALLOC_FL_KEEP_SIZE => {}
-            m if m == FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE => {
-                let delta = content.punch_hole(offset, len);
-                self.add_dirty(delta);
-            }
-            _ => return Err(Errno::EOPNOTSUPP),
-        }
-        meta.touch_modified(now);
+            meta.touch_modified(now);
+            Ok(())
+        })?;
         handle.wrote.store(true, Ordering::Release);
         Ok(())
     }
@@ -211,7 +318,12 @@ impl Fs {
             if bytes.is_empty() {
                 break;
             }
-            let n = self.write(fh_out, offset_out + copied, &bytes)?;
+            let n = match self.write(fh_out, offset_out + copied, &bytes) {
+                Ok(n) => n,
+                // What was copied stays copied (a short count, as write(2) gives).
+                Err(_) if copied > 0 => break,
+                Err(e) => return Err(e),
+            };
             copied += n as u64;
             if (n as usize) < piece as usize {
                 break;

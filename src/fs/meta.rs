@@ -8,6 +8,7 @@ use super::attr::{Attr, Caller, FileKind, SetAttr, SetTime, StatFs};
 use super::control::{is_virtual, VERSIONS_XATTR};
 use super::error::{Errno, Result};
 use super::inode::{attr_of, Body};
+use super::usage::{xattr_cost, ENTRY_BYTES, INODE_BYTES, XATTR_MAP_BYTES};
 use super::version::CommitCause;
 use super::{Fs, NAME_MAX};
 
@@ -70,7 +71,9 @@ impl Fs {
         let attr = attr_of(ino, inode.kind, &data);
         drop(data);
         if commit_now {
-            self.commit(&inode, CommitCause::Truncate);
+            // Best effort: a truncate that cannot be committed for lack of space stays
+            // uncommitted (and readable), and a later commit takes it.
+            let _ = self.commit(&inode, CommitCause::Truncate);
         }
         Ok(attr)
     }
@@ -101,17 +104,21 @@ impl Fs {
         Ok(())
     }
 
+    /// The cap as the size, what memfs holds as the used part. Inodes: the free ones are
+    /// how many more empty files with short names the free bytes would hold, so `df -i`
+    /// shows the live inodes as used.
     pub fn statfs(&self) -> StatFs {
-        let blocks = self.config().capacity / BLOCK_SIZE;
-        let used = self.stored_bytes().div_ceil(BLOCK_SIZE);
-        let free = blocks.saturating_sub(used);
-        let files = u32::MAX as u64;
+        let cap = self.capacity();
+        let blocks = cap / BLOCK_SIZE;
+        let free_bytes = cap.saturating_sub(self.used_bytes());
+        let free = free_bytes / BLOCK_SIZE;
+        let ffree = free_bytes / (INODE_BYTES + ENTRY_BYTES + 16);
         StatFs {
             blocks,
             bfree: free,
             bavail: free,
-            files,
-            ffree: files.saturating_sub(self.inode_count() as u64),
+            files: ffree.saturating_add(self.inode_count() as u64),
+            ffree,
             bsize: BLOCK_SIZE as u32,
             namelen: NAME_MAX as u32,
             frsize: BLOCK_SIZE as u32,
@@ -131,18 +138,32 @@ impl Fs {
         }
         let inode = self.inode(ino)?;
         check_user_xattr_kind(name, inode.kind)?;
-        let mut data = inode.data.write();
-        let xattrs = data.meta.xattrs.get_or_insert_with(Default::default);
-        let exists = xattrs.contains_key(name);
-        if flags & libc::XATTR_CREATE != 0 && exists {
-            return Err(Errno::EEXIST);
-        }
-        if flags & libc::XATTR_REPLACE != 0 && !exists {
-            return Err(Errno::ENODATA);
-        }
-        xattrs.insert(name.into(), value.into());
-        data.meta.ctime = SystemTime::now();
-        Ok(())
+        self.with_room(|_| {
+            let mut data = inode.data.write();
+            let old = data
+                .meta
+                .xattrs
+                .as_ref()
+                .and_then(|x| x.get(name))
+                .map(|v| v.len());
+            if flags & libc::XATTR_CREATE != 0 && old.is_some() {
+                return Err(Errno::EEXIST.into());
+            }
+            if flags & libc::XATTR_REPLACE != 0 && old.is_none() {
+                return Err(Errno::ENODATA.into());
+            }
+            let mut now = xattr_cost(name.len(), value.len());
+            if data.meta.xattrs.is_none() {
+                now = now.saturating_add(XATTR_MAP_BYTES);
+            }
+            let before = old.map_or(0, |len| xattr_cost(name.len(), len));
+            self.charge_meta(now.saturating_sub(before))?;
+            self.release_meta(before.saturating_sub(now));
+            let xattrs = data.meta.xattrs.get_or_insert_with(Default::default);
+            xattrs.insert(name.into(), value.into());
+            data.meta.ctime = SystemTime::now();
+            Ok(())
+        })
     }
 
     pub fn getxattr(&self, ino: u64, name: &[u8]) -> Result<Vec<u8>> {
@@ -192,11 +213,13 @@ impl Fs {
         let inode = self.inode(ino)?;
         let mut data = inode.data.write();
         let removed = data.meta.xattrs.as_mut().and_then(|x| x.remove(name));
-        if removed.is_none() {
+        let Some(value) = removed else {
             return Err(Errno::ENODATA);
-        }
+        };
+        self.release_meta(xattr_cost(name.len(), value.len()));
         if data.meta.xattrs.as_ref().is_some_and(|x| x.is_empty()) {
             data.meta.xattrs = None;
+            self.release_meta(XATTR_MAP_BYTES);
         }
         data.meta.ctime = SystemTime::now();
         Ok(())

@@ -22,6 +22,7 @@ mod fsck;
 mod inode;
 mod meta;
 mod namespace;
+mod usage;
 mod version;
 
 pub use attr::{Attr, Caller, DirEntry, FileKind, RenameMode, SetAttr, SetTime, StatFs};
@@ -30,6 +31,10 @@ pub use control::{is_virtual, Stats, VersionInfo, CONTROL_NAME, VERSIONS_XATTR};
 pub use error::{Errno, Result};
 pub use fsck::StoreCheck;
 pub use meta::DESCENDANTS_XATTR;
+pub use usage::{
+    default_capacity, physical_memory, BLOB_BYTES, ENTRY_BYTES, INODE_BYTES, PIECE_BYTES,
+    VERSION_BYTES, XATTR_BYTES, XATTR_MAP_BYTES,
+};
 pub use version::{CommitCause, History, Version};
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -37,7 +42,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use dashmap::DashMap;
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 
 use crate::store::{BlobStore, Chunker};
 
@@ -60,7 +65,8 @@ pub struct FsConfig {
     pub gid: u32,
     /// Permission bits of the root directory.
     pub root_perm: u16,
-    /// Bytes statfs reports as the size of the file system.
+    /// The cap on the bytes memfs holds for contents and metadata (see `usage`); statfs
+    /// reports it as the size of the file system.
     pub capacity: u64,
     /// How file contents are cut into chunks.
     pub chunker: Chunker,
@@ -77,7 +83,7 @@ impl Default for FsConfig {
             uid: 0,
             gid: 0,
             root_perm: 0o755,
-            capacity: 1 << 40,
+            capacity: default_capacity(),
             writes_cached_above: false,
             chunker: Chunker::default(),
             keep_versions: DEFAULT_KEEP_VERSIONS,
@@ -105,6 +111,14 @@ pub struct Fs {
     tree_lock: RwLock<()>,
     /// Uncommitted bytes held by all file contents.
     dirty_bytes: AtomicU64,
+    /// The metadata estimate (see `usage`).
+    meta_bytes: AtomicU64,
+    /// Kept versions that are not their file's newest: what `make_room` could drop.
+    prunable: AtomicU64,
+    /// Versions dropped to make room so far.
+    dropped_for_space: AtomicU64,
+    /// One `make_room` at a time.
+    prune_lock: Mutex<()>,
     store: Arc<BlobStore>,
     config: FsConfig,
 }
@@ -131,6 +145,10 @@ impl Fs {
             next_fh: AtomicU64::new(1),
             tree_lock: RwLock::new(()),
             dirty_bytes: AtomicU64::new(0),
+            meta_bytes: AtomicU64::new(usage::INODE_BYTES),
+            prunable: AtomicU64::new(0),
+            dropped_for_space: AtomicU64::new(0),
+            prune_lock: Mutex::new(()),
             store: BlobStore::new(),
             config,
         }
@@ -182,7 +200,9 @@ impl Fs {
     }
 
     /// Forgets an inode once nothing can reach it any more: no directory entry, no kernel
-    /// reference and no open handle.
+    /// reference and no open handle. Its contents, versions and metadata are let go (and
+    /// their space released) at once, whoever still holds the `Arc`. Callers hold no lock
+    /// of the inode.
     fn maybe_free(&self, inode: &Inode) {
         if inode.ino == ROOT_INO
             || inode.lookups.load(Ordering::Acquire) != 0
@@ -191,7 +211,17 @@ impl Fs {
         {
             return;
         }
-        self.inodes.remove(&inode.ino);
+        if self.inodes.remove(&inode.ino).is_none() {
+            return;
+        }
+        let mut data = inode.data.write();
+        self.release_meta(usage::inode_meta(&data));
+        if let Body::File(f) = &mut data.body {
+            self.release_dirty(f.content.dirty_bytes());
+            self.release_prunable(f.history.len().saturating_sub(1) as u64);
+            f.content = FileContent::default();
+            f.history = History::default();
+        }
     }
 
     /// Adds `delta` to the descendant count of `dir` and of every directory above it.
@@ -224,10 +254,9 @@ impl Fs {
 
     fn add_dirty(&self, delta: i64) {
         if delta > 0 {
-            self.dirty_bytes.fetch_add(delta as u64, Ordering::Relaxed);
+            self.dirty_bytes.fetch_add(delta as u64, Ordering::SeqCst);
         } else if delta < 0 {
-            self.dirty_bytes
-                .fetch_sub(delta.unsigned_abs(), Ordering::Relaxed);
+            self.release_dirty(delta.unsigned_abs());
         }
     }
 

@@ -9,6 +9,7 @@ use super::control::{is_virtual, CONTROL_INO, CONTROL_NAME};
 use super::dir::Directory;
 use super::error::{Errno, Result};
 use super::inode::{attr_of, Body, FileState, Inode, InodeData, Meta};
+use super::usage::{entry_cost, Fail, INODE_BYTES};
 use super::{check_name, is_dots, refuse_control, Fs, NAME_MAX, PATH_MAX, ROOT_INO};
 
 /// How many entries `readdir` collects under the directory lock before handing them out.
@@ -76,6 +77,8 @@ impl Fs {
     }
 
     /// Creates a new inode named `name` in `parent`. `perm` has the permission bits.
+    /// ENOSPC when its metadata would not fit.
+    #[allow(clippy::too_many_arguments)]
     fn create_node(
         &self,
         parent: u64,
@@ -86,12 +89,38 @@ impl Fs {
         body: Body,
         caller: Caller,
     ) -> Result<Arc<Inode>> {
+        // The inode, its entry and name, and a symlink's target.
+        let target = match &body {
+            Body::Symlink(t) => t.len() as u64,
+            _ => 0,
+        };
+        let cost = INODE_BYTES
+            .saturating_add(entry_cost(name))
+            .saturating_add(target);
+        let mut body = Some(body);
+        self.with_room(|_| {
+            self.try_create_node(parent, name, kind, perm, rdev, &mut body, cost, caller)
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn try_create_node(
+        &self,
+        parent: u64,
+        name: &[u8],
+        kind: FileKind,
+        perm: u32,
+        rdev: u32,
+        body: &mut Option<Body>,
+        cost: u64,
+        caller: Caller,
+    ) -> std::result::Result<Arc<Inode>, Fail> {
         check_name(name)?;
         if is_virtual(parent) {
-            return Err(Errno::EROFS);
+            return Err(Errno::EROFS.into());
         }
         if parent == ROOT_INO && name == CONTROL_NAME {
-            return Err(Errno::EEXIST);
+            return Err(Errno::EEXIST.into());
         }
         let _tree = self.tree_lock.read();
         let dir = self.inode(parent)?;
@@ -100,11 +129,16 @@ impl Fs {
             let mut data = dir.data.write();
             let (dmeta, entries) = data.dir_mut()?;
             if dmeta.nlink == 0 {
-                return Err(Errno::ENOENT);
+                return Err(Errno::ENOENT.into());
             }
             if entries.get(name).is_some() {
-                return Err(Errno::EEXIST);
+                return Err(Errno::EEXIST.into());
             }
+            self.charge_meta(cost)?;
+            let Some(body) = body.take() else {
+                self.release_meta(cost);
+                return Err(Errno::EIO.into());
+            };
             let mut perm = perm & 0o7777;
             let gid = if dmeta.perm as u32 & libc::S_ISGID != 0 {
                 if kind == FileKind::Directory {
@@ -263,18 +297,23 @@ impl Fs {
             dmeta.touch_modified(now);
             child
         };
+        self.release_meta(entry_cost(name));
         self.add_descendants(parent, -1);
         self.maybe_free(&child);
         Ok(())
     }
 
-    /// A hard link to `ino` named `name` in `parent`.
+    /// A hard link to `ino` named `name` in `parent`. ENOSPC when the entry would not fit.
     pub fn link(&self, ino: u64, parent: u64, name: &[u8]) -> Result<Attr> {
         check_name(name)?;
         if is_virtual(ino) {
             return Err(Errno::EROFS);
         }
         refuse_control(parent, name)?;
+        self.with_room(|_| self.try_link(ino, parent, name))
+    }
+
+    fn try_link(&self, ino: u64, parent: u64, name: &[u8]) -> std::result::Result<Attr, Fail> {
         let _tree = self.tree_lock.read();
         let inode = self.inode(ino)?;
         let dir = self.inode(parent)?;
@@ -283,19 +322,20 @@ impl Fs {
             let mut data = dir.data.write();
             let (dmeta, entries) = data.dir_mut()?;
             if dmeta.nlink == 0 {
-                return Err(Errno::ENOENT);
+                return Err(Errno::ENOENT.into());
             }
             if entries.get(name).is_some() {
-                return Err(Errno::EEXIST);
+                return Err(Errno::EEXIST.into());
             }
             // After EEXIST, as Linux checks them (linkat looks the new name up first).
             if inode.kind == FileKind::Directory {
-                return Err(Errno::EPERM);
+                return Err(Errno::EPERM.into());
             }
             let mut idata = inode.data.write();
             if idata.meta.nlink == 0 {
-                return Err(Errno::ENOENT);
+                return Err(Errno::ENOENT.into());
             }
+            self.charge_meta(entry_cost(name))?;
             idata.meta.nlink += 1;
             idata.meta.ctime = now;
             entries.set(name, ino, inode.kind);
@@ -492,6 +532,14 @@ impl Fs {
         }
         drop(dst_guard);
         drop(src_guard);
+        // One entry is left where there were one or two; its name may be longer.
+        match &dst {
+            Some(_) => self.release_meta(entry_cost(name)),
+            None => {
+                self.add_meta(newname.len() as u64);
+                self.release_meta(name.len() as u64);
+            }
+        }
         src.data.write().meta.ctime = now;
         if src_is_dir && parent != newparent {
             src.parent.store(newparent, Ordering::Release);

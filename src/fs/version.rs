@@ -44,15 +44,14 @@ pub struct History {
 }
 
 impl History {
-    /// Records a new version and drops the oldest beyond `keep` (freeing chunks only they
-    /// held). Returns its number.
+    /// Records a new version; it is the newest, the file's committed content. Returns its
+    /// number. The caller drops old versions beyond what it keeps with [`History::pop_oldest`].
     pub fn push(
         &mut self,
         recipe: RecipeRef,
         cause: CommitCause,
         new_bytes: u64,
         time: SystemTime,
-        keep: usize,
     ) -> u64 {
         self.last_number += 1;
         self.versions.push_back(Version {
@@ -63,10 +62,29 @@ impl History {
             cause,
             new_bytes,
         });
-        while self.versions.len() > keep.max(1) {
-            self.versions.pop_front();
-        }
         self.last_number
+    }
+
+    /// Takes out the oldest version, never the newest (the committed content).
+    pub fn pop_oldest(&mut self) -> Option<Version> {
+        if self.versions.len() < 2 {
+            return None;
+        }
+        self.versions.pop_front()
+    }
+
+    /// Takes out version `number` unless it is the newest.
+    pub fn remove_old(&mut self, number: u64) -> Option<Version> {
+        let i = self.versions.iter().position(|v| v.number == number)?;
+        if i + 1 == self.versions.len() {
+            return None;
+        }
+        self.versions.remove(i)
+    }
+
+    /// The newest version (the committed content), if any.
+    pub fn newest(&self) -> Option<&Version> {
+        self.versions.back()
     }
 
     pub fn versions(&self) -> impl DoubleEndedIterator<Item = &Version> {
