@@ -247,3 +247,34 @@ fn tree_prints_counts_and_refuses_other_file_systems() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not on a memfs mount"));
 }
+
+#[test]
+fn a_panicking_request_fails_alone_and_the_mount_keeps_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let child = Command::new(MEMFS)
+        .arg("mount")
+        .arg(dir.path())
+        .env("MEMFS_TEST_PANIC_ON_LOOKUP", "boom")
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let m = Mount {
+        dir,
+        child: Some(child),
+    };
+    let t0 = std::time::Instant::now();
+    while !is_mounted(m.path()) {
+        assert!(t0.elapsed() < Duration::from_secs(10), "memfs did not mount");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::fs::write(m.join("before"), b"kept").unwrap();
+    for _ in 0..3 {
+        let err = std::fs::metadata(m.join("boom")).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EIO), "{err}");
+    }
+    assert_eq!(std::fs::read(m.join("before")).unwrap(), b"kept");
+    std::fs::write(m.join("after"), b"still serving").unwrap();
+    assert_eq!(std::fs::read(m.join("after")).unwrap(), b"still serving");
+    assert_counts_match_walk(m.path());
+    assert!(m.unmount().success());
+}
