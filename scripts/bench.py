@@ -486,8 +486,11 @@ def markdown(result):
     m = result["machine"]
     lines = [f"Measured {result['date']} on {m['cpu']} ({m['cores']} cores, "
              f"{fmt_b(m['ram_bytes'])} RAM), Linux {m['kernel']}, memfs {result['memfs_rev']}; "
-             f"{result['rounds']} rounds, targets interleaved, medians; "
+             f"{result['rounds']} round{'s' if result['rounds'] != 1 else ''} "
+             f"({', '.join(result['targets'])}, order rotated each round), medians; "
              f"(×N) is the median of the per-round ratios to tmpfs.", ""]
+    if result.get("note"):
+        lines[0] += f" {result['note']}."
     for proj, per_target in result["summary"].items():
         if not per_target:
             lines += [f"**{proj}**: no successful run", ""]
@@ -572,7 +575,7 @@ def svg_memory(summary):
             if s and s.get("peak_rss_bytes") and s.get("apparent_bytes"):
                 stored = (s.get("memfs_stats") or {}).get("stored_bytes")
                 points.append((proj, t, s["apparent_bytes"], s["peak_rss_bytes"], stored))
-    W, H, L, B, T, R = 560, 420, 70, 50, 40, 20
+    W, H, L, B, T, R = 640, 420, 70, 50, 40, 110
     vmax = max([p[2] for p in points] + [p[3] for p in points] + [1]) * 1.1
     sx = lambda v: L + (W - L - R) * v / vmax
     sy = lambda v: H - B - (H - B - T) * v / vmax
@@ -677,6 +680,9 @@ def main(argv):
     args = parse_args(argv)
     if args.report:
         result = json.loads(args.report.read_text())
+        projects = list(dict.fromkeys(r["project"] for r in result["runs"]))
+        targets = list(dict.fromkeys(r["target"] for r in result["runs"]))
+        result["summary"] = summarize(result["runs"], projects, targets)
         write_reports(result, args.report.parent)
         print(args.report.parent / "results.md")
         return 0
