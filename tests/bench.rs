@@ -64,7 +64,13 @@ fn runner_measures_a_tiny_project_on_memfs_traced_memfs_and_tmpfs() {
     let def = tiny_project(dir.path(), "make -j$JOBS");
     let out = dir.path().join("out");
     let run = runner()
-        .args(["--targets", "memfs,memfs-trace,tmpfs", "--rounds", "2", "--cache"])
+        .args([
+            "--targets",
+            "memfs,memfs-trace,tmpfs",
+            "--rounds",
+            "2",
+            "--cache",
+        ])
         .arg(dir.path().join("cache"))
         .arg("--out")
         .arg(&out)
@@ -73,7 +79,10 @@ fn runner_measures_a_tiny_project_on_memfs_traced_memfs_and_tmpfs() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(run.status.success(), "{stderr}");
-    assert!(stderr.contains("tiny round 2/2 memfs-trace: clone"), "no progress: {stderr}");
+    assert!(
+        stderr.contains("tiny round 2/2 memfs-trace: clone"),
+        "no progress: {stderr}"
+    );
     assert_eq!(mounts_under(dir.path()), Vec::<String>::new());
 
     let result: Value =
@@ -102,28 +111,53 @@ fn runner_measures_a_tiny_project_on_memfs_traced_memfs_and_tmpfs() {
         if r["target"] == "memfs-trace" {
             let calls = &r["trace"]["calls"];
             assert!(calls["write"].as_u64().unwrap() > 0, "{r}");
-            assert!(calls["unlink"].as_u64().unwrap() >= r["files"].as_u64().unwrap(), "{r}");
+            assert!(
+                calls["unlink"].as_u64().unwrap() >= r["files"].as_u64().unwrap(),
+                "{r}"
+            );
         }
     }
     let summary = &result["summary"]["tiny"];
     assert_eq!(summary["tmpfs"]["ratio_to_tmpfs"]["build"], 1.0);
-    assert!(summary["memfs"]["ratio_to_tmpfs"]["total"].as_f64().unwrap() > 0.0);
-    assert!(summary["memfs-trace"]["fuse_calls"]["create"].as_u64().unwrap() > 0);
+    assert!(
+        summary["memfs"]["ratio_to_tmpfs"]["total"]
+            .as_f64()
+            .unwrap()
+            > 0.0
+    );
+    assert!(
+        summary["memfs-trace"]["fuse_calls"]["create"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
 
     let table = std::fs::read_to_string(out.join("results.md")).unwrap();
-    for row in ["| memfs |", "| memfs-trace |", "| tmpfs |", "**tiny**", "FUSE calls"] {
+    for row in [
+        "| memfs |",
+        "| memfs-trace |",
+        "| tmpfs |",
+        "**tiny**",
+        "FUSE calls",
+    ] {
         assert!(table.contains(row), "{row} missing: {table}");
     }
     for svg in ["time-tiny.svg", "memory.svg"] {
         let path = out.join(svg);
         let check = Command::new("python3")
-            .args(["-c", "import sys, xml.dom.minidom as m; m.parse(sys.argv[1])"])
+            .args([
+                "-c",
+                "import sys, xml.dom.minidom as m; m.parse(sys.argv[1])",
+            ])
             .arg(&path)
             .status()
             .unwrap();
         assert!(check.success(), "{svg} is not well-formed XML");
         let text = std::fs::read_to_string(&path).unwrap();
-        assert!(text.contains("<rect") || text.contains("<circle"), "{svg} draws nothing");
+        assert!(
+            text.contains("<rect") || text.contains("<circle"),
+            "{svg} draws nothing"
+        );
     }
 }
 
@@ -147,14 +181,24 @@ fn interrupted_runner_unmounts_and_stops_the_build() {
         .unwrap();
     let t0 = Instant::now();
     while !started.exists() {
-        assert!(t0.elapsed() < Duration::from_secs(30), "the build never started");
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "the build never started"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert_eq!(mounts_under(dir.path()).len(), 1, "the memfs target is mounted");
+    assert_eq!(
+        mounts_under(dir.path()).len(),
+        1,
+        "the memfs target is mounted"
+    );
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let status = child.wait().unwrap();
     assert!(!status.success(), "an interrupted run reports failure");
     assert_eq!(mounts_under(dir.path()), Vec::<String>::new());
-    let sleeping = Command::new("pgrep").args(["-f", "sleep 613.25"]).output().unwrap();
+    let sleeping = Command::new("pgrep")
+        .args(["-f", "sleep 613.25"])
+        .output()
+        .unwrap();
     assert!(sleeping.stdout.is_empty(), "the build was left running");
 }

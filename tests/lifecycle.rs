@@ -103,7 +103,8 @@ fn a_killed_memfs_leaves_a_stale_mount_that_force_clears() {
     let mut m = Mount::new();
     std::fs::write(m.join("f"), b"gone with the process").unwrap();
     unsafe { libc::kill(m.pid() as i32, libc::SIGKILL) };
-    m.wait_exit(Duration::from_secs(10)).expect("memfs survived SIGKILL");
+    m.wait_exit(Duration::from_secs(10))
+        .expect("memfs survived SIGKILL");
     assert!(is_mounted(m.path()), "the kernel keeps a dead FUSE mount");
     let err = std::fs::metadata(m.path()).unwrap_err();
     assert_eq!(err.raw_os_error(), Some(libc::ENOTCONN));
@@ -122,7 +123,10 @@ fn a_killed_memfs_leaves_a_stale_mount_that_force_clears() {
     m.child = Some(again); // the guard unmounts and reaps it
     let t0 = std::time::Instant::now();
     while std::fs::metadata(m.path()).is_err() || !is_mounted(m.path()) {
-        assert!(t0.elapsed() < Duration::from_secs(10), "--force did not mount");
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "--force did not mount"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     std::fs::write(m.join("g"), b"new life").unwrap();
@@ -170,8 +174,14 @@ fn command_fails(args: &[&str], what: &str) -> String {
     assert!(!out.status.success(), "{args:?} succeeded");
     assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: {stderr}");
     assert!(stderr.starts_with("memfs: "), "{stderr}");
-    assert!(stderr.contains(what), "{args:?} does not name {what}: {stderr}");
-    assert!(!stderr.contains("panicked") && !stderr.contains("backtrace"), "{stderr}");
+    assert!(
+        stderr.contains(what),
+        "{args:?} does not name {what}: {stderr}"
+    );
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("backtrace"),
+        "{stderr}"
+    );
     stderr
 }
 
@@ -202,7 +212,12 @@ fn cli_commands_give_one_line_naming_the_path_and_cause() {
     let trace = other.path().join("no/such/dir/t.jsonl");
     let empty = tempfile::tempdir().unwrap();
     let e = command_fails(
-        &["mount", empty.path().to_str().unwrap(), "--trace", trace.to_str().unwrap()],
+        &[
+            "mount",
+            empty.path().to_str().unwrap(),
+            "--trace",
+            trace.to_str().unwrap(),
+        ],
         trace.to_str().unwrap(),
     );
     assert!(e.contains("No such file"), "{e}");
@@ -264,7 +279,10 @@ fn a_panicking_request_fails_alone_and_the_mount_keeps_serving() {
     };
     let t0 = std::time::Instant::now();
     while !is_mounted(m.path()) {
-        assert!(t0.elapsed() < Duration::from_secs(10), "memfs did not mount");
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "memfs did not mount"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     std::fs::write(m.join("before"), b"kept").unwrap();

@@ -41,14 +41,20 @@ mkdir closed; chmod 755 closed; {u} sh -c 'echo x > closed/nope' 2>&1 | sed 's/.
 #[test]
 fn permissions_ownership_and_mode_clearing_match_tmpfs() {
     let tmpfs = tempfile::tempdir().unwrap();
-    sh(tmpfs.path(), &format!("mount -t tmpfs tmpfs {}", tmpfs.path().display()));
+    sh(
+        tmpfs.path(),
+        &format!("mount -t tmpfs tmpfs {}", tmpfs.path().display()),
+    );
     let on_tmpfs = Command::new("bash")
         .arg("-c")
         .arg(security_script())
         .current_dir(tmpfs.path())
         .output()
         .unwrap();
-    sh(Path::new("/"), &format!("umount {}", tmpfs.path().display()));
+    sh(
+        Path::new("/"),
+        &format!("umount {}", tmpfs.path().display()),
+    );
 
     // Other users reach into the mount, so it must allow them.
     let m = Mount::with_args(&["--allow-other"]);
@@ -70,7 +76,10 @@ fn permissions_ownership_and_mode_clearing_match_tmpfs() {
         "sg/sub 2755 100",
         "chmod g+s by non-member drops it: 755",
     ] {
-        assert!(expected.contains(line), "tmpfs shows no {line:?}: {expected}");
+        assert!(
+            expected.contains(line),
+            "tmpfs shows no {line:?}: {expected}"
+        );
     }
     assert_eq!(got, expected, "memfs differs from tmpfs");
     assert_counts_match_walk(m.path());
@@ -93,7 +102,10 @@ fn the_mount_is_private_unless_allow_other() {
     );
 
     let shared = Mount::with_args(&["--allow-other"]);
-    sh(shared.path(), "chmod 755 . && echo hi > f && chmod 600 f && echo open > g");
+    sh(
+        shared.path(),
+        "chmod 755 . && echo hi > f && chmod 600 f && echo open > g",
+    );
     let read = |name: &str| {
         Command::new("bash")
             .arg("-c")
@@ -165,7 +177,10 @@ while True:
     // Kill it once it has been at it for a while, in the middle of whatever it does.
     let t0 = std::time::Instant::now();
     while std::fs::read(m.join("w/log")).map_or(0, |l| l.len()) < 40 {
-        assert!(t0.elapsed() < Duration::from_secs(60), "the writer never got going");
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "the writer never got going"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     std::thread::sleep(Duration::from_millis(137));

@@ -170,9 +170,12 @@ fn sessions_pair_opens_with_releases_and_find_close_to_open_windows() {
         summary.lines().any(|l| l.trim_end().ends_with(" write")),
         "{summary}"
     );
-    let json: serde_json::Value =
-        serde_json::from_str(&memfs_trace(&["summary", "--json", trace.to_str().unwrap()]))
-            .unwrap();
+    let json: serde_json::Value = serde_json::from_str(&memfs_trace(&[
+        "summary",
+        "--json",
+        trace.to_str().unwrap(),
+    ]))
+    .unwrap();
     let write_calls = json["ops"]["write"]["calls"].as_u64().unwrap();
     let table_calls: u64 = summary
         .lines()
