@@ -17,18 +17,21 @@ use std::time::{Duration, Instant};
 
 use common::Mount;
 
-/// A file that fsx keeps within 256 KiB, with operations of up to 64 KiB at any byte
-/// offset: many small, unaligned changes, several chunks.
-const SMALL: &str = r#"
-flen = 262144
+/// An fsx configuration: a file kept within `flen` bytes, operations of up to `max_op`
+/// bytes, every kind of operation on (mmap reads and writes `map_weight` as often as the
+/// 10 of plain reads and writes).
+fn fsx_config(flen: u64, max_op: u64, map_weight: u32) -> String {
+    format!(
+        r#"
+flen = {flen}
 [opsize]
-max = 65536
+max = {max_op}
 [weights]
 close_open = 2
 read = 10
 write = 10
-mapread = 10
-mapwrite = 10
+mapread = {map_weight}
+mapwrite = {map_weight}
 invalidate = 1
 truncate = 5
 fsync = 1
@@ -38,30 +41,9 @@ punch_hole = 4
 copy_file_range = 2
 sendfile = 1
 posix_fadvise = 1
-"#;
-
-/// A file of up to 4 MiB with operations of up to 512 KiB: commits that re-chunk a long
-/// tail, and holes of many chunks.
-const LARGE: &str = r#"
-flen = 4194304
-[opsize]
-max = 524288
-[weights]
-close_open = 2
-read = 10
-write = 10
-mapread = 5
-mapwrite = 5
-invalidate = 1
-truncate = 5
-fsync = 1
-fdatasync = 1
-posix_fallocate = 4
-punch_hole = 4
-copy_file_range = 2
-sendfile = 1
-posix_fadvise = 1
-"#;
+"#
+    )
+}
 
 /// One fsx process that has been started.
 struct Run {
@@ -166,44 +148,24 @@ fn fsx_finds_no_difference() {
     let direct = Mount::with_args(&["--no-writeback-cache"]);
     let small = ops_per_run(60_000);
     let large = ops_per_run(20_000);
-    let runs = vec![
-        start(
-            &fsx,
-            work.path(),
-            "cached-1",
-            SMALL,
-            &cached.join("a"),
-            1,
-            small,
-        ),
-        start(
-            &fsx,
-            work.path(),
-            "cached-2",
-            SMALL,
-            &cached.join("b"),
-            2,
-            small,
-        ),
-        start(
-            &fsx,
-            work.path(),
-            "direct-3",
-            SMALL,
-            &direct.join("c"),
-            3,
-            small,
-        ),
-        start(
-            &fsx,
-            work.path(),
-            "large-4",
-            LARGE,
-            &cached.join("d"),
-            4,
-            large,
-        ),
+    // Small: a file within 256 KiB, operations of up to 64 KiB at any byte offset (many
+    // small, unaligned changes, several chunks). Large: up to 4 MiB, operations of up to
+    // 512 KiB (commits that re-chunk a long tail, holes of many chunks).
+    let small_file = fsx_config(256 << 10, 64 << 10, 10);
+    let large_file = fsx_config(4 << 20, 512 << 10, 5);
+    let plan = [
+        ("cached-1", &small_file, cached.join("a"), small),
+        ("cached-2", &small_file, cached.join("b"), small),
+        ("direct-3", &small_file, direct.join("c"), small),
+        ("large-4", &large_file, cached.join("d"), large),
     ];
+    let runs: Vec<Run> = plan
+        .iter()
+        .zip(1..)
+        .map(|((name, config, file, ops), seed)| {
+            start(&fsx, work.path(), name, config, file, seed, *ops)
+        })
+        .collect();
     // A hang (a deadlock in memfs) must fail the test, not stall CI.
     let started = Instant::now();
     let deadline = started + Duration::from_secs(600);

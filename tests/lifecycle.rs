@@ -265,26 +265,7 @@ fn tree_prints_counts_and_refuses_other_file_systems() {
 
 #[test]
 fn a_panicking_request_fails_alone_and_the_mount_keeps_serving() {
-    let dir = tempfile::tempdir().unwrap();
-    let child = Command::new(MEMFS)
-        .arg("mount")
-        .arg(dir.path())
-        .env("MEMFS_TEST_PANIC_ON_LOOKUP", "boom")
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let m = Mount {
-        dir,
-        child: Some(child),
-    };
-    let t0 = std::time::Instant::now();
-    while !is_mounted(m.path()) {
-        assert!(
-            t0.elapsed() < Duration::from_secs(10),
-            "memfs did not mount"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let m = Mount::with_env(&[], &[("MEMFS_TEST_PANIC_ON_LOOKUP", "boom")]);
     std::fs::write(m.join("before"), b"kept").unwrap();
     for _ in 0..3 {
         let err = std::fs::metadata(m.join("boom")).unwrap_err();

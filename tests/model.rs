@@ -16,7 +16,7 @@
 
 use std::collections::BTreeMap;
 
-use memfs::fs::{Caller, Errno, FileKind, Fs, FsConfig, RenameMode, SetAttr, ROOT_INO};
+use memfs::fs::{Caller, DirEntry, Errno, FileKind, Fs, FsConfig, RenameMode, SetAttr, ROOT_INO};
 use proptest::prelude::*;
 
 const MAX: u64 = i64::MAX as u64;
@@ -850,15 +850,20 @@ impl Core {
 // ---------------------------------------------------------------------------------------
 // Whole-tree comparison
 
-/// Every path below `ino` in the core, with (kind, nlink, size).
-fn core_tree(fs: &Fs, ino: u64, prefix: &Path, out: &mut BTreeMap<Path, (FileKind, u32, u64)>) {
-    let mut entries = Vec::new();
+/// The entries of directory `ino`, after `.` and `..` (cookies 1 and 2).
+fn entries(fs: &Fs, ino: u64) -> Vec<DirEntry> {
+    let mut out = Vec::new();
     fs.readdir(ino, 2, |e| {
-        entries.push(e.clone());
+        out.push(e.clone());
         false
     })
     .unwrap();
-    for e in entries {
+    out
+}
+
+/// Every path below `ino` in the core, with (kind, nlink, size).
+fn core_tree(fs: &Fs, ino: u64, prefix: &Path, out: &mut BTreeMap<Path, (FileKind, u32, u64)>) {
+    for e in entries(fs, ino) {
         let path = join(prefix, &e.name);
         let a = fs.getattr(e.ino).unwrap();
         let size = if a.kind == FileKind::Directory {
@@ -915,13 +920,7 @@ fn compare_trees(core: &mut Core, model: &Model) {
 
 /// Removes everything below `ino`.
 fn remove_all(fs: &Fs, ino: u64) {
-    let mut entries = Vec::new();
-    fs.readdir(ino, 2, |e| {
-        entries.push(e.clone());
-        false
-    })
-    .unwrap();
-    for e in entries {
+    for e in entries(fs, ino) {
         if e.kind == FileKind::Directory {
             remove_all(fs, e.ino);
             fs.rmdir(ino, &e.name).unwrap();

@@ -45,12 +45,7 @@ fn permissions_ownership_and_mode_clearing_match_tmpfs() {
         tmpfs.path(),
         &format!("mount -t tmpfs tmpfs {}", tmpfs.path().display()),
     );
-    let on_tmpfs = Command::new("bash")
-        .arg("-c")
-        .arg(security_script())
-        .current_dir(tmpfs.path())
-        .output()
-        .unwrap();
+    let on_tmpfs = bash(tmpfs.path(), &security_script());
     sh(
         Path::new("/"),
         &format!("umount {}", tmpfs.path().display()),
@@ -58,12 +53,7 @@ fn permissions_ownership_and_mode_clearing_match_tmpfs() {
 
     // Other users reach into the mount, so it must allow them.
     let m = Mount::with_args(&["--allow-other"]);
-    let on_memfs = Command::new("bash")
-        .arg("-c")
-        .arg(security_script())
-        .current_dir(m.path())
-        .output()
-        .unwrap();
+    let on_memfs = bash(m.path(), &security_script());
     let expected = String::from_utf8_lossy(&on_tmpfs.stdout);
     let got = String::from_utf8_lossy(&on_memfs.stdout);
     // The script must show the rules at work, or comparing proves nothing.
@@ -89,11 +79,7 @@ fn permissions_ownership_and_mode_clearing_match_tmpfs() {
 fn the_mount_is_private_unless_allow_other() {
     let private = Mount::new();
     sh(private.path(), "chmod 755 . && echo hi > f && chmod 644 f");
-    let out = Command::new("bash")
-        .arg("-c")
-        .arg(format!("{NOBODY} cat {}/f", private.path().display()))
-        .output()
-        .unwrap();
+    let out = bash(private.path(), &format!("{NOBODY} cat f"));
     assert!(!out.status.success(), "another user read a private mount");
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("Permission denied"),
@@ -106,13 +92,7 @@ fn the_mount_is_private_unless_allow_other() {
         shared.path(),
         "chmod 755 . && echo hi > f && chmod 600 f && echo open > g",
     );
-    let read = |name: &str| {
-        Command::new("bash")
-            .arg("-c")
-            .arg(format!("{NOBODY} cat {}/{name}", shared.path().display()))
-            .output()
-            .unwrap()
-    };
+    let read = |name: &str| bash(shared.path(), &format!("{NOBODY} cat {name}"));
     assert_eq!(read("g").stdout, b"open\n", "--allow-other lets others in");
     assert!(!read("f").status.success(), "file permissions still apply");
 }
@@ -131,12 +111,7 @@ fn nothing_under_dot_memfs_is_writable_even_by_root() {
         "echo x > .memfs/versions/a/1",
         "rm -r .memfs/versions",
     ] {
-        let out = Command::new("bash")
-            .arg("-c")
-            .arg(script)
-            .current_dir(m.path())
-            .output()
-            .unwrap();
+        let out = bash(m.path(), script);
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{script} succeeded");
         assert!(

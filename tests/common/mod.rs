@@ -23,6 +23,11 @@ impl Mount {
 
     /// Mounts a fresh memfs with extra `memfs mount` arguments.
     pub fn with_args(args: &[&str]) -> Mount {
+        Mount::with_env(args, &[])
+    }
+
+    /// Mounts a fresh memfs with extra arguments and environment variables.
+    pub fn with_env(args: &[&str], env: &[(&str, &str)]) -> Mount {
         let dir = tempfile::Builder::new()
             .prefix("memfs-test-")
             .tempdir()
@@ -31,6 +36,7 @@ impl Mount {
             .arg("mount")
             .arg(dir.path())
             .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -129,14 +135,19 @@ pub fn is_mounted(path: &Path) -> bool {
         .any(|l| l.split(' ').nth(1) == Some(want.as_str()))
 }
 
-/// Runs a shell command in `dir`, panicking with its output when it fails.
-pub fn sh(dir: &Path, script: &str) -> String {
-    let out = Command::new("bash")
+/// Runs a shell command in `dir` and returns its output, whether it failed or not.
+pub fn bash(dir: &Path, script: &str) -> std::process::Output {
+    Command::new("bash")
         .arg("-c")
         .arg(script)
         .current_dir(dir)
         .output()
-        .expect("run bash");
+        .expect("run bash")
+}
+
+/// Runs a shell command in `dir`, panicking with its output when it fails.
+pub fn sh(dir: &Path, script: &str) -> String {
+    let out = bash(dir, script);
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
