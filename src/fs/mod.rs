@@ -11,6 +11,12 @@
 //!
 //! Lookups, readdir and getattr take one inode lock at a time and never hold two, so they
 //! cannot take part in a cycle. File reads and writes take only their file's lock.
+//!
+//! Panics: a request that panics while holding an inode's write lock poisons that inode
+//! (`inode::InodeLock`), and the core answers EIO for it from then on; its names can still
+//! be removed. A panic while a namespace change holds `tree_lock` (or an inode write lock)
+//! leaves the tree-wide counts possibly half-updated, so the next namespace request first
+//! recounts them under the exclusive tree lock (`Fs::repair`).
 
 mod attr;
 mod content;
@@ -48,6 +54,7 @@ use crate::store::{BlobStore, Chunker};
 
 use dir::Directory;
 use inode::{Body, Inode, Meta};
+use parking_lot::{RwLockReadGuard, RwLockWriteGuard};
 
 /// The inode number of the root directory.
 pub const ROOT_INO: u64 = 1;
@@ -109,6 +116,9 @@ pub struct Fs {
     virtual_handles: DashMap<u64, Arc<control::VirtualFile>>,
     next_fh: AtomicU64,
     tree_lock: RwLock<()>,
+    /// `inode::damage_seen()` as of the last repair: while it is behind, a panic may have
+    /// left counts half-updated.
+    repaired_through: AtomicU64,
     /// Uncommitted bytes held by all file contents.
     dirty_bytes: AtomicU64,
     /// The metadata estimate (see `usage`).
@@ -144,6 +154,7 @@ impl Fs {
             virtual_handles: DashMap::new(),
             next_fh: AtomicU64::new(1),
             tree_lock: RwLock::new(()),
+            repaired_through: AtomicU64::new(inode::damage_seen()),
             dirty_bytes: AtomicU64::new(0),
             meta_bytes: AtomicU64::new(usage::INODE_BYTES),
             prunable: AtomicU64::new(0),
@@ -158,18 +169,165 @@ impl Fs {
         &self.config
     }
 
+    /// A live inode for a request on it: EIO if a panicking request left it half-changed.
     fn inode(&self, ino: u64) -> Result<Arc<Inode>> {
+        let inode = self.inode_even_poisoned(ino)?;
+        if inode.is_poisoned() {
+            return Err(Errno::EIO);
+        }
+        Ok(inode)
+    }
+
+    /// A live inode, poisoned or not: for removing its names, freeing it, and walks of the
+    /// tree that only read its identity and counters.
+    fn inode_even_poisoned(&self, ino: u64) -> Result<Arc<Inode>> {
         self.inodes
             .get(&ino)
             .map(|r| r.value().clone())
             .ok_or(Errno::ENOENT)
     }
 
+    /// An open handle: EIO once its inode is poisoned (closing it still works).
     fn handle(&self, fh: u64) -> Result<Arc<Handle>> {
-        self.handles
+        let handle = self
+            .handles
             .get(&fh)
             .map(|r| r.value().clone())
-            .ok_or(Errno::EBADF)
+            .ok_or(Errno::EBADF)?;
+        if handle.inode.is_poisoned() {
+            return Err(Errno::EIO);
+        }
+        Ok(handle)
+    }
+
+    /// The tree lock, shared, for a namespace change; counts a panic that cuts the change
+    /// short. Repairs what an earlier panic left first.
+    fn tree_shared(&self) -> TreeGuard<RwLockReadGuard<'_, ()>> {
+        self.repair_if_needed();
+        TreeGuard(self.tree_lock.read())
+    }
+
+    /// The tree lock, exclusive (a rename between directories); as `tree_shared`.
+    fn tree_exclusive(&self) -> TreeGuard<RwLockWriteGuard<'_, ()>> {
+        self.repair_if_needed();
+        TreeGuard(self.tree_lock.write())
+    }
+
+    /// Repairs the counts if a panic may have left them half-updated since the last repair.
+    /// One atomic load when none did.
+    fn repair_if_needed(&self) {
+        if inode::damage_seen() == self.repaired_through.load(Ordering::Acquire) {
+            return;
+        }
+        let _tree = self.tree_lock.write();
+        let seen = inode::damage_seen();
+        if seen == self.repaired_through.load(Ordering::Acquire) {
+            return;
+        }
+        self.repair();
+        self.repaired_through.store(seen, Ordering::Release);
+    }
+
+    /// Recounts, from a walk, everything a panicking change may have left half-updated: the
+    /// descendant counts, directory link counts and parent links (from the root down), and
+    /// the budget counters (metadata, dirty bytes, droppable versions, over every inode).
+    /// Logs each inode newly poisoned.
+    ///
+    /// Sound because nothing else changes what it counts meanwhile: the caller holds the
+    /// tree lock exclusively, so no namespace change runs (they alone change entries,
+    /// descendant counts, parents and directory link counts), and every inode's data lock is
+    /// held for reading while the counters are summed and set, so no write, commit, xattr
+    /// change or free (each changes its counter under its inode's write lock) runs either.
+    /// Other requests hold at most one inode lock and wait for nothing else while holding
+    /// it, so taking them all cannot deadlock.
+    fn repair(&self) {
+        let mut inodes: Vec<Arc<Inode>> = self.inodes.iter().map(|e| e.value().clone()).collect();
+        inodes.sort_unstable_by_key(|i| i.ino);
+        let guards: Vec<_> = inodes.iter().map(|i| i.data.read()).collect();
+        // One freed between the snapshot and the lock has its metadata released already.
+        let live: Vec<bool> = inodes
+            .iter()
+            .map(|i| self.inodes.contains_key(&i.ino))
+            .collect();
+        let (mut meta, mut dirty, mut prunable) = (0u64, 0u64, 0u64);
+        for ((inode, data), _) in inodes.iter().zip(&guards).zip(&live).filter(|(_, &l)| l) {
+            if inode.data.take_unlogged_poison() {
+                tracing::error!(
+                    ino = inode.ino,
+                    "inode {} was left half-changed by a panicking request; it answers EIO \
+                     until it is removed",
+                    inode.ino
+                );
+            }
+            meta += usage::inode_meta(data);
+            match &data.body {
+                Body::Dir(d) => {
+                    meta += d.entries().map(|e| usage::entry_cost(&e.name)).sum::<u64>()
+                }
+                Body::File(f) => {
+                    dirty += f.content.dirty_bytes();
+                    prunable += f.history.len().saturating_sub(1) as u64;
+                }
+                _ => {}
+            }
+        }
+        self.meta_bytes.store(meta, Ordering::SeqCst);
+        self.dirty_bytes.store(dirty, Ordering::SeqCst);
+        self.prunable.store(prunable, Ordering::SeqCst);
+
+        // Directories from the root down: (ino, descendants, subdirectories) in post-order.
+        let index: std::collections::HashMap<u64, usize> = inodes
+            .iter()
+            .enumerate()
+            .filter(|&(i, _)| live[i])
+            .map(|(i, n)| (n.ino, i))
+            .collect();
+        let mut counted: Vec<(usize, u64, u32)> = Vec::new();
+        let mut stack: Vec<(usize, bool)> = index
+            .get(&ROOT_INO)
+            .map(|&i| (i, false))
+            .into_iter()
+            .collect();
+        let mut totals: std::collections::HashMap<usize, (u64, u32)> = Default::default();
+        while let Some((at, children_done)) = stack.pop() {
+            let Body::Dir(dir) = &guards[at].body else {
+                continue;
+            };
+            if !children_done {
+                stack.push((at, true));
+                for e in dir.entries().filter(|e| e.kind == FileKind::Directory) {
+                    if let Some(&child) = index.get(&e.ino) {
+                        inodes[child]
+                            .parent
+                            .store(inodes[at].ino, Ordering::Release);
+                        stack.push((child, false));
+                    }
+                }
+                continue;
+            }
+            let (mut total, mut subdirs) = (0u64, 0u32);
+            for e in dir.entries() {
+                total += 1;
+                if e.kind == FileKind::Directory {
+                    subdirs += 1;
+                    total += index
+                        .get(&e.ino)
+                        .and_then(|c| totals.get(c))
+                        .map_or(0, |t| t.0);
+                }
+            }
+            totals.insert(at, (total, subdirs));
+            counted.push((at, total, subdirs));
+        }
+        drop(guards);
+        for (at, total, subdirs) in counted {
+            let inode = &inodes[at];
+            inode.descendants.store(total, Ordering::Release);
+            let nlink = 2 + subdirs;
+            if inode.data.read().meta.nlink != nlink {
+                inode.data.write().meta.nlink = nlink;
+            }
+        }
     }
 
     fn new_handle(&self, inode: Arc<Inode>, flags: i32) -> u64 {
@@ -211,10 +369,12 @@ impl Fs {
         {
             return;
         }
+        // Taken out of the table under its own lock, so a repair that holds every inode's
+        // lock sees each either in the table with its metadata or gone with it released.
+        let mut data = inode.data.write();
         if self.inodes.remove(&inode.ino).is_none() {
             return;
         }
-        let mut data = inode.data.write();
         self.release_meta(usage::inode_meta(&data));
         if let Body::File(f) = &mut data.body {
             self.release_dirty(f.content.dirty_bytes());
@@ -232,7 +392,9 @@ impl Fs {
         }
         let mut ino = dir;
         loop {
-            let Ok(inode) = self.inode(ino) else { return };
+            let Ok(inode) = self.inode_even_poisoned(ino) else {
+                return;
+            };
             if delta > 0 {
                 inode.descendants.fetch_add(delta as u64, Ordering::AcqRel);
             } else {
@@ -284,7 +446,9 @@ impl Fs {
     /// against what the walk finds. Returns the first mismatch.
     pub fn verify_tree(&self) -> std::result::Result<(), String> {
         fn walk(fs: &Fs, ino: u64) -> std::result::Result<u64, String> {
-            let inode = fs.inode(ino).map_err(|_| format!("inode {ino} missing"))?;
+            let inode = fs
+                .inode_even_poisoned(ino)
+                .map_err(|_| format!("inode {ino} missing"))?;
             let children: Vec<(u64, FileKind)> = {
                 let data = inode.data.read();
                 let dir = data
@@ -299,7 +463,7 @@ impl Fs {
                 if kind == FileKind::Directory {
                     subdirs += 1;
                     let c = fs
-                        .inode(child)
+                        .inode_even_poisoned(child)
                         .map_err(|_| format!("inode {child} missing"))?;
                     if c.parent() != ino {
                         return Err(format!("dir {child} has parent {} not {ino}", c.parent()));
@@ -320,10 +484,62 @@ impl Fs {
             }
             Ok(total)
         }
+        self.repair_if_needed();
         let _tree = self.tree_lock.write();
         walk(self, ROOT_INO).map(|_| ())
     }
 }
+
+/// Holds the tree lock for a namespace change. A panic that drops it counts as one that
+/// may have left the descendant counts half-updated (they are updated after the directory
+/// locks are let go), so the next namespace request repairs them.
+struct TreeGuard<G>(#[allow(dead_code)] G);
+
+impl<G> Drop for TreeGuard<G> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            inode::note_damage();
+        }
+    }
+}
+
+/// Debug builds only: panics if `MEMFS_TEST_PANIC_IN` names this point, so tests can show
+/// what a panic halfway through a request leaves behind. The variable holds `op:NAME` items
+/// separated by commas; `op` is `lookup`, `mkdir` (NAME: the new entry) or `write` (NAME: the
+/// first bytes written). `MEMFS_TEST_PANIC_ON_LOOKUP=NAME` is the older spelling of
+/// `lookup:NAME`.
+#[cfg(debug_assertions)]
+fn test_panic_point(op: &str, name: &[u8]) {
+    use std::os::unix::ffi::OsStrExt;
+    let hit = |spec: &[u8]| {
+        spec.split(|&b| b == b',').any(|item| {
+            let Some(want) = item
+                .strip_prefix(op.as_bytes())
+                .and_then(|rest| rest.strip_prefix(b":"))
+            else {
+                return false;
+            };
+            match op {
+                "write" => !want.is_empty() && name.starts_with(want),
+                _ => want == name,
+            }
+        })
+    };
+    let asked = std::env::var_os("MEMFS_TEST_PANIC_IN").is_some_and(|v| hit(v.as_bytes()))
+        || (op == "lookup"
+            && std::env::var_os("MEMFS_TEST_PANIC_ON_LOOKUP")
+                .is_some_and(|n| n.as_bytes() == name));
+    if asked {
+        panic!(
+            "injected panic in {op} of {:?}",
+            String::from_utf8_lossy(name)
+        );
+    }
+}
+
+#[cfg(not(debug_assertions))]
+#[inline(always)]
+fn test_panic_point(_op: &str, _name: &[u8]) {}
 
 /// EROFS for anything under `.memfs`, and for `.memfs` itself as a name in the root.
 fn refuse_control(parent: u64, name: &[u8]) -> Result<()> {

@@ -317,6 +317,7 @@ impl Fs {
     /// Recomputes the metadata estimate and the count of droppable versions by walking
     /// every inode, and compares them with the counters (for tests; takes the tree lock).
     pub fn verify_usage(&self) -> std::result::Result<(), String> {
+        self.repair_if_needed();
         let _tree = self.tree_lock.write();
         let mut meta = 0u64;
         let mut prunable = 0u64;
