@@ -578,3 +578,80 @@ fn check_name(name: &[u8]) -> Result<()> {
 fn is_dots(name: &[u8]) -> bool {
     name == b"." || name == b".."
 }
+
+#[cfg(all(test, debug_assertions))]
+mod tests {
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+
+    use super::*;
+
+    const WHO: Caller = Caller::ROOT;
+
+    fn check(fs: &Fs) {
+        fs.verify_tree().unwrap();
+        fs.verify_usage().unwrap();
+        let store = fs.verify_store();
+        assert!(store.ok, "{store:?}");
+    }
+
+    #[test]
+    fn a_panic_halfway_through_a_change_poisons_what_it_held_and_the_counts_are_repaired() {
+        // Names no other test uses, so the injection points fire only here.
+        std::env::set_var(
+            "MEMFS_TEST_PANIC_IN",
+            "mkdir:zz-unit-panic-dir,write:zz-unit-panic-bytes",
+        );
+        let fs = Fs::new(FsConfig::default());
+        let d = fs.mkdir(ROOT_INO, b"d", 0o755, WHO).unwrap().ino;
+        let (keep, fh) = fs
+            .create(ROOT_INO, b"keep", 0o644, libc::O_RDWR, WHO)
+            .unwrap();
+        fs.write(fh, 0, b"kept").unwrap();
+        fs.release(fh).unwrap();
+
+        // mkdir panics with the entry set in d, before d's times and the counts.
+        let out = catch_unwind(AssertUnwindSafe(|| {
+            fs.mkdir(d, b"zz-unit-panic-dir", 0o755, WHO)
+        }));
+        assert!(out.is_err());
+        assert_eq!(fs.getattr(d).unwrap_err(), Errno::EIO);
+        assert_eq!(fs.lookup(d, b"zz-unit-panic-dir").unwrap_err(), Errno::EIO);
+        assert_eq!(fs.opendir(d, 0).unwrap_err(), Errno::EIO);
+        assert_eq!(fs.mkdir(d, b"more", 0o755, WHO).unwrap_err(), Errno::EIO);
+        // The walk sees the new entry; the repair made the counts agree with it.
+        check(&fs);
+        assert_eq!(fs.inode(ROOT_INO).unwrap().descendants(), 3);
+        let fh = fs.open(keep.ino, libc::O_RDONLY).unwrap();
+        assert_eq!(fs.read(fh, 0, 100).unwrap(), b"kept");
+        fs.release(fh).unwrap();
+
+        // A write panics holding the file's lock, before the dirty bytes are counted.
+        let (victim, fh) = fs
+            .create(ROOT_INO, b"victim", 0o644, libc::O_RDWR, WHO)
+            .unwrap();
+        fs.write(fh, 0, &[7u8; 10_000]).unwrap();
+        let out = catch_unwind(AssertUnwindSafe(|| {
+            fs.write(fh, 20_000, b"zz-unit-panic-bytes")
+        }));
+        assert!(out.is_err());
+        assert_eq!(fs.read(fh, 0, 10).unwrap_err(), Errno::EIO);
+        assert_eq!(fs.write(fh, 0, b"x").unwrap_err(), Errno::EIO);
+        assert_eq!(fs.getattr(victim.ino).unwrap_err(), Errno::EIO);
+        assert_eq!(fs.open(victim.ino, libc::O_RDONLY).unwrap_err(), Errno::EIO);
+        // Never committed as a version.
+        assert_eq!(fs.release(fh).unwrap_err(), Errno::EIO);
+        check(&fs);
+
+        // The damage can be removed, and the rest goes on.
+        fs.unlink(ROOT_INO, b"victim").unwrap();
+        fs.forget(victim.ino, 1);
+        fs.rmdir(ROOT_INO, b"d").unwrap();
+        fs.forget(d, 1);
+        check(&fs);
+        assert_eq!(fs.inode(ROOT_INO).unwrap().descendants(), 1);
+        let e = fs.mkdir(ROOT_INO, b"e", 0o755, WHO).unwrap().ino;
+        fs.mkdir(e, b"f", 0o755, WHO).unwrap();
+        check(&fs);
+        assert_eq!(fs.inode(ROOT_INO).unwrap().descendants(), 3);
+    }
+}
