@@ -173,6 +173,7 @@ impl Fs {
     fn inode(&self, ino: u64) -> Result<Arc<Inode>> {
         let inode = self.inode_even_poisoned(ino)?;
         if inode.is_poisoned() {
+            log_poisoned(&inode);
             return Err(Errno::EIO);
         }
         Ok(inode)
@@ -195,6 +196,7 @@ impl Fs {
             .map(|r| r.value().clone())
             .ok_or(Errno::EBADF)?;
         if handle.inode.is_poisoned() {
+            log_poisoned(&handle.inode);
             return Err(Errno::EIO);
         }
         Ok(handle)
@@ -204,13 +206,17 @@ impl Fs {
     /// short. Repairs what an earlier panic left first.
     fn tree_shared(&self) -> TreeGuard<RwLockReadGuard<'_, ()>> {
         self.repair_if_needed();
-        TreeGuard(self.tree_lock.read())
+        TreeGuard {
+            _lock: self.tree_lock.read(),
+        }
     }
 
     /// The tree lock, exclusive (a rename between directories); as `tree_shared`.
     fn tree_exclusive(&self) -> TreeGuard<RwLockWriteGuard<'_, ()>> {
         self.repair_if_needed();
-        TreeGuard(self.tree_lock.write())
+        TreeGuard {
+            _lock: self.tree_lock.write(),
+        }
     }
 
     /// Repairs the counts if a panic may have left them half-updated since the last repair.
@@ -237,9 +243,11 @@ impl Fs {
     /// tree lock exclusively, so no namespace change runs (they alone change entries,
     /// descendant counts, parents and directory link counts), and every inode's data lock is
     /// held for reading while the counters are summed and set, so no write, commit, xattr
-    /// change or free (each changes its counter under its inode's write lock) runs either.
-    /// Other requests hold at most one inode lock and wait for nothing else while holding
-    /// it, so taking them all cannot deadlock.
+    /// change or free runs either (each changes its counter under its inode's write lock;
+    /// a free also leaves the table under it). What may run meanwhile holds at most one
+    /// inode lock and takes no other inode or tree lock while holding it, so taking them
+    /// all cannot deadlock. Repairs are rare (only after a panic), so the walk's cost is
+    /// not on any normal path.
     fn repair(&self) {
         let mut inodes: Vec<Arc<Inode>> = self.inodes.iter().map(|e| e.value().clone()).collect();
         inodes.sort_unstable_by_key(|i| i.ino);
@@ -251,14 +259,7 @@ impl Fs {
             .collect();
         let (mut meta, mut dirty, mut prunable) = (0u64, 0u64, 0u64);
         for ((inode, data), _) in inodes.iter().zip(&guards).zip(&live).filter(|(_, &l)| l) {
-            if inode.data.take_unlogged_poison() {
-                tracing::error!(
-                    ino = inode.ino,
-                    "inode {} was left half-changed by a panicking request; it answers EIO \
-                     until it is removed",
-                    inode.ino
-                );
-            }
+            log_poisoned(inode);
             meta += usage::inode_meta(data);
             match &data.body {
                 Body::Dir(d) => {
@@ -369,10 +370,11 @@ impl Fs {
         {
             return;
         }
-        // Taken out of the table under its own lock, so a repair that holds every inode's
-        // lock sees each either in the table with its metadata or gone with it released.
+        // Released, then taken out of the table, under its own lock: a repair (which holds
+        // the lock of every inode in the table) sees each either in the table with what it
+        // holds counted, or gone with that released.
         let mut data = inode.data.write();
-        if self.inodes.remove(&inode.ino).is_none() {
+        if !self.inodes.contains_key(&inode.ino) {
             return;
         }
         self.release_meta(usage::inode_meta(&data));
@@ -382,6 +384,7 @@ impl Fs {
             f.content = FileContent::default();
             f.history = History::default();
         }
+        self.inodes.remove(&inode.ino);
     }
 
     /// Adds `delta` to the descendant count of `dir` and of every directory above it.
@@ -490,10 +493,25 @@ impl Fs {
     }
 }
 
+/// Says once per inode, when it is first refused or met by a repair, that it is poisoned
+/// (the write guard that poisons it does not know its number).
+fn log_poisoned(inode: &Inode) {
+    if inode.data.take_unlogged_poison() {
+        tracing::error!(
+            ino = inode.ino,
+            "inode {} was left half-changed by a panicking request; it answers EIO until it \
+             is removed",
+            inode.ino
+        );
+    }
+}
+
 /// Holds the tree lock for a namespace change. A panic that drops it counts as one that
 /// may have left the descendant counts half-updated (they are updated after the directory
 /// locks are let go), so the next namespace request repairs them.
-struct TreeGuard<G>(#[allow(dead_code)] G);
+struct TreeGuard<G> {
+    _lock: G,
+}
 
 impl<G> Drop for TreeGuard<G> {
     fn drop(&mut self) {

@@ -277,7 +277,8 @@ impl Fs {
         let files: Vec<Arc<Inode>> = self
             .inodes
             .iter()
-            .filter(|e| e.value().kind == FileKind::Regular)
+            // A poisoned file's history may be half-changed: left alone until it is freed.
+            .filter(|e| e.value().kind == FileKind::Regular && !e.value().is_poisoned())
             .map(|e| e.value().clone())
             .collect();
         let mut old: Vec<(SystemTime, u64, u64, usize)> = Vec::new();
