@@ -118,10 +118,11 @@ impl InodeData {
     }
 }
 
-/// Events that may have left counts half-updated, in this process: each write lock or
-/// namespace change a panic cut short, and each removal of a poisoned directory, adds one. Process-wide because the guards that see the panic
-/// know no `Fs`; a file system that finds it moved repairs itself (see `Fs::repair`), and
-/// a repair where nothing was wrong changes nothing.
+/// Events that may have left counts half-updated, in this process: each inode write lock
+/// or namespace change a panic cut short, and each removal of a poisoned directory, adds
+/// one. Process-wide because the guards that see the panic know no `Fs`; a file system
+/// that finds it moved repairs itself (see `Fs::repair`), and a repair where nothing was
+/// wrong changes nothing.
 static DAMAGE_SEEN: AtomicU64 = AtomicU64::new(0);
 
 /// How many such events there have been so far.
@@ -134,11 +135,11 @@ pub fn note_damage() {
     DAMAGE_SEEN.fetch_add(1, Ordering::AcqRel);
 }
 
-/// `InodeLock::state`: never written while panicking.
+/// `InodeLock::state`: no writer has panicked holding the lock.
 const CLEAN: u8 = 0;
 /// A writer panicked; not yet logged.
 const POISONED: u8 = 1;
-/// A writer panicked, and the repair that followed logged it.
+/// A writer panicked, and that has been logged.
 const POISONED_LOGGED: u8 = 2;
 
 /// An inode's data behind a read-write lock that remembers a writer that panicked.
