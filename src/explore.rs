@@ -13,6 +13,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use memfs::store::chunker::{DEFAULT_AVG, DEFAULT_MAX, DEFAULT_MIN};
 use memfs::store::{Chunker, ChunkerKind};
+use memfs::units;
 
 type Hash = [u8; 32];
 
@@ -132,21 +133,6 @@ fn short(hash: &Hash) -> String {
         })
 }
 
-/// "512 B", "16.0 KiB", "1.5 MiB".
-fn human(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    if n < 1024 {
-        return format!("{n} B");
-    }
-    let mut v = n as f64;
-    let mut unit = 0;
-    while v >= 1024.0 && unit + 1 < UNITS.len() {
-        v /= 1024.0;
-        unit += 1;
-    }
-    format!("{v:.1} {}", UNITS[unit])
-}
-
 /// A size for a chunker description: "16 KiB" when a whole number of KiB, else bytes.
 fn size_label(n: usize) -> String {
     if n >= 1024 && n % (1024 * 1024) == 0 {
@@ -222,7 +208,7 @@ fn print_listing(
         "{}: {} bytes ({}), {}",
         file.display(),
         data.len(),
-        human(data.len() as u64),
+        units::bytes(data.len() as u64),
         settings(chunker)
     )?;
     let w = data.len().to_string().len().max(6);
@@ -262,7 +248,7 @@ fn print_listing(
          stored after dedup within the file",
         chunks.len(),
         seen.len(),
-        human(stored),
+        units::bytes(stored),
         percent(stored, data.len() as u64),
     )
 }
@@ -371,14 +357,14 @@ fn print_comparison(
         "FILE    {:<fw$}  {:>nw$} bytes ({})",
         file.display().to_string(),
         a.len(),
-        human(a.len() as u64)
+        units::bytes(a.len() as u64)
     )?;
     writeln!(
         out,
         "EDITED  {:<fw$}  {:>nw$} bytes ({})",
         edited.display().to_string(),
         b.len(),
-        human(b.len() as u64)
+        units::bytes(b.len() as u64)
     )?;
     if given.kind == ChunkerKind::Fixed {
         writeln!(
@@ -407,7 +393,7 @@ fn print_comparison(
                 c.b.len().to_string(),
                 c.shared.to_string(),
                 c.new.to_string(),
-                format!("{} ({})", c.new_bytes, human(c.new_bytes)),
+                format!("{} ({})", c.new_bytes, units::bytes(c.new_bytes)),
                 percent(c.new_bytes, c.b_len),
             ]
         })
@@ -572,7 +558,7 @@ fn print_runs(out: &mut impl Write, c: &Comparison) -> io::Result<()> {
                 "{sign} {} {} ({}) {what}",
                 r.chunks,
                 plural(r.chunks),
-                human(r.bytes)
+                units::bytes(r.bytes)
             );
             (text, r)
         })
@@ -598,8 +584,8 @@ fn print_runs(out: &mut impl Write, c: &Comparison) -> io::Result<()> {
             out,
             "  ... {} more runs: {s} shared chunks ({}), {n} new chunks ({})",
             rest.len(),
-            human(sb),
-            human(nb)
+            units::bytes(sb),
+            units::bytes(nb)
         )?;
     }
     Ok(())
@@ -768,7 +754,7 @@ fn draw_svg(cmp: &[Comparison; 2], names: &(String, Option<String>)) -> String {
                 r##"<text x="{MARGIN}" y="{y}" xml:space="preserve"><tspan font-weight="bold">{}</tspan><tspan fill="#555"> — {}, {}, {} chunks</tspan></text>"##,
                 xml_escape(row_label),
                 xml_escape(name),
-                human(*len),
+                units::bytes(*len),
                 chunks.len()
             );
             y += 6.0;
@@ -819,7 +805,7 @@ fn draw_svg(cmp: &[Comparison; 2], names: &(String, Option<String>)) -> String {
                 c.shared,
                 c.b.len(),
                 c.new,
-                human(c.new_bytes),
+                units::bytes(c.new_bytes),
                 percent(c.new_bytes, c.b_len)
             )
         } else {
@@ -827,7 +813,7 @@ fn draw_svg(cmp: &[Comparison; 2], names: &(String, Option<String>)) -> String {
                 "{label}: {} chunks, {} unique — {} stored after dedup ({} of the file)",
                 c.a.len(),
                 c.unique,
-                human(c.unique_bytes),
+                units::bytes(c.unique_bytes),
                 percent(c.unique_bytes, c.a_len)
             )
         };
@@ -878,7 +864,7 @@ fn draw_svg(cmp: &[Comparison; 2], names: &(String, Option<String>)) -> String {
     let scale = format!(
         "bar width {} px = {}; chunks wider than 3 px separated by a white line",
         BAR_PX,
-        human(longest)
+        units::bytes(longest)
     );
     let _ = writeln!(
         body,
@@ -914,12 +900,5 @@ mod tests {
             assert_eq!(c.len(), 7);
             assert!(c.starts_with('#'));
         }
-    }
-
-    #[test]
-    fn human_sizes() {
-        assert_eq!(human(512), "512 B");
-        assert_eq!(human(16 * 1024), "16.0 KiB");
-        assert_eq!(human(3 << 19), "1.5 MiB");
     }
 }

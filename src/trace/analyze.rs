@@ -121,14 +121,9 @@ pub fn fmt_ns(ns: u64) -> String {
     }
 }
 
-/// Human-readable byte count.
+/// Human-readable byte count, compact for table columns ("29B", "16.0KiB").
 pub fn fmt_bytes(b: u64) -> String {
-    match b {
-        n if n < 10 * 1024 => format!("{n}B"),
-        n if n < 10 * 1024 * 1024 => format!("{:.1}KiB", n as f64 / 1024.0),
-        n if n < 10 * 1024 * 1024 * 1024 => format!("{:.1}MiB", n as f64 / 1048576.0),
-        n => format!("{:.2}GiB", n as f64 / 1073741824.0),
-    }
+    crate::units::bytes_compact(b)
 }
 
 #[derive(Default)]
