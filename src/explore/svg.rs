@@ -13,8 +13,9 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 use super::{describe, percent, Chunk, Comparison, Hash};
 use memfs::units;
 
-/// Most rectangles the whole picture may hold; bars with more chunks merge neighbours.
-const MAX_RECTS: usize = 20_000;
+/// Most cells the whole picture may hold (a rectangle each, two for a chunk in one file
+/// only); bars with more chunks merge neighbours.
+const MAX_CELLS: usize = 20_000;
 const BAR_PX: u32 = 1000;
 const MARGIN: i32 = 20;
 const BAR_H: i32 = 26;
@@ -66,18 +67,16 @@ enum Fill {
 }
 
 enum Shape {
-    /// Text whose baseline starts at (x, y).
+    /// Text whose bottom left is at (x, y).
     Text {
         x: i32,
         y: i32,
         text: String,
         ink: Ink,
     },
+    /// A rectangle from its top left to its bottom right corner.
     Rect {
-        x0: i32,
-        y0: i32,
-        x1: i32,
-        y1: i32,
+        corners: [(i32, i32); 2],
         fill: Fill,
     },
 }
@@ -168,7 +167,7 @@ fn layout(cmp: &[Comparison; 2], names: &(String, Option<String>)) -> (Vec<Shape
     let longest = cmp[0].a_len.max(cmp[0].b_len).max(1);
     let px_per_byte = f64::from(BAR_PX) / longest as f64;
     let bars = if two { 4 } else { 2 };
-    let budget = MAX_RECTS / bars;
+    let budget = MAX_CELLS / bars;
 
     let mut shapes = Vec::new();
     let mut y = 34;
@@ -213,14 +212,8 @@ fn layout(cmp: &[Comparison; 2], names: &(String, Option<String>)) -> (Vec<Shape
                 } else {
                     Fill::Chunk(colour(&cell.hash))
                 };
-                let (y0, y1) = (y, y + BAR_H);
-                shapes.push(Shape::Rect {
-                    x0,
-                    y0,
-                    x1,
-                    y1,
-                    fill,
-                });
+                let corners = [(x0, y), (x1, y + BAR_H)];
+                shapes.push(Shape::Rect { corners, fill });
             }
             y += BAR_H;
         }
@@ -251,14 +244,8 @@ fn layout(cmp: &[Comparison; 2], names: &(String, Option<String>)) -> (Vec<Shape
     y += 14;
     for (x, sample) in [(MARGIN, [40; 32]), (MARGIN + 15, [170; 32])] {
         let fill = Fill::Chunk(colour(&sample));
-        let (x0, y0) = (x, y - 11);
-        shapes.push(Shape::Rect {
-            x0,
-            y0,
-            x1: x0 + 14,
-            y1: y0 + 14,
-            fill,
-        });
+        let corners = [(x, y - 11), (x + 14, y + 3)];
+        shapes.push(Shape::Rect { corners, fill });
     }
     let legend_shared = if two {
         "shared chunks in the same colour (identical content in both files)"
@@ -268,12 +255,9 @@ fn layout(cmp: &[Comparison; 2], names: &(String, Option<String>)) -> (Vec<Shape
     shapes.push(Shape::text(MARGIN + 36, y, legend_shared, Ink::Body));
     if two {
         y += 22;
-        let (x0, y0) = (MARGIN, y - 11);
+        let corners = [(MARGIN, y - 11), (MARGIN + 29, y + 3)];
         shapes.push(Shape::Rect {
-            x0,
-            y0,
-            x1: x0 + 29,
-            y1: y0 + 14,
+            corners,
             fill: Fill::Alone,
         });
         shapes.push(Shape::text(
@@ -307,23 +291,17 @@ pub(super) fn draw(cmp: &[Comparison; 2], names: &(String, Option<String>)) -> R
             match shape {
                 Shape::Text { x, y, text, ink } => area.draw(&Text::new(text, (x, y), ink.style())),
                 Shape::Rect {
-                    x0,
-                    y0,
-                    x1,
-                    y1,
+                    corners,
                     fill: Fill::Chunk(colour),
-                } => area.draw(&Rectangle::new([(x0, y0), (x1, y1)], colour.filled())),
+                } => area.draw(&Rectangle::new(corners, colour.filled())),
                 Shape::Rect {
-                    x0,
-                    y0,
-                    x1,
-                    y1,
+                    corners,
                     fill: Fill::Alone,
                 } => area
-                    .draw(&Rectangle::new([(x0, y0), (x1, y1)], ALONE_FILL.filled()))
+                    .draw(&Rectangle::new(corners, ALONE_FILL.filled()))
                     .and_then(|()| {
                         let outline = ALONE_OUTLINE.stroke_width(1);
-                        area.draw(&Rectangle::new([(x0, y0), (x1, y1)], outline))
+                        area.draw(&Rectangle::new(corners, outline))
                     }),
             }
             .map_err(failed)?;
