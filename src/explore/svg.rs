@@ -21,9 +21,12 @@ const MARGIN: i32 = 20;
 const BAR_H: i32 = 26;
 const WIDTH: u32 = BAR_PX + 2 * MARGIN as u32;
 const FONT: &str = "DejaVu Sans, Helvetica, Arial, sans-serif";
-/// Chunks only in one file: grey, outlined red.
+/// Chunks only in one file: grey, hatched pink, outlined red.
 const ALONE_FILL: RGBColor = RGBColor(0xd4, 0xd4, 0xd4);
+const ALONE_HATCH: RGBColor = RGBColor(0xe8, 0xa0, 0x9a);
 const ALONE_OUTLINE: RGBColor = RGBColor(0xd0, 0x3c, 0x32);
+/// Horizontal distance between two hatch lines.
+const HATCH_PX: i32 = 7;
 
 /// A pleasant colour for a chunk: hue from the hash, saturation 60 %, lightness 65 %.
 fn colour(hash: &Hash) -> HSLColor {
@@ -88,9 +91,33 @@ impl Shape {
     }
 }
 
-/// Rough width of `text` in pixels at 13 px, to set two styles of text side by side.
+/// Rough width of `text` in bold 13 px DejaVu Sans (plotters cannot measure text for SVG),
+/// to set two styles of text side by side.
 fn text_px(text: &str) -> i32 {
-    (text.chars().count() as f64 * 8.0).round() as i32
+    let em: f64 = text
+        .chars()
+        .map(|c| match c {
+            'f' | 'i' | 'j' | 'l' | 'r' | 't' => 0.45,
+            ' ' | ':' | '/' | '.' | ',' | '-' | '(' | ')' => 0.38,
+            '0'..='9' => 0.70,
+            c if c.is_uppercase() => 0.76,
+            _ => 0.66,
+        })
+        .sum();
+    (em * 13.0).round() as i32
+}
+
+/// The 45° hatch lines inside a rectangle, each cut to its left and right sides.
+fn hatch([(x0, y0), (x1, y1)]: [(i32, i32); 2]) -> Vec<[(i32, i32); 2]> {
+    let h = y1 - y0;
+    (x0 - h..x1)
+        .step_by(HATCH_PX as usize)
+        .filter_map(|k| {
+            // The line from (k, y1) up to (k + h, y0), as t goes from 0 to h.
+            let (t0, t1) = ((x0 - k).max(0), (x1 - k).min(h));
+            (t0 < t1).then_some([(k + t0, y1 - t0), (k + t1, y1 - t1)])
+        })
+        .collect()
 }
 
 /// A rectangle to draw: a chunk, or a run of merged neighbours.
@@ -197,11 +224,14 @@ fn layout(cmp: &[Comparison; 2], names: &(String, Option<String>)) -> (Vec<Shape
                 names.1.as_ref().unwrap_or(&names.0)
             };
             let detail = format!(" — {name}, {}, {} chunks", units::bytes(len), chunks.len());
-            let detail_x = MARGIN + text_px(&row_label);
+            let detail_x = MARGIN + text_px(&row_label) + 3;
             shapes.push(Shape::text(MARGIN, y, row_label, Ink::Label));
             shapes.push(Shape::text(detail_x, y, detail, Ink::Detail));
             y += 6;
-            for cell in cells(chunks, other, px_per_byte, budget) {
+            let mut cells = cells(chunks, other, px_per_byte, budget);
+            // Chunks in one file only last, so that where cells share a pixel, they show.
+            cells.sort_by_key(|cell| cell.alone);
+            for cell in cells {
                 let x0 = MARGIN + (cell.offset as f64 * px_per_byte).round() as i32;
                 let x1 = MARGIN + ((cell.offset + cell.len) as f64 * px_per_byte).round() as i32;
                 // A white pixel separates chunks wide enough to spare one; every chunk stays
@@ -300,6 +330,11 @@ pub(super) fn draw(cmp: &[Comparison; 2], names: &(String, Option<String>)) -> R
                 } => area
                     .draw(&Rectangle::new(corners, ALONE_FILL.filled()))
                     .and_then(|()| {
+                        hatch(corners).into_iter().try_for_each(|line| {
+                            area.draw(&PathElement::new(line, ALONE_HATCH.stroke_width(2)))
+                        })
+                    })
+                    .and_then(|()| {
                         let outline = ALONE_OUTLINE.stroke_width(1);
                         area.draw(&Rectangle::new(corners, outline))
                     }),
@@ -314,6 +349,18 @@ pub(super) fn draw(cmp: &[Comparison; 2], names: &(String, Option<String>)) -> R
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hatch_lines_stay_inside_their_rectangle() {
+        let lines = hatch([(10, 100), (40, 126)]);
+        assert!(lines.len() >= 5, "{lines:?}");
+        for [(ax, ay), (bx, by)] in lines {
+            assert!((10..=40).contains(&ax) && (10..=40).contains(&bx));
+            assert!((100..=126).contains(&ay) && (100..=126).contains(&by));
+            assert_eq!(bx - ax, ay - by, "45°");
+        }
+        assert!(hatch([(10, 100), (10, 126)]).is_empty());
+    }
 
     #[test]
     fn colours_follow_the_hash() {
