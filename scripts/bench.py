@@ -16,6 +16,7 @@ Results go to OUT/results.json (every run plus medians), OUT/results.md and OUT/
 
 import argparse
 import functools
+import io
 import json
 import os
 import platform
@@ -530,39 +531,45 @@ def markdown(result):
 COLORS = {"memfs": "#1f77b4", "memfs-trace": "#9467bd", "tmpfs": "#2ca02c", "disk": "#8c564b"}
 
 
-def esc(s):
-    return str(s).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+def figure_module():
+    """matplotlib's Figure, or a one-line BenchError naming the package to install."""
+    try:
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise BenchError("matplotlib is missing (it draws the plots): "
+                         "apt-get install python3-matplotlib") from None
+    return Figure
+
+
+def svg_text(fig):
+    buf = io.StringIO()
+    # No date in the file, so a --report rerun on the same numbers writes the same plots.
+    fig.savefig(buf, format="svg", metadata={"Date": None})
+    return buf.getvalue()
 
 
 def svg_phases(proj, per_target):
     """One panel per phase, a bar per target with its own scale (build dwarfs walk)."""
     targets = list(per_target)
-    pw, ph, top, left = 230, 40 + 26 * len(targets), 48, 96
-    width, height = left + pw * len(PHASES) + 20, top + ph + 30
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-           f'font-family="sans-serif" font-size="12">',
-           f'<rect width="100%" height="100%" fill="white"/>',
-           f'<text x="10" y="20" font-size="15" font-weight="bold">{esc(proj)}: '
-           f'median wall time per phase</text>']
-    for i, t in enumerate(targets):
-        y = top + 30 + 26 * i
-        out.append(f'<text x="{left - 8}" y="{y + 13}" text-anchor="end">{esc(t)}</text>')
-    for j, phase in enumerate(PHASES):
-        x0 = left + pw * j
+    fig = figure_module()(figsize=(10, 1.2 + 0.35 * len(targets)), layout="constrained")
+    fig.suptitle(f"{proj}: median wall time per phase", fontweight="bold")
+    axes = fig.subplots(1, len(PHASES), sharey=True)
+    for ax, phase in zip(axes, PHASES):
         vals = [per_target[t]["median_s"][phase] for t in targets]
-        vmax = max(vals) or 1
-        out.append(f'<text x="{x0 + 4}" y="{top + 14}" font-weight="bold">{phase}</text>')
-        for i, t in enumerate(targets):
-            y = top + 30 + 26 * i
-            w = max(1, (pw - 90) * vals[i] / vmax)
+        bars = ax.barh(targets, vals, color=[COLORS.get(t, "#777") for t in targets])
+        labels = []
+        for t, v in zip(targets, vals):
             ratio = per_target[t]["ratio_to_tmpfs"].get(phase)
-            label = fmt_s(vals[i]) + (f" ×{ratio:.2f}" if ratio and t != "tmpfs" else "")
-            out.append(f'<rect x="{x0 + 4}" y="{y}" width="{w:.1f}" height="18" '
-                       f'fill="{COLORS.get(t, "#777")}"/>')
-            out.append(f'<text x="{x0 + 8 + w:.1f}" y="{y + 13}" font-size="10">'
-                       f'{esc(label)}</text>')
-    out.append("</svg>")
-    return "\n".join(out) + "\n"
+            labels.append(fmt_s(v) + (f" ×{ratio:.2f}" if ratio and t != "tmpfs" else ""))
+        ax.bar_label(bars, labels=labels, padding=3, fontsize=8)
+        ax.set_title(phase, loc="left", fontweight="bold", fontsize=10)
+        # Room on the right for the labels; no ticks: the labels carry the numbers.
+        ax.set_xlim(0, (max(vals) or 1) * 1.9)
+        ax.set_xticks([])
+        for side in ("top", "right", "bottom"):
+            ax.spines[side].set_visible(False)
+    axes[0].invert_yaxis()  # The first target on top; the axes share y, so all follow.
+    return svg_text(fig)
 
 
 def svg_memory(summary):
@@ -572,49 +579,29 @@ def svg_memory(summary):
         for t in ("memfs", "memfs-trace"):
             s = per_target.get(t)
             if s and s.get("peak_rss_bytes") and s.get("apparent_bytes"):
-                stored = (s.get("memfs_stats") or {}).get("stored_bytes")
-                points.append((proj, t, s["apparent_bytes"], s["peak_rss_bytes"], stored))
-    W, H, L, B, T, R = 640, 420, 70, 50, 40, 110
-    vmax = max([p[2] for p in points] + [p[3] for p in points] + [1]) * 1.1
-    sx = lambda v: L + (W - L - R) * v / vmax
-    sy = lambda v: H - B - (H - B - T) * v / vmax
+                points.append((proj, t, s["apparent_bytes"], s["peak_rss_bytes"]))
     mib = 1 << 20
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" '
-           f'font-family="sans-serif" font-size="11">',
-           '<rect width="100%" height="100%" fill="white"/>',
-           '<text x="10" y="20" font-size="15" font-weight="bold">memfs peak RSS vs. '
-           'bytes stored</text>',
-           f'<line x1="{L}" y1="{H - B}" x2="{W - R}" y2="{H - B}" stroke="black"/>',
-           f'<line x1="{L}" y1="{T}" x2="{L}" y2="{H - B}" stroke="black"/>',
-           f'<line x1="{sx(0)}" y1="{sy(0)}" x2="{sx(vmax)}" y2="{sy(vmax)}" stroke="#bbb" '
-           f'stroke-dasharray="4 4"/>',
-           f'<text x="{sx(vmax * 0.78)}" y="{sy(vmax * 0.8)}" fill="#888">RSS = stored</text>',
-           f'<text x="{(W + L) / 2}" y="{H - 12}" text-anchor="middle">stored (MiB)</text>',
-           f'<text x="14" y="{(H - B + T) / 2}" transform="rotate(-90 14 {(H - B + T) / 2})" '
-           f'text-anchor="middle">peak RSS (MiB)</text>']
-    step = nice_step(vmax / mib)
-    v = 0.0
-    while v * mib <= vmax:
-        out.append(f'<text x="{sx(v * mib)}" y="{H - B + 15}" text-anchor="middle">{v:g}</text>')
-        out.append(f'<text x="{L - 5}" y="{sy(v * mib) + 4}" text-anchor="end">{v:g}</text>')
-        v += step
-    for proj, t, stored, rss, unique in points:
-        out.append(f'<circle cx="{sx(stored):.1f}" cy="{sy(rss):.1f}" r="5" '
-                   f'fill="{COLORS[t]}"/>')
-        out.append(f'<text x="{sx(stored) + 7:.1f}" y="{sy(rss) - 6:.1f}">{esc(proj)} '
-                   f'({esc(t)})</text>')
-    out.append(f'<circle cx="{L + 10}" cy="{T + 8}" r="5" fill="{COLORS["memfs"]}"/>'
-               f'<text x="{L + 20}" y="{T + 12}">memfs</text>'
-               f'<circle cx="{L + 80}" cy="{T + 8}" r="5" fill="{COLORS["memfs-trace"]}"/>'
-               f'<text x="{L + 90}" y="{T + 12}">memfs --trace</text>')
-    out.append("</svg>")
-    return "\n".join(out) + "\n"
-
-
-def nice_step(span):
-    raw = span / 6 or 1
-    mag = 10 ** int(f"{raw:e}".split("e")[1])
-    return next(m * mag for m in (1, 2, 5, 10) if m * mag >= raw)
+    vmax = max([p[2] for p in points] + [p[3] for p in points] + [1]) * 1.1 / mib
+    fig = figure_module()(figsize=(6.4, 4.2), layout="constrained")
+    ax = fig.subplots()
+    ax.set_title("memfs peak RSS vs. bytes stored", fontweight="bold", loc="left")
+    ax.plot([0, vmax], [0, vmax], linestyle="--", color="#bbb")
+    ax.annotate("RSS = stored", (vmax * 0.78, vmax * 0.8), color="#888", fontsize=9)
+    for t, name in (("memfs", "memfs"), ("memfs-trace", "memfs --trace")):
+        mine = [p for p in points if p[1] == t]
+        ax.scatter([p[2] / mib for p in mine], [p[3] / mib for p in mine], s=30,
+                   color=COLORS[t], label=name, zorder=3)
+        for proj, _, stored, rss in mine:
+            ax.annotate(f"{proj} ({t})", (stored / mib, rss / mib), xytext=(7, 6),
+                        textcoords="offset points", fontsize=8)
+    ax.set_xlim(0, vmax)
+    ax.set_ylim(0, vmax)
+    ax.set_xlabel("stored (MiB)")
+    ax.set_ylabel("peak RSS (MiB)")
+    ax.legend(loc="upper left", frameon=False)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    return svg_text(fig)
 
 
 def write_reports(result, out):
@@ -677,6 +664,7 @@ def parse_args(argv):
 
 def main(argv):
     args = parse_args(argv)
+    figure_module()  # Fail now, not after an hour of builds, if the plots cannot be drawn.
     if args.report:
         result = json.loads(args.report.read_text())
         projects = list(dict.fromkeys(r["project"] for r in result["runs"]))

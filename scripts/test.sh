@@ -11,6 +11,16 @@ command -v make >/dev/null || need+=(make)
 command -v fusermount3 >/dev/null || need+=(fuse3)
 command -v python3 >/dev/null || need+=(python3) # tests/versions.rs writes files with it
 [ -x /usr/bin/time ] || need+=(time)                # tests/trace.rs measures peak memory with it
+# tests/bench.rs: bench.py draws its plots with matplotlib. Debian's package serves Debian's
+# python3; a python3 of its own (pyenv, a venv) does not see it and gets it from PyPI below.
+pip_need=()
+if ! python3 -c 'import matplotlib' 2>/dev/null; then
+    if [ "$(command -v python3 || echo /usr/bin/python3)" = /usr/bin/python3 ]; then
+        need+=(python3-matplotlib)
+    else
+        pip_need+=(matplotlib)
+    fi
+fi
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then
         echo "test.sh: missing ${need[*]}; install them (apt-get install -y ${need[*]})" >&2
@@ -19,6 +29,10 @@ if [ ${#need[@]} -gt 0 ]; then
     echo "test.sh: installing ${need[*]}"
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+if [ ${#pip_need[@]} -gt 0 ]; then
+    echo "test.sh: installing ${pip_need[*]} for $(command -v python3)"
+    python3 -m pip install --quiet "${pip_need[@]}"
 fi
 if [ ! -e /dev/fuse ]; then
     echo "test.sh: /dev/fuse is missing: the integration tests need FUSE" >&2

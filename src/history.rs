@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use memfs::fs::{Stats, VersionInfo, CONTROL_NAME, VERSIONS_XATTR};
+use memfs::units;
 
 /// Reads a whole extended attribute, or the errno.
 pub fn getxattr(path: &Path, name: &[u8]) -> std::io::Result<Vec<u8>> {
@@ -56,27 +57,17 @@ fn versions(path: &Path) -> Result<Vec<VersionInfo>> {
         .with_context(|| format!("{}: malformed version list", path.display()))
 }
 
-/// "2026-11-23 04:12:09.123 UTC" from seconds since the epoch.
+/// "2026-11-23 04:12:09.123 UTC" from seconds since the epoch (milliseconds truncated).
 fn utc(seconds: f64) -> String {
-    let secs = seconds.floor() as i64;
-    let millis = ((seconds - secs as f64) * 1000.0) as i64;
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + (month <= 2) as i64;
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}.{millis:03} UTC",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    )
+    let format = time::macros::format_description!(
+        "[year]-[month]-[day] [hour]:[minute]:[second].[subsecond digits:3] UTC"
+    );
+    let millis = (seconds * 1000.0).floor() as i128;
+    time::OffsetDateTime::from_unix_timestamp_nanos(millis * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(format).ok())
+        // Out of the calendar's range: a corrupt time, shown as the raw number.
+        .unwrap_or_else(|| format!("{seconds}s since the epoch"))
 }
 
 pub fn log(path: &Path) -> Result<()> {
@@ -84,8 +75,8 @@ pub fn log(path: &Path) -> Result<()> {
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
-        "{:>7}  {:<27}  {:>12}  {:>7}  {:>12}  {}",
-        "version", "time", "size", "chunks", "new bytes", "cause"
+        "{:>7}  {:<27}  {:>12}  {:>7}  {:>12}  cause",
+        "version", "time", "size", "chunks", "new bytes"
     )?;
     for v in &versions {
         writeln!(
@@ -180,18 +171,12 @@ fn read_stats(mount: &Path) -> Result<(Stats, Vec<u8>)> {
     Ok((stats, raw))
 }
 
+/// "512 B", or "1.5 MiB (1572864)": the exact count beside the rounded one.
 fn human(bytes: u64) -> String {
-    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = bytes as f64;
-    let mut i = 0;
-    while v >= 1024.0 && i + 1 < units.len() {
-        v /= 1024.0;
-        i += 1;
-    }
-    if i == 0 {
-        format!("{bytes} B")
+    if bytes < 1024 {
+        units::bytes(bytes)
     } else {
-        format!("{v:.1} {} ({bytes})", units[i])
+        format!("{} ({bytes})", units::bytes(bytes))
     }
 }
 
@@ -258,5 +243,6 @@ mod tests {
     fn utc_formats_civil_dates() {
         assert_eq!(super::utc(0.0), "1970-01-01 00:00:00.000 UTC");
         assert_eq!(super::utc(1_795_405_359.5), "2026-11-23 03:42:39.500 UTC");
+        assert_eq!(super::utc(1_709_164_800.25), "2024-02-29 00:00:00.250 UTC");
     }
 }

@@ -12,3 +12,4 @@ pub mod store;
 #[doc(hidden)]
 pub mod testdata;
 pub mod trace;
+pub mod units;

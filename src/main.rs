@@ -133,18 +133,75 @@ fn usage_error(e: clap::Error) -> ExitCode {
         }
         _ => {}
     }
-    let text = e.render().to_string();
-    let message: Vec<&str> = text
-        .lines()
-        .map(str::trim)
-        .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
-        .filter(|l| !l.is_empty())
-        .collect();
-    eprintln!(
-        "memfs: {} (see memfs --help)",
-        message.join(" ").trim_start_matches("error: ")
-    );
+    eprintln!("memfs: {} (see memfs --help)", one_line(&e));
     ExitCode::from(2)
+}
+
+/// clap's message for a usage mistake, from the error's kind and context, on one line:
+/// what clap would print before its usage block, with its tips joined by spaces.
+fn one_line(e: &clap::Error) -> String {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    let text = |kind| match e.get(kind) {
+        Some(ContextValue::String(s)) => Some(s.as_str()),
+        _ => None,
+    };
+    let list = |kind| match e.get(kind) {
+        Some(ContextValue::Strings(v)) => v.clone(),
+        Some(ContextValue::String(s)) => vec![s.clone()],
+        _ => Vec::new(),
+    };
+    let cause = std::error::Error::source(e).map(|s| s.to_string());
+    let arg = text(ContextKind::InvalidArg);
+    let value = text(ContextKind::InvalidValue);
+    let mut line = match (e.kind(), arg, value) {
+        (ErrorKind::InvalidValue, Some(arg), Some("")) => {
+            format!("a value is required for '{arg}' but none was supplied")
+        }
+        (ErrorKind::InvalidValue, Some(arg), Some(value)) => {
+            format!("invalid value '{value}' for '{arg}'")
+        }
+        (ErrorKind::ValueValidation, Some(arg), Some(value)) => match &cause {
+            Some(cause) => format!("invalid value '{value}' for '{arg}': {cause}"),
+            None => format!("invalid value '{value}' for '{arg}'"),
+        },
+        (ErrorKind::UnknownArgument, Some(arg), _) => format!("unexpected argument '{arg}' found"),
+        (ErrorKind::MissingRequiredArgument, ..) => format!(
+            "the following required arguments were not provided: {}",
+            list(ContextKind::InvalidArg).join(" ")
+        ),
+        (ErrorKind::InvalidSubcommand, ..) if text(ContextKind::InvalidSubcommand).is_some() => {
+            let sub = text(ContextKind::InvalidSubcommand).unwrap_or_default();
+            format!("unrecognized subcommand '{sub}'")
+        }
+        // Kinds this command line cannot produce (conflicts, value counts): clap's generic text.
+        (kind, ..) => kind
+            .as_str()
+            .map(str::to_string)
+            .or(cause)
+            .unwrap_or_else(|| "unknown cause".to_string()),
+    };
+    let possible = list(ContextKind::ValidValue);
+    if e.kind() == ErrorKind::InvalidValue && !possible.is_empty() {
+        line += &format!(" [possible values: {}]", possible.join(", "));
+    }
+    for (kind, what) in [
+        (ContextKind::SuggestedSubcommand, "subcommand"),
+        (ContextKind::SuggestedArg, "argument"),
+        (ContextKind::SuggestedValue, "value"),
+    ] {
+        let similar: Vec<String> = list(kind).iter().map(|s| format!("'{s}'")).collect();
+        match similar.len() {
+            0 => {}
+            1 => line += &format!(" tip: a similar {what} exists: {}", similar[0]),
+            _ => line += &format!(" tip: some similar {what}s exist: {}", similar.join(", ")),
+        }
+    }
+    if let Some(ContextValue::StyledStrs(tips)) = e.get(ContextKind::Suggested) {
+        for tip in tips {
+            line += &format!(" tip: {tip}");
+        }
+    }
+    line
 }
 
 /// A closed stdout (`memfs stats M | head`) is how a reader says "enough", not an error.

@@ -3,7 +3,7 @@
 //!
 //! Every analysis reads the file once, record by record. Memory grows with the number of
 //! inodes and open handles seen, never with the length of the trace: latencies and sizes go
-//! into log-linear histograms, which give percentiles to within 1/8 of a power of two.
+//! into HdrHistograms, which give percentiles to within 1 %.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{BufRead, BufReader, Write};
@@ -34,78 +34,74 @@ pub fn records(path: &Path) -> Result<impl Iterator<Item = Result<Record>>> {
     }))
 }
 
-/// A log-linear histogram: 8 buckets per power of two.
+/// A histogram of latencies or sizes (HdrHistogram, two significant digits), with the
+/// exact smallest and largest value beside it.
 #[derive(Clone, Debug, Default)]
 pub struct Histogram {
-    buckets: BTreeMap<u32, u64>,
-    count: u64,
+    /// Made at the first sample: most sessions never write, and an empty one costs nothing.
+    hdr: Option<hdrhistogram::Histogram<u64>>,
     min: u64,
     max: u64,
 }
 
-const SUB: u32 = 3;
-
-fn bucket_of(v: u64) -> u32 {
-    if v < (1 << SUB) {
-        return v as u32;
-    }
-    let log = 63 - v.leading_zeros();
-    let sub = ((v >> (log - SUB)) & ((1 << SUB) - 1)) as u32;
-    ((log - SUB + 1) << SUB) + sub
-}
-
-/// The smallest value in a bucket.
-fn bucket_low(b: u32) -> u64 {
-    if b < (1 << SUB) {
-        return b as u64;
-    }
-    let log = (b >> SUB) + SUB - 1;
-    let sub = (b & ((1 << SUB) - 1)) as u64;
-    (1u64 << log) + (sub << (log - SUB))
-}
+/// Significant decimal digits kept: values are told apart to within 1 %.
+const SIGNIFICANT_DIGITS: u8 = 2;
 
 impl Histogram {
     pub fn add(&mut self, v: u64) {
-        if self.count == 0 || v < self.min {
-            self.min = v;
-        }
+        let hdr = match &mut self.hdr {
+            Some(hdr) => hdr,
+            None => {
+                self.min = v;
+                self.hdr.insert(
+                    // Auto-resizing, so any u64 fits; creating it with these digits cannot fail.
+                    hdrhistogram::Histogram::new(SIGNIFICANT_DIGITS)
+                        .expect("2 significant digits are within HdrHistogram's range"),
+                )
+            }
+        };
+        self.min = self.min.min(v);
         self.max = self.max.max(v);
-        self.count += 1;
-        *self.buckets.entry(bucket_of(v)).or_default() += 1;
+        // `record` grows the histogram to fit; should growing ever fail, clamp rather than lose
+        // the sample.
+        if hdr.record(v).is_err() {
+            hdr.saturating_record(v);
+        }
     }
 
     pub fn count(&self) -> u64 {
-        self.count
+        self.hdr.as_ref().map_or(0, |h| h.len())
     }
 
-    /// The value below which a fraction `q` of the samples lie (to bucket precision).
-    pub fn quantile(&self, q: f64) -> u64 {
-        if self.count == 0 {
-            return 0;
-        }
-        let rank = ((q * self.count as f64).ceil() as u64).clamp(1, self.count);
-        let mut seen = 0;
-        for (&b, &n) in &self.buckets {
-            seen += n;
-            if seen >= rank {
-                let hi = bucket_low(b + 1).saturating_sub(1);
-                return hi.clamp(self.min, self.max);
-            }
-        }
+    /// The smallest sample (0 when empty).
+    pub fn min(&self) -> u64 {
+        self.min
+    }
+
+    /// The largest sample (0 when empty).
+    pub fn max(&self) -> u64 {
         self.max
+    }
+
+    /// The value below which a fraction `q` of the samples lie (to within 1 %).
+    pub fn quantile(&self, q: f64) -> u64 {
+        match &self.hdr {
+            Some(h) => h.value_at_quantile(q).clamp(self.min, self.max),
+            None => 0,
+        }
     }
 
     /// Counts per power of two: (low bound, count).
     pub fn log2_buckets(&self) -> Vec<(u64, u64)> {
         let mut out: BTreeMap<u64, u64> = BTreeMap::new();
-        for (&b, &n) in &self.buckets {
-            let low = bucket_low(b);
+        for v in self.hdr.iter().flat_map(|h| h.iter_recorded()) {
+            let low = v.value_iterated_to();
             let p = if low == 0 {
                 0
             } else {
                 1u64 << (63 - low.leading_zeros())
             };
-            *out.entry(p).or_default() += n;
+            *out.entry(p).or_default() += v.count_at_value();
         }
         out.into_iter().collect()
     }
@@ -121,14 +117,9 @@ pub fn fmt_ns(ns: u64) -> String {
     }
 }
 
-/// Human-readable byte count.
+/// Human-readable byte count, compact for table columns ("29B", "16.0KiB").
 pub fn fmt_bytes(b: u64) -> String {
-    match b {
-        n if n < 10 * 1024 => format!("{n}B"),
-        n if n < 10 * 1024 * 1024 => format!("{:.1}KiB", n as f64 / 1024.0),
-        n if n < 10 * 1024 * 1024 * 1024 => format!("{:.1}MiB", n as f64 / 1048576.0),
-        n => format!("{:.2}GiB", n as f64 / 1073741824.0),
-    }
+    crate::units::bytes_compact(b)
 }
 
 #[derive(Default)]
@@ -253,7 +244,7 @@ pub fn hist(path: &Path, op: &str, by_size: bool, out: &mut impl Write) -> Resul
         show(h.quantile(0.5), by_size),
         show(h.quantile(0.9), by_size),
         show(h.quantile(0.99), by_size),
-        show(h.max, by_size)
+        show(h.max(), by_size)
     )?;
     let buckets = h.log2_buckets();
     let most = buckets.iter().map(|b| b.1).max().unwrap_or(1);
@@ -572,9 +563,9 @@ fn write_session(out: &mut impl Write, s: &Session, end_ns: u64) -> Result<()> {
     } else {
         format!(
             "{}/{}/{}",
-            fmt_bytes(s.write_sizes.min),
+            fmt_bytes(s.write_sizes.min()),
             fmt_bytes(s.write_sizes.quantile(0.5)),
-            fmt_bytes(s.write_sizes.max)
+            fmt_bytes(s.write_sizes.max())
         )
     };
     let versions = if s.versions.is_empty() {
@@ -690,10 +681,11 @@ mod tests {
         assert!((4500..=5700).contains(&p50), "{p50}");
         let p99 = h.quantile(0.99);
         assert!((9000..=10_000).contains(&p99), "{p99}");
-        for b in 0..200 {
-            assert!(bucket_low(b) < bucket_low(b + 1));
-            assert_eq!(bucket_of(bucket_low(b)), b);
-        }
+        assert_eq!((h.min(), h.max(), h.count()), (1, 10_000, 10_000));
+        let buckets = h.log2_buckets();
+        assert_eq!(buckets.first(), Some(&(1, 1)));
+        assert_eq!(buckets.iter().map(|b| b.1).sum::<u64>(), 10_000);
+        assert!(buckets.windows(2).all(|w| w[1].0 == w[0].0 * 2));
     }
 
     #[test]
