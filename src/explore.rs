@@ -12,16 +12,14 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use memfs::store::chunker::{DEFAULT_AVG, DEFAULT_MAX, DEFAULT_MIN};
-use memfs::store::{Chunker, ChunkerKind};
-
-type Hash = [u8; 32];
+use memfs::store::{ChunkId, Chunker, ChunkerKind};
 
 /// One chunk of a file.
 #[derive(Clone, Copy, Debug)]
 struct Chunk {
     offset: usize,
     len: usize,
-    hash: Hash,
+    hash: ChunkId,
 }
 
 pub fn run(
@@ -104,7 +102,7 @@ fn chunk_all(chunker: &Chunker, data: &[u8]) -> Vec<Chunk> {
     let hash = |&(offset, len): &(usize, usize)| Chunk {
         offset,
         len,
-        hash: *blake3::hash(&data[offset..offset + len]).as_bytes(),
+        hash: ChunkId::of(&data[offset..offset + len]),
     };
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
     if data.len() < (8 << 20) || threads < 2 {
@@ -121,15 +119,6 @@ fn chunk_all(chunker: &Chunker, data: &[u8]) -> Vec<Chunk> {
             .flat_map(|h| h.join().expect("hashing thread panicked"))
             .collect()
     })
-}
-
-fn short(hash: &Hash) -> String {
-    hash[..6]
-        .iter()
-        .fold(String::with_capacity(12), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
 }
 
 /// "512 B", "16.0 KiB", "1.5 MiB".
@@ -237,7 +226,7 @@ fn print_listing(
             "{i:>7}  {:>w$}  {:>7}  {}",
             c.offset,
             c.len,
-            short(&c.hash)
+            c.hash.short()
         )?;
     }
     let mut seen = HashSet::with_capacity(chunks.len());
@@ -278,8 +267,8 @@ struct Comparison {
     a_len: u64,
     b_len: u64,
     two: bool,
-    a_set: HashSet<Hash>,
-    b_set: HashSet<Hash>,
+    a_set: HashSet<ChunkId>,
+    b_set: HashSet<ChunkId>,
     /// EDITED chunks whose content FILE has.
     shared: usize,
     /// EDITED chunks whose content FILE lacks.
@@ -298,8 +287,8 @@ impl Comparison {
             let cb = chunk_all(chunker, b);
             (ha.join().expect("chunking thread panicked"), cb)
         });
-        let a_set: HashSet<Hash> = ca.iter().map(|c| c.hash).collect();
-        let b_set: HashSet<Hash> = cb.iter().map(|c| c.hash).collect();
+        let a_set: HashSet<ChunkId> = ca.iter().map(|c| c.hash).collect();
+        let b_set: HashSet<ChunkId> = cb.iter().map(|c| c.hash).collect();
         let shared = cb.iter().filter(|c| a_set.contains(&c.hash)).count();
         let mut added = HashSet::new();
         let new_bytes = cb
@@ -479,7 +468,7 @@ struct Run {
 
 /// EDITED as runs of shared and new chunks, with the FILE chunks that an edit replaced.
 fn runs(c: &Comparison) -> Vec<Run> {
-    let mut where_in_a: HashMap<Hash, Vec<usize>> = HashMap::with_capacity(c.a.len());
+    let mut where_in_a: HashMap<ChunkId, Vec<usize>> = HashMap::with_capacity(c.a.len());
     for (i, ch) in c.a.iter().enumerate() {
         where_in_a.entry(ch.hash).or_default().push(i);
     }
@@ -633,8 +622,9 @@ fn xml_escape(s: &str) -> String {
 }
 
 /// A pleasant colour for a chunk: hue from the hash, saturation 60 %, lightness 65 %.
-fn colour(hash: &Hash) -> String {
-    let hue = u16::from_le_bytes([hash[0], hash[1]]) as f64 * 360.0 / 65536.0;
+fn colour(hash: &ChunkId) -> String {
+    let [lo, hi, ..] = *hash.as_bytes();
+    let hue = u16::from_le_bytes([lo, hi]) as f64 * 360.0 / 65536.0;
     let (s, l) = (0.60, 0.65);
     let c = (1.0 - (2.0 * l - 1.0f64).abs()) * s;
     let hp = hue / 60.0;
@@ -659,7 +649,7 @@ struct Cell {
     /// Chunks in the cell.
     count: usize,
     /// The first chunk's hash (gives the colour).
-    hash: Hash,
+    hash: ChunkId,
     /// In one file only (drawn grey, outlined red).
     alone: bool,
 }
@@ -667,7 +657,7 @@ struct Cell {
 /// The cells of one bar: every chunk, or, over `budget`, runs merged to a minimum width.
 fn cells(
     chunks: &[Chunk],
-    other: Option<&HashSet<Hash>>,
+    other: Option<&HashSet<ChunkId>>,
     px_per_byte: f64,
     budget: usize,
 ) -> Vec<Cell> {
@@ -748,7 +738,7 @@ fn draw_svg(cmp: &[Comparison; 2], names: &(String, Option<String>)) -> String {
     for c in cmp {
         let label = describe(&c.chunker);
         // (label, chunks, the other file's chunks, file length)
-        type Row<'a> = (String, &'a Vec<Chunk>, Option<&'a HashSet<Hash>>, u64);
+        type Row<'a> = (String, &'a Vec<Chunk>, Option<&'a HashSet<ChunkId>>, u64);
         let mut rows: Vec<Row> = Vec::new();
         if two {
             rows.push((format!("{label}: original"), &c.a, Some(&c.b_set), c.a_len));
@@ -796,7 +786,7 @@ fn draw_svg(cmp: &[Comparison; 2], names: &(String, Option<String>)) -> String {
                         "><title>offset {}, {} bytes, blake3 {}{only}</title></rect>",
                         cell.offset,
                         cell.len,
-                        short(&cell.hash),
+                        cell.hash.short(),
                     );
                 } else if tooltips {
                     let _ = writeln!(
@@ -845,10 +835,10 @@ fn draw_svg(cmp: &[Comparison; 2], names: &(String, Option<String>)) -> String {
         body,
         r#"<rect x="{MARGIN}" y="{:.1}" width="14" height="14" fill="{}"/><rect x="{:.1}" y="{:.1}" width="14" height="14" fill="{}"/>"#,
         y - 11.0,
-        colour(&[40; 32]),
+        colour(&ChunkId::from_bytes([40; 32])),
         MARGIN + 15.0,
         y - 11.0,
-        colour(&[170; 32]),
+        colour(&ChunkId::from_bytes([170; 32])),
     );
     let legend_shared = if two {
         "shared chunks in the same colour (identical content in both files)"
@@ -910,7 +900,7 @@ mod tests {
     #[test]
     fn colours_are_hex() {
         for b in [0u8, 60, 128, 200, 255] {
-            let c = colour(&[b; 32]);
+            let c = colour(&ChunkId::from_bytes([b; 32]));
             assert_eq!(c.len(), 7);
             assert!(c.starts_with('#'));
         }

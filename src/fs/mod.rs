@@ -44,7 +44,7 @@ use std::time::SystemTime;
 use dashmap::DashMap;
 use parking_lot::{Mutex, RwLock};
 
-use crate::store::{BlobStore, Chunker};
+use crate::store::{Chunker, ContentStore, MemoryStore};
 
 use dir::Directory;
 use inode::{Body, Inode, Meta};
@@ -119,7 +119,7 @@ pub struct Fs {
     dropped_for_space: AtomicU64,
     /// One `make_room` at a time.
     prune_lock: Mutex<()>,
-    store: Arc<BlobStore>,
+    store: Arc<dyn ContentStore>,
     config: FsConfig,
 }
 
@@ -149,7 +149,7 @@ impl Fs {
             prunable: AtomicU64::new(0),
             dropped_for_space: AtomicU64::new(0),
             prune_lock: Mutex::new(()),
-            store: BlobStore::new(),
+            store: MemoryStore::new(),
             config,
         }
     }
@@ -265,8 +265,8 @@ impl Fs {
         self.store.stats().stored_bytes + self.dirty_bytes.load(Ordering::Relaxed)
     }
 
-    /// The blob store.
-    pub fn store(&self) -> &Arc<BlobStore> {
+    /// The content store.
+    pub fn store(&self) -> &Arc<dyn ContentStore> {
         &self.store
     }
 
