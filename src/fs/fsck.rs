@@ -213,4 +213,34 @@ mod tests {
         let check = fs.verify_store();
         assert!(check.ok && check.blobs == 0, "{check:?}");
     }
+
+    #[test]
+    fn stats_and_fsck_leave_every_count_as_it_was() {
+        let fs = Fs::new(FsConfig::default());
+        let (attr, fh) = fs
+            .create(ROOT_INO, b"f", 0o644, libc::O_RDWR, Caller::ROOT)
+            .unwrap();
+        let bytes: Vec<u8> = (0..300_000u32).map(|i| (i * 13 % 241) as u8).collect();
+        fs.write(fh, 0, &bytes).unwrap();
+        fs.flush(fh).unwrap();
+        fs.write(fh, 150_000, b"a second version").unwrap();
+        fs.release(fh).unwrap();
+        let counts = || {
+            let mut all = Vec::new();
+            fs.store().for_each_chunk(&mut |c| all.push(*c));
+            all.sort_unstable_by_key(|c| c.id);
+            all
+        };
+        let before = counts();
+        assert!(before.iter().any(|c| c.refs > 1), "{before:?}");
+        let stats = fs.stats();
+        assert_eq!(stats.blobs, before.len() as u64);
+        let referenced: u64 = before.iter().map(|c| c.len * c.refs).sum();
+        assert_eq!(stats.referenced_bytes, referenced);
+        assert!(fs.verify_store().ok);
+        assert_eq!(counts(), before);
+        fs.unlink(ROOT_INO, b"f").unwrap();
+        fs.forget(attr.ino, 1);
+        assert!(counts().is_empty());
+    }
 }

@@ -770,4 +770,49 @@ mod tests {
         assert!(fs.used_bytes() <= fs.capacity());
         check(&fs);
     }
+
+    #[test]
+    fn bytes_freed_counts_the_chunks_no_one_else_holds() {
+        use crate::fs::FileContent;
+        use crate::store::{Chunker, MemoryStore};
+        let store = MemoryStore::new();
+        let chunker = Chunker::default();
+        let mut content = FileContent::default();
+        content.write(0, &noise(1 << 20, 3)).unwrap();
+        let one = content.commit(&chunker, &*store).unwrap().recipe;
+        content.write(500_000, b"an edit").unwrap();
+        let two = content.commit(&chunker, &*store).unwrap().recipe;
+        let ids = |r: &Recipe| -> HashMap<ChunkId, u64> {
+            r.pieces()
+                .iter()
+                .filter_map(|p| match &p.data {
+                    PieceData::Chunk(c) => Some((*c.id(), c.len() as u64)),
+                    PieceData::Zeros => None,
+                })
+                .collect()
+        };
+        let in_two = ids(&two);
+        let only_in_one: u64 = ids(&one)
+            .iter()
+            .filter(|(id, _)| !in_two.contains_key(id))
+            .map(|(_, len)| len + BLOB_BYTES)
+            .sum();
+        assert!(only_in_one > 0);
+        assert_eq!(bytes_freed(&*store, &[&one], &[&two]), only_in_one);
+        // One recipe holds one reference per piece, however often it is listed.
+        assert_eq!(bytes_freed(&*store, &[&one, &one], &[&two]), only_in_one);
+        // A recipe the file keeps frees nothing.
+        assert_eq!(bytes_freed(&*store, &[&one], &[&one, &two]), 0);
+        // Everything goes: every chunk (the content's base is `two` itself).
+        let all = store.stats();
+        assert_eq!(
+            bytes_freed(&*store, &[&one, &two], &[]),
+            all.stored_bytes + all.chunks * BLOB_BYTES
+        );
+        // A reader's own copy of a recipe keeps its chunks.
+        let reader = Arc::new(Recipe::clone(&one));
+        assert_eq!(bytes_freed(&*store, &[&one], &[&two]), 0);
+        drop(reader);
+        assert_eq!(bytes_freed(&*store, &[&one], &[&two]), only_in_one);
+    }
 }
