@@ -1,9 +1,10 @@
 //! The in-memory content store: every chunk's bytes in this process, found by id in a
 //! sharded hash map whose entries carry the reference counts.
 //!
-//! Lock order: a map shard's lock is the innermost lock in memfs. The store takes and
-//! releases it within each call and never drops a [`ChunkRef`] while holding it (the last
-//! drop of one calls `reclaim`, which takes it).
+//! Lock order: the index's shard locks are the innermost locks in memfs. A `ChunkRef` may
+//! be dropped (and `reclaim` take a shard lock) under an inode lock; the store takes a shard
+//! lock only within one call, and never drops a [`ChunkRef`] or calls out while holding it,
+//! except into a `for_each_chunk` visitor, which must not call back.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
