@@ -1,4 +1,4 @@
-//! Benchmarks for chunking, the blob store and commits.
+//! Benchmarks for chunking, the content store and commits.
 //!
 //! Run with `cargo bench --bench commit` (about a minute once built; every group uses 10
 //! samples).
@@ -46,7 +46,7 @@ use criterion::{
     criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, SamplingMode, Throughput,
 };
 use memfs::fs::FileContent;
-use memfs::store::{BlobStore, Chunker, ChunkerKind};
+use memfs::store::{Chunker, ChunkerKind, ContentStore, MemoryStore};
 use memfs::testdata::noise;
 
 const KIB: usize = 1024;
@@ -100,36 +100,36 @@ fn store_insert(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(3))
         .throughput(Throughput::Bytes(data.len() as u64));
 
-    // Every chunk is new. The blobs are kept (the store holds only weak references) and
+    // Every chunk is new. The references are kept (a chunk goes with its last one) and
     // dropped, with the store, after the timer stops.
     group.bench_function("fresh_64m", |b| {
         b.iter_batched(
-            BlobStore::new,
+            MemoryStore::new,
             |store| {
-                let blobs: Vec<_> = chunker
+                let refs: Vec<_> = chunker
                     .chunks(&data)
-                    .map(|(o, n)| store.insert(&data[o..o + n]).0)
+                    .map(|(o, n)| store.put(&data[o..o + n]).chunk)
                     .collect();
-                (store, blobs)
+                (store, refs)
             },
             BatchSize::PerIteration,
         )
     });
 
     // Every chunk is already stored: hashing and lookups only.
-    let store = BlobStore::new();
+    let store = MemoryStore::new();
     let kept: Vec<_> = chunker
         .chunks(&data)
-        .map(|(o, n)| store.insert(&data[o..o + n]).0)
+        .map(|(o, n)| store.put(&data[o..o + n]).chunk)
         .collect();
     group.bench_function("dup_64m", |b| {
         b.iter_with_large_drop(|| {
             chunker
                 .chunks(&data)
                 .map(|(o, n)| {
-                    let (blob, new) = store.insert(&data[o..o + n]);
-                    debug_assert!(!new);
-                    blob
+                    let put = store.put(&data[o..o + n]);
+                    debug_assert!(!put.new);
+                    put.chunk
                 })
                 .collect::<Vec<_>>()
         })
@@ -141,7 +141,7 @@ fn store_insert(c: &mut Criterion) {
 fn commit(c: &mut Criterion) {
     const SIZE: usize = 256 * MIB;
     let chunker = Chunker::default();
-    let store = BlobStore::new();
+    let store = MemoryStore::new();
 
     // The uncommitted 256 MiB content, written as a sequence of 1 MiB writes.
     let dirty = {
@@ -155,7 +155,7 @@ fn commit(c: &mut Criterion) {
     // The same content committed once.
     let base = {
         let mut content = dirty.clone();
-        let done = content.commit(&chunker, &store).expect("a first commit");
+        let done = content.commit(&chunker, &*store).expect("a first commit");
         assert_eq!(done.chunked_bytes, SIZE as u64);
         content
     };
@@ -168,10 +168,10 @@ fn commit(c: &mut Criterion) {
         let pieces = base.base().pieces().len();
         let mut c = base.clone();
         c.write(SIZE as u64, &tail).unwrap();
-        let a = c.commit(&chunker, &store).unwrap();
+        let a = c.commit(&chunker, &*store).unwrap();
         let mut c = base.clone();
         c.write(edit_at, edit).unwrap();
-        let e = c.commit(&chunker, &store).unwrap();
+        let e = c.commit(&chunker, &*store).unwrap();
         eprintln!(
             "commit: base 256 MiB = {pieces} pieces; append 4 KiB re-chunks {} B ({} B new); \
              edit 12 B re-chunks {} B ({} B new)",
@@ -187,14 +187,14 @@ fn commit(c: &mut Criterion) {
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3));
 
-    // One iteration per batch: each starts from the committed base with no blob of an
-    // earlier iteration alive, and the result (new recipe, blobs) is dropped untimed.
+    // One iteration per batch: each starts from the committed base with no chunk of an
+    // earlier iteration alive, and the result (new recipe, its chunks) is dropped untimed.
     group.bench_function("append_4k_to_256m", |b| {
         b.iter_batched(
             || base.clone(),
             |mut content| {
                 content.write(SIZE as u64, &tail).unwrap();
-                let done = content.commit(&chunker, &store);
+                let done = content.commit(&chunker, &*store);
                 (content, done)
             },
             BatchSize::PerIteration,
@@ -206,7 +206,7 @@ fn commit(c: &mut Criterion) {
             || base.clone(),
             |mut content| {
                 content.write(edit_at, edit).unwrap();
-                let done = content.commit(&chunker, &store);
+                let done = content.commit(&chunker, &*store);
                 (content, done)
             },
             BatchSize::PerIteration,
@@ -221,9 +221,9 @@ fn commit(c: &mut Criterion) {
         .throughput(Throughput::Bytes(SIZE as u64));
     group.bench_function("full_256m", |b| {
         b.iter_batched(
-            || (dirty.clone(), BlobStore::new()),
-            |(mut content, store): (FileContent, Arc<BlobStore>)| {
-                let done = content.commit(&chunker, &store);
+            || (dirty.clone(), MemoryStore::new()),
+            |(mut content, store): (FileContent, Arc<MemoryStore>)| {
+                let done = content.commit(&chunker, &*store);
                 (content, done, store)
             },
             BatchSize::PerIteration,

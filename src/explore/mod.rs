@@ -6,27 +6,25 @@
 //! holds FILE would have to add. `--svg` draws the chunks of both files as coloured bars.
 
 use std::collections::HashSet;
-use std::fmt::Write as _;
 use std::io::{self, Write};
 use std::path::Path;
 
 use anyhow::{Context, Result};
 use memfs::store::chunker::{DEFAULT_AVG, DEFAULT_MAX, DEFAULT_MIN};
-use memfs::store::{Chunker, ChunkerKind};
+use memfs::store::{ChunkId, Chunker, ChunkerKind};
 
 mod report;
 mod svg;
 
 use report::{print_comparison, print_listing};
 
-type Hash = [u8; 32];
 
 /// One chunk of a file.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Chunk {
     offset: usize,
     len: usize,
-    hash: Hash,
+    hash: ChunkId,
 }
 
 pub fn run(
@@ -109,7 +107,7 @@ fn chunk_all(chunker: &Chunker, data: &[u8]) -> Vec<Chunk> {
     let hash = |&(offset, len): &(usize, usize)| Chunk {
         offset,
         len,
-        hash: *blake3::hash(&data[offset..offset + len]).as_bytes(),
+        hash: ChunkId::of(&data[offset..offset + len]),
     };
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
     if data.len() < (8 << 20) || threads < 2 {
@@ -126,15 +124,6 @@ fn chunk_all(chunker: &Chunker, data: &[u8]) -> Vec<Chunk> {
             .flat_map(|h| h.join().expect("hashing thread panicked"))
             .collect()
     })
-}
-
-fn short(hash: &Hash) -> String {
-    hash[..6]
-        .iter()
-        .fold(String::with_capacity(12), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
 }
 
 /// A size for a chunker description: "16 KiB" when a whole number of KiB, else bytes.
@@ -207,8 +196,8 @@ struct Comparison {
     a_len: u64,
     b_len: u64,
     two: bool,
-    a_set: HashSet<Hash>,
-    b_set: HashSet<Hash>,
+    a_set: HashSet<ChunkId>,
+    b_set: HashSet<ChunkId>,
     /// EDITED chunks whose content FILE has.
     shared: usize,
     /// EDITED chunks whose content FILE lacks.
@@ -227,8 +216,8 @@ impl Comparison {
             let cb = chunk_all(chunker, b);
             (ha.join().expect("chunking thread panicked"), cb)
         });
-        let a_set: HashSet<Hash> = ca.iter().map(|c| c.hash).collect();
-        let b_set: HashSet<Hash> = cb.iter().map(|c| c.hash).collect();
+        let a_set: HashSet<ChunkId> = ca.iter().map(|c| c.hash).collect();
+        let b_set: HashSet<ChunkId> = cb.iter().map(|c| c.hash).collect();
         let shared = cb.iter().filter(|c| a_set.contains(&c.hash)).count();
         let mut added = HashSet::new();
         let new_bytes = cb

@@ -9,7 +9,9 @@ use std::path::Path;
 use memfs::store::{Chunker, ChunkerKind};
 use memfs::units;
 
-use super::{chunk_all, describe, percent, settings, short, Comparison, Hash};
+use memfs::store::ChunkId;
+
+use super::{chunk_all, describe, percent, settings, Comparison};
 
 // One file: the chunk listing.
 
@@ -40,7 +42,7 @@ pub(super) fn print_listing(
             "{i:>7}  {:>w$}  {:>7}  {}",
             c.offset,
             c.len,
-            short(&c.hash)
+            c.hash.short()
         )?;
     }
     let mut seen = HashSet::with_capacity(chunks.len());
@@ -198,7 +200,7 @@ struct Run {
 
 /// EDITED as runs of shared and new chunks, with the FILE chunks that an edit replaced.
 fn runs(c: &Comparison) -> Vec<Run> {
-    let mut where_in_a: HashMap<Hash, Vec<usize>> = HashMap::with_capacity(c.a.len());
+    let mut where_in_a: HashMap<ChunkId, Vec<usize>> = HashMap::with_capacity(c.a.len());
     for (i, ch) in c.a.iter().enumerate() {
         where_in_a.entry(ch.hash).or_default().push(i);
     }

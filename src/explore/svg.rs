@@ -10,7 +10,9 @@ use anyhow::{anyhow, Result};
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::{describe, percent, Chunk, Comparison, Hash};
+use memfs::store::ChunkId;
+
+use super::{describe, percent, Chunk, Comparison};
 use memfs::units;
 
 /// Most cells the whole picture may hold (a rectangle each, two for a chunk in one file
@@ -29,8 +31,9 @@ const ALONE_OUTLINE: RGBColor = RGBColor(0xd0, 0x3c, 0x32);
 const HATCH_PX: i32 = 7;
 
 /// A pleasant colour for a chunk: hue from the hash, saturation 60 %, lightness 65 %.
-fn colour(hash: &Hash) -> HSLColor {
-    let hue = f64::from(u16::from_le_bytes([hash[0], hash[1]])) / 65536.0;
+fn colour(hash: &ChunkId) -> HSLColor {
+    let [lo, hi, ..] = *hash.as_bytes();
+    let hue = f64::from(u16::from_le_bytes([lo, hi])) / 65536.0;
     HSLColor(hue, 0.60, 0.65)
 }
 
@@ -125,7 +128,7 @@ struct Cell {
     offset: usize,
     len: usize,
     /// The first chunk's hash (gives the colour).
-    hash: Hash,
+    hash: ChunkId,
     /// In one file only (drawn grey, outlined red).
     alone: bool,
 }
@@ -133,7 +136,7 @@ struct Cell {
 /// The cells of one bar: every chunk, or, over `budget`, runs merged to a minimum width.
 fn cells(
     chunks: &[Chunk],
-    other: Option<&HashSet<Hash>>,
+    other: Option<&HashSet<ChunkId>>,
     px_per_byte: f64,
     budget: usize,
 ) -> Vec<Cell> {
@@ -208,7 +211,7 @@ fn layout(cmp: &[Comparison; 2], names: &(String, Option<String>)) -> (Vec<Shape
     for c in cmp {
         let label = describe(&c.chunker);
         // (label, chunks, the other file's chunks, file length)
-        type Row<'a> = (String, &'a Vec<Chunk>, Option<&'a HashSet<Hash>>, u64);
+        type Row<'a> = (String, &'a Vec<Chunk>, Option<&'a HashSet<ChunkId>>, u64);
         let mut rows: Vec<Row> = Vec::new();
         if two {
             rows.push((format!("{label}: original"), &c.a, Some(&c.b_set), c.a_len));
@@ -273,7 +276,7 @@ fn layout(cmp: &[Comparison; 2], names: &(String, Option<String>)) -> (Vec<Shape
     // Legend.
     y += 14;
     for (x, sample) in [(MARGIN, [40; 32]), (MARGIN + 15, [170; 32])] {
-        let fill = Fill::Chunk(colour(&sample));
+        let fill = Fill::Chunk(colour(&ChunkId::from_bytes(sample)));
         let corners = [(x, y - 11), (x + 14, y + 3)];
         shapes.push(Shape::Rect { corners, fill });
     }
@@ -364,11 +367,11 @@ mod tests {
 
     #[test]
     fn colours_follow_the_hash() {
-        let rgb = |h: &Hash| colour(h).to_backend_color().rgb;
-        assert_eq!(rgb(&[60; 32]), rgb(&[60; 32]));
-        assert_ne!(rgb(&[0; 32]), rgb(&[128; 32]));
+        let rgb = |h: &ChunkId| colour(h).to_backend_color().rgb;
+        assert_eq!(rgb(&ChunkId::from_bytes([60; 32])), rgb(&ChunkId::from_bytes([60; 32])));
+        assert_ne!(rgb(&ChunkId::from_bytes([0; 32])), rgb(&ChunkId::from_bytes([128; 32])));
         for b in [0u8, 60, 128, 200, 255] {
-            let (r, g, bl) = rgb(&[b; 32]);
+            let (r, g, bl) = rgb(&ChunkId::from_bytes([b; 32]));
             // Pastel: never black, never white.
             assert!(r.max(g).max(bl) > 100 && r.min(g).min(bl) < 240, "{b}");
         }

@@ -11,9 +11,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::error::{Errno, Result};
-use crate::store::blob::BlobStore;
 use crate::store::recipe::{Piece, PieceData, Recipe, RecipeRef};
-use crate::store::Chunker;
+use crate::store::{Chunker, ContentStore, Put};
 
 /// The largest file size, as on Linux (`MAX_LFS_FILESIZE`).
 pub const MAX_FILE_SIZE: u64 = i64::MAX as u64;
@@ -363,7 +362,7 @@ impl FileContent {
     }
 
     /// Folds the changes into a new committed recipe. `None` when nothing changed.
-    pub fn commit(&mut self, chunker: &Chunker, store: &BlobStore) -> Option<Committed> {
+    pub fn commit(&mut self, chunker: &Chunker, store: &dyn ContentStore) -> Option<Committed> {
         let prepared = self.prepare_commit(chunker, store)?;
         self.install(prepared)
     }
@@ -372,7 +371,7 @@ impl FileContent {
     /// content as it was, so the caller can still decide against it (for lack of space) by
     /// dropping the result, which frees the chunks only it held. `None` when nothing
     /// changed since the last commit.
-    pub fn prepare_commit(&self, chunker: &Chunker, store: &BlobStore) -> Option<Prepared> {
+    pub fn prepare_commit(&self, chunker: &Chunker, store: &dyn ContentStore) -> Option<Prepared> {
         if !self.is_dirty() {
             return None;
         }
@@ -461,14 +460,14 @@ impl FileContent {
             if chunk.iter().all(|&b| b == 0) {
                 push_zeros(&mut pieces, pos, n as u64);
             } else {
-                let (blob, new) = store.insert(chunk);
+                let Put { chunk: stored, new } = store.put(chunk);
                 if new {
                     new_bytes += n as u64;
                 }
                 pieces.push(Piece {
                     start: pos,
                     len: n as u64,
-                    data: PieceData::Chunk(blob),
+                    data: PieceData::Chunk(stored),
                 });
             }
             pos += n as u64;
@@ -544,17 +543,18 @@ fn old_pieces_from(old: &Recipe, pos: u64, zero_cut: u64) -> Option<Vec<Piece>> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::MemoryStore;
     use crate::testdata::noise;
 
     #[test]
     fn holes_read_as_zeros_and_commit_costs_nothing_for_them() {
-        let store = BlobStore::new();
+        let store = MemoryStore::new();
         let chunker = Chunker::default();
         let mut c = FileContent::default();
         c.write(1 << 30, b"abc").unwrap();
         let all = c.read((1 << 30) - 5, 100);
         assert_eq!(&all, &[0, 0, 0, 0, 0, b'a', b'b', b'c']);
-        let done = c.commit(&chunker, &store).unwrap();
+        let done = c.commit(&chunker, &*store).unwrap();
         assert!(
             done.chunked_bytes < 200_000,
             "chunked {}",
@@ -566,30 +566,30 @@ mod tests {
 
     #[test]
     fn truncate_drops_bytes_and_regrow_reads_zeros() {
-        let store = BlobStore::new();
+        let store = MemoryStore::new();
         let chunker = Chunker::default();
         let mut c = FileContent::default();
         c.write(0, &vec![7u8; 200_000]).unwrap();
-        c.commit(&chunker, &store);
+        c.commit(&chunker, &*store);
         c.truncate(10).unwrap();
         c.truncate(100_000).unwrap();
         let all = c.read(0, usize::MAX);
         assert_eq!(&all[..10], &[7u8; 10]);
         assert!(all[10..].iter().all(|&b| b == 0));
-        c.commit(&chunker, &store);
+        c.commit(&chunker, &*store);
         assert_eq!(c.read(0, usize::MAX), all);
     }
 
     #[test]
     fn appending_to_a_big_file_rechunks_only_the_tail() {
-        let store = BlobStore::new();
+        let store = MemoryStore::new();
         let chunker = Chunker::default();
         let mut c = FileContent::default();
         let data = noise(8 << 20, 5);
         c.write(0, &data).unwrap();
-        c.commit(&chunker, &store).unwrap();
+        c.commit(&chunker, &*store).unwrap();
         c.write(data.len() as u64, &[1u8; 4096]).unwrap();
-        let done = c.commit(&chunker, &store).unwrap();
+        let done = c.commit(&chunker, &*store).unwrap();
         assert!(
             done.chunked_bytes <= (chunker.max + 4096) as u64,
             "{}",
@@ -599,14 +599,14 @@ mod tests {
 
     #[test]
     fn a_small_edit_reuses_the_other_chunks() {
-        let store = BlobStore::new();
+        let store = MemoryStore::new();
         let chunker = Chunker::default();
         let mut c = FileContent::default();
         let data = noise(4 << 20, 11);
         c.write(0, &data).unwrap();
-        let one = c.commit(&chunker, &store).unwrap();
+        let one = c.commit(&chunker, &*store).unwrap();
         c.write(2 << 20, b"edit").unwrap();
-        let two = c.commit(&chunker, &store).unwrap();
+        let two = c.commit(&chunker, &*store).unwrap();
         assert!(
             two.chunked_bytes <= 3 * chunker.max as u64,
             "{}",
@@ -617,7 +617,7 @@ mod tests {
         let mut edited = data.clone();
         edited[2 << 20..(2 << 20) + 4].copy_from_slice(b"edit");
         whole.write(0, &edited).unwrap();
-        let fresh = whole.commit(&chunker, &store).unwrap();
+        let fresh = whole.commit(&chunker, &*store).unwrap();
         assert_eq!(fresh.recipe, two.recipe);
         drop((one, two, fresh));
     }

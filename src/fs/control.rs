@@ -20,7 +20,7 @@ use super::attr::{Attr, FileKind};
 use super::error::{Errno, Result};
 use super::inode::Body;
 use super::{Fs, ROOT_INO};
-use crate::store::RecipeRef;
+use crate::store::{Recipe, RecipeRef};
 
 /// The name of the control directory in the root.
 pub const CONTROL_NAME: &[u8] = b".memfs";
@@ -327,7 +327,11 @@ impl Fs {
                 let Body::File(f) = &data.body else {
                     return Err(Errno::ENOENT);
                 };
-                VirtualFile::Version(f.history.get(n).ok_or(Errno::ENOENT)?.recipe.clone())
+                // The reader holds its own references (a copy of the recipe), so the
+                // store's counts see them and dropping the version meanwhile frees nothing
+                // the reader still needs.
+                let recipe = &f.history.get(n).ok_or(Errno::ENOENT)?.recipe;
+                VirtualFile::Version(Arc::new(Recipe::clone(recipe)))
             }
             _ => VirtualFile::Dir,
         };
@@ -438,16 +442,17 @@ impl Fs {
                 Body::Special => {}
             }
         }
-        for blob in self.store().blobs() {
-            let len = blob.len() as u64;
-            // The clone in hand is one reference of its own.
-            let refs = blob.refcount().saturating_sub(1) as u64;
+        self.store().for_each_chunk(&mut |chunk| {
             s.blobs += 1;
-            s.stored_bytes += len;
-            s.referenced_bytes += len * refs;
-            *s.chunk_size_histogram.entry(log2_bucket(len)).or_default() += 1;
-            *s.refcount_histogram.entry(log2_bucket(refs)).or_default() += 1;
-        }
+            s.stored_bytes += chunk.len;
+            s.referenced_bytes += chunk.len * chunk.refs;
+            *s.chunk_size_histogram
+                .entry(log2_bucket(chunk.len))
+                .or_default() += 1;
+            *s.refcount_histogram
+                .entry(log2_bucket(chunk.refs))
+                .or_default() += 1;
+        });
         if s.stored_bytes > 0 {
             s.dedup_ratio = s.referenced_bytes as f64 / s.stored_bytes as f64;
         }

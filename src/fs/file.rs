@@ -1,7 +1,6 @@
 //! Open files: open, read, write, flush/fsync/release, fallocate, lseek, copy_file_range.
 
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 use std::time::SystemTime;
 
 use super::attr::FileKind;
@@ -160,7 +159,7 @@ impl Fs {
         let dirty = state.content.dirty_bytes();
         let Some(prepared) = state
             .content
-            .prepare_commit(&self.config().chunker, self.store())
+            .prepare_commit(&self.config().chunker, self.store().as_ref())
         else {
             return Ok(None);
         };
@@ -229,17 +228,16 @@ impl Fs {
         }
         let versions: Vec<_> = state.history.versions().take(n).collect();
         let meta: u64 = versions.iter().map(|v| version_cost(&v.recipe)).sum();
-        let base = state.content.base();
-        let recipes: Vec<_> = versions
-            .iter()
-            .map(|v| {
-                // The newest version's recipe is also the content's base, which the commit
-                // replaces: both holders go.
-                let holders = if Arc::ptr_eq(&v.recipe, base) { 2 } else { 1 };
-                (&v.recipe, holders)
-            })
+        let dropped: Vec<_> = versions.iter().map(|v| &v.recipe).collect();
+        // The content's base is not kept: the commit replaces it (when the newest version
+        // goes too, its recipe, which is the base's, goes with both holders).
+        let kept: Vec<_> = state
+            .history
+            .versions()
+            .skip(n)
+            .map(|v| &v.recipe)
             .collect();
-        meta.saturating_add(bytes_freed(&recipes))
+        meta.saturating_add(bytes_freed(self.store().as_ref(), &dropped, &kept))
     }
 
     /// `fallocate`. Allocating (mode 0 or `FALLOC_FL_KEEP_SIZE`) fails with ENOSPC when the

@@ -1,14 +1,15 @@
-//! A consistency check of the blob store against the file contents that use it, shown
+//! A consistency check of the content store against the file contents that use it, shown
 //! read-only as `.memfs/fsck` and used by the tests. It is only ever run on demand (never on
-//! a hot path): it visits every inode and every blob.
+//! a hot path): it visits every inode and every stored chunk.
 //!
 //! Checked:
-//! - every live blob's reference count equals the number of pieces of the distinct recipes
-//!   that name it (live contents, kept versions, open `.memfs/versions` files);
+//! - every stored chunk's reference count, as the store keeps it, equals a fresh count of
+//!   the pieces of the distinct recipes that name it (live contents, kept versions, open
+//!   `.memfs/versions` files);
 //! - every chunk a recipe names is in the store, with as many bytes as its piece;
-//! - every blob's bytes hash back to its name;
+//! - every stored chunk's bytes hash back to its id;
 //! - recipes are contiguous from 0 and end at their size;
-//! - the store's blob and byte counters, and the file system's dirty-byte counter, equal a
+//! - the store's chunk and byte counters, and the file system's dirty-byte counter, equal a
 //!   recount.
 
 use std::collections::{HashMap, HashSet};
@@ -20,11 +21,10 @@ use serde::Serialize;
 use super::control::VirtualFile;
 use super::inode::Body;
 use super::Fs;
-use crate::store::blob::short_hash;
-use crate::store::{Hash, PieceData, RecipeRef};
+use crate::store::{ChunkId, ChunkInfo, PieceData, RecipeRef};
 
 /// How many times a check that found problems is run again before they are reported: a
-/// change that lands while the check runs (a commit, a close) can make one pass see a blob
+/// change that lands while the check runs (a commit, a close) can make one pass see a chunk
 /// referenced by a recipe it had not yet collected.
 const ATTEMPTS: usize = 3;
 
@@ -37,7 +37,7 @@ pub struct StoreCheck {
     pub problems: Vec<String>,
     /// Distinct recipes visited.
     pub recipes: u64,
-    /// Live blobs checked.
+    /// Stored chunks checked (named `blobs` in `.memfs/fsck`).
     pub blobs: u64,
 }
 
@@ -45,8 +45,8 @@ pub struct StoreCheck {
 const MAX_PROBLEMS: usize = 100;
 
 impl Fs {
-    /// Recounts every blob's references over all live recipes and kept versions and compares
-    /// them, and the store's counters, with what the store says. Exact on a quiet file
+    /// Recounts every chunk's references over all live recipes and kept versions and
+    /// compares them, and the store's counters, with what the store says. Exact on a quiet file
     /// system; with changes running at the same time it retries, and may still report a
     /// difference that was only passing.
     pub fn verify_store(&self) -> StoreCheck {
@@ -92,7 +92,7 @@ impl Fs {
             }
         }
 
-        let mut uses: HashMap<Hash, u64> = HashMap::new();
+        let mut uses: HashMap<ChunkId, u64> = HashMap::new();
         for r in recipes.values() {
             let mut at = 0u64;
             for p in r.pieces() {
@@ -100,14 +100,14 @@ impl Fs {
                     problems.push(format!("recipe piece starts at {} not {at}", p.start));
                 }
                 at = p.end();
-                if let PieceData::Chunk(blob) = &p.data {
-                    *uses.entry(*blob.hash()).or_default() += 1;
-                    if blob.len() as u64 != p.len {
+                if let PieceData::Chunk(chunk) = &p.data {
+                    *uses.entry(*chunk.id()).or_default() += 1;
+                    if chunk.len() as u64 != p.len {
                         problems.push(format!(
                             "chunk {}: piece of {} B, blob of {} B",
-                            short_hash(blob.hash()),
+                            chunk.id().short(),
                             p.len,
-                            blob.len()
+                            chunk.len()
                         ));
                     }
                 }
@@ -117,44 +117,46 @@ impl Fs {
             }
         }
 
-        let blobs = self.store().blobs();
-        let mut seen: HashSet<Hash> = HashSet::with_capacity(blobs.len());
+        let store = self.store();
+        let mut stored: Vec<ChunkInfo> = Vec::new();
+        store.for_each_chunk(&mut |c| stored.push(*c));
+        let mut seen: HashSet<ChunkId> = HashSet::with_capacity(stored.len());
         let mut bytes = 0u64;
-        for blob in &blobs {
-            seen.insert(*blob.hash());
-            bytes += blob.len() as u64;
-            // `blobs` holds one reference of its own.
-            let refs = blob.refcount().saturating_sub(1) as u64;
-            let used = uses.get(blob.hash()).copied().unwrap_or(0);
-            if refs != used {
+        for c in &stored {
+            seen.insert(c.id);
+            bytes += c.len;
+            let used = uses.get(&c.id).copied().unwrap_or(0);
+            if c.refs != used {
                 problems.push(format!(
-                    "blob {} ({} B): {refs} references, recipes hold {used}",
-                    short_hash(blob.hash()),
-                    blob.len()
+                    "blob {} ({} B): {} references, recipes hold {used}",
+                    c.id.short(),
+                    c.len,
+                    c.refs
                 ));
             }
-            if blake3::hash(blob.bytes()).as_bytes() != blob.hash() {
+            // Gone since it was listed: nothing left to hash.
+            let Some(content) = store.get(&c.id) else {
+                continue;
+            };
+            if ChunkId::of(&content) != c.id {
                 problems.push(format!(
                     "blob {}: bytes do not hash to its name",
-                    short_hash(blob.hash())
+                    c.id.short()
                 ));
             }
         }
-        for hash in uses.keys() {
-            if !seen.contains(hash) {
-                problems.push(format!(
-                    "chunk {} is used but not in the store",
-                    short_hash(hash)
-                ));
+        for id in uses.keys() {
+            if !seen.contains(id) {
+                problems.push(format!("chunk {} is used but not in the store", id.short()));
             }
         }
-        let stats = self.store().stats();
-        if stats.blobs != blobs.len() as u64 || stats.stored_bytes != bytes {
+        let stats = store.stats();
+        if stats.chunks != stored.len() as u64 || stats.stored_bytes != bytes {
             problems.push(format!(
                 "store counters say {} blobs, {} B; recount {} blobs, {bytes} B",
-                stats.blobs,
+                stats.chunks,
                 stats.stored_bytes,
-                blobs.len()
+                stored.len()
             ));
         }
         let counted = self.dirty_bytes.load(Ordering::Relaxed);
@@ -172,7 +174,7 @@ impl Fs {
             ok: problems.is_empty(),
             problems,
             recipes: recipes.len() as u64,
-            blobs: blobs.len() as u64,
+            blobs: stored.len() as u64,
         }
     }
 }
@@ -200,7 +202,9 @@ mod tests {
         assert!(check.ok, "{check:?}");
         assert!(check.blobs > 0 && check.recipes >= 2);
         // A reference no recipe accounts for is reported.
-        let leaked = fs.store().blobs().pop().unwrap();
+        let mut any = None;
+        fs.store().for_each_chunk(&mut |c| any = Some(c.id));
+        let leaked = fs.store().reference(&any.unwrap()).unwrap();
         let check = fs.verify_store();
         assert!(!check.ok);
         assert!(check.problems[0].contains("references"), "{check:?}");
@@ -209,5 +213,35 @@ mod tests {
         fs.forget(attr.ino, 1);
         let check = fs.verify_store();
         assert!(check.ok && check.blobs == 0, "{check:?}");
+    }
+
+    #[test]
+    fn stats_and_fsck_leave_every_count_as_it_was() {
+        let fs = Fs::new(FsConfig::default());
+        let (attr, fh) = fs
+            .create(ROOT_INO, b"f", 0o644, libc::O_RDWR, Caller::ROOT)
+            .unwrap();
+        let bytes: Vec<u8> = (0..300_000u32).map(|i| (i * 13 % 241) as u8).collect();
+        fs.write(fh, 0, &bytes).unwrap();
+        fs.flush(fh).unwrap();
+        fs.write(fh, 150_000, b"a second version").unwrap();
+        fs.release(fh).unwrap();
+        let counts = || {
+            let mut all = Vec::new();
+            fs.store().for_each_chunk(&mut |c| all.push(*c));
+            all.sort_unstable_by_key(|c| c.id);
+            all
+        };
+        let before = counts();
+        assert!(before.iter().any(|c| c.refs > 1), "{before:?}");
+        let stats = fs.stats();
+        assert_eq!(stats.blobs, before.len() as u64);
+        let referenced: u64 = before.iter().map(|c| c.len * c.refs).sum();
+        assert_eq!(stats.referenced_bytes, referenced);
+        assert!(fs.verify_store().ok);
+        assert_eq!(counts(), before);
+        fs.unlink(ROOT_INO, b"f").unwrap();
+        fs.forget(attr.ino, 1);
+        assert!(counts().is_empty());
     }
 }

@@ -50,7 +50,7 @@ use std::time::SystemTime;
 use dashmap::DashMap;
 use parking_lot::{Mutex, RwLock};
 
-use crate::store::{BlobStore, Chunker};
+use crate::store::{Chunker, ContentStore, MemoryStore};
 
 use dir::Directory;
 use inode::{Body, Inode, Meta};
@@ -129,7 +129,7 @@ pub struct Fs {
     dropped_for_space: AtomicU64,
     /// One `make_room` at a time.
     prune_lock: Mutex<()>,
-    store: Arc<BlobStore>,
+    store: Arc<dyn ContentStore>,
     config: FsConfig,
 }
 
@@ -160,7 +160,7 @@ impl Fs {
             prunable: AtomicU64::new(0),
             dropped_for_space: AtomicU64::new(0),
             prune_lock: Mutex::new(()),
-            store: BlobStore::new(),
+            store: MemoryStore::new(),
             config,
         }
     }
@@ -430,8 +430,8 @@ impl Fs {
         self.store.stats().stored_bytes + self.dirty_bytes.load(Ordering::Relaxed)
     }
 
-    /// The blob store.
-    pub fn store(&self) -> &Arc<BlobStore> {
+    /// The content store.
+    pub fn store(&self) -> &Arc<dyn ContentStore> {
         &self.store
     }
 

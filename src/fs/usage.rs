@@ -1,7 +1,7 @@
 //! Bounded memory (`--max-memory`): what memfs holds, kept in atomic counters, against a cap.
 //!
 //! ```text
-//! used = unique bytes in blobs + BLOB_BYTES per blob      the store's own counters
+//! used = unique chunk bytes + BLOB_BYTES per chunk         the store's own counters
 //!      + dirty bytes (written, not yet committed)         Fs::dirty_bytes
 //!      + a metadata estimate                               Fs::meta_bytes
 //! ```
@@ -18,7 +18,7 @@
 //! chunks, and if the result does not fit it drops them again and leaves the file's dirty
 //! data as it was, readable and committable later.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -27,8 +27,7 @@ use super::attr::FileKind;
 use super::error::{Errno, Result};
 use super::inode::{Body, Inode, InodeData};
 use super::Fs;
-use crate::store::blob::{Blob, Hash};
-use crate::store::{PieceData, Recipe, RecipeRef};
+use crate::store::{ChunkId, ContentStore, PieceData, Recipe, RecipeRef};
 
 // What each thing costs, in heap bytes: measured with a counting allocator (glibc on x86-64,
 // usable size plus malloc's 8-byte header) over 100,000 of each, then rounded up a little.
@@ -52,8 +51,9 @@ pub const VERSION_BYTES: u64 = 128;
 /// One piece of a recipe (offset, length, blob pointer: 24 bytes) with the vector's spare
 /// capacity; measured 53 per piece for a version of 1,682 pieces, tail chunk included.
 pub const PIECE_BYTES: u64 = 48;
-/// One stored blob besides its bytes: the refcounted header (hash, pointers) and its entry
-/// in the hash index (measured 149).
+/// One stored chunk besides its bytes: its shared entry (id, reference count, pointers) and
+/// its slot in the store's index (measured 149 when the count was the `Arc`'s own; the
+/// explicit count adds 8).
 pub const BLOB_BYTES: u64 = 160;
 
 /// Dropping versions for room frees at least this much more than asked (at most 1/16 of
@@ -130,24 +130,33 @@ pub(super) fn inode_meta(data: &InodeData) -> u64 {
     INODE_BYTES.saturating_add(xattrs).saturating_add(body)
 }
 
-/// Bytes that dropping these recipes would free: the chunks no one else holds, each with
-/// its overhead. Each recipe comes with how many of its holders go away; one that someone
-/// else also holds (a reader of a version) frees nothing.
-pub(super) fn bytes_freed(dropped: &[(&RecipeRef, usize)]) -> u64 {
-    let mut refs: HashMap<&Hash, (usize, &Blob)> = HashMap::new();
-    for (recipe, holders) in dropped {
-        if Arc::strong_count(recipe) > *holders {
+/// Bytes that dropping some of one file's recipes would free: the chunks whose every
+/// reference they hold, each with its overhead. `dropped` are the recipes that go, `kept`
+/// the file's recipes that stay; a recipe also kept (the same `Arc`) frees nothing. A
+/// recipe holds one reference per piece however many holders share it, so each counts once.
+/// Any other holder of a chunk (another file, an open version file with its own copy of a
+/// recipe) shows in the store's count and keeps the chunk.
+pub(super) fn bytes_freed(
+    store: &dyn ContentStore,
+    dropped: &[&RecipeRef],
+    kept: &[&RecipeRef],
+) -> u64 {
+    let mut visited: HashSet<*const Recipe> = kept.iter().map(|r| Arc::as_ptr(r)).collect();
+    // Per chunk: references the dropped recipes hold, and its length.
+    let mut held: HashMap<&ChunkId, (u64, u64)> = HashMap::new();
+    for recipe in dropped {
+        if !visited.insert(Arc::as_ptr(recipe)) {
             continue;
         }
         for piece in recipe.pieces() {
-            if let PieceData::Chunk(blob) = &piece.data {
-                refs.entry(blob.hash()).or_insert((0, blob)).0 += 1;
+            if let PieceData::Chunk(chunk) = &piece.data {
+                held.entry(chunk.id()).or_insert((0, chunk.len() as u64)).0 += 1;
             }
         }
     }
-    refs.values()
-        .filter(|(n, blob)| blob.refcount() == *n)
-        .map(|(_, blob)| (blob.len() as u64).saturating_add(BLOB_BYTES))
+    held.into_iter()
+        .filter(|(id, (refs, _))| store.refs(id) == *refs)
+        .map(|(_, (_, len))| len.saturating_add(BLOB_BYTES))
         .sum()
 }
 
@@ -169,7 +178,7 @@ impl Fs {
         let store = self.store.stats();
         store
             .stored_bytes
-            .saturating_add(store.blobs.saturating_mul(BLOB_BYTES))
+            .saturating_add(store.chunks.saturating_mul(BLOB_BYTES))
             .saturating_add(self.dirty_bytes.load(Ordering::SeqCst))
             .saturating_add(self.meta_bytes.load(Ordering::SeqCst))
     }
@@ -178,7 +187,7 @@ impl Fs {
     pub fn metadata_bytes(&self) -> u64 {
         self.meta_bytes
             .load(Ordering::Relaxed)
-            .saturating_add(self.store.stats().blobs.saturating_mul(BLOB_BYTES))
+            .saturating_add(self.store.stats().chunks.saturating_mul(BLOB_BYTES))
     }
 
     /// Old versions dropped so far to make room.
@@ -462,7 +471,7 @@ mod tests {
         fs.release(fh).unwrap();
         check(&fs);
         assert_eq!(fs.used_bytes(), baseline);
-        assert_eq!(fs.store().stats().blobs, 0);
+        assert_eq!(fs.store().stats().chunks, 0);
         assert_eq!(fs.stats().dirty_bytes, 0);
         assert_eq!(fs.inode_count(), 1);
     }
@@ -762,5 +771,50 @@ mod tests {
         assert!(fails > 0);
         assert!(fs.used_bytes() <= fs.capacity());
         check(&fs);
+    }
+
+    #[test]
+    fn bytes_freed_counts_the_chunks_no_one_else_holds() {
+        use crate::fs::FileContent;
+        use crate::store::{Chunker, MemoryStore};
+        let store = MemoryStore::new();
+        let chunker = Chunker::default();
+        let mut content = FileContent::default();
+        content.write(0, &noise(1 << 20, 3)).unwrap();
+        let one = content.commit(&chunker, &*store).unwrap().recipe;
+        content.write(500_000, b"an edit").unwrap();
+        let two = content.commit(&chunker, &*store).unwrap().recipe;
+        let ids = |r: &Recipe| -> HashMap<ChunkId, u64> {
+            r.pieces()
+                .iter()
+                .filter_map(|p| match &p.data {
+                    PieceData::Chunk(c) => Some((*c.id(), c.len() as u64)),
+                    PieceData::Zeros => None,
+                })
+                .collect()
+        };
+        let in_two = ids(&two);
+        let only_in_one: u64 = ids(&one)
+            .iter()
+            .filter(|(id, _)| !in_two.contains_key(id))
+            .map(|(_, len)| len + BLOB_BYTES)
+            .sum();
+        assert!(only_in_one > 0);
+        assert_eq!(bytes_freed(&*store, &[&one], &[&two]), only_in_one);
+        // One recipe holds one reference per piece, however often it is listed.
+        assert_eq!(bytes_freed(&*store, &[&one, &one], &[&two]), only_in_one);
+        // A recipe the file keeps frees nothing.
+        assert_eq!(bytes_freed(&*store, &[&one], &[&one, &two]), 0);
+        // Everything goes: every chunk (the content's base is `two` itself).
+        let all = store.stats();
+        assert_eq!(
+            bytes_freed(&*store, &[&one, &two], &[]),
+            all.stored_bytes + all.chunks * BLOB_BYTES
+        );
+        // A reader's own copy of a recipe keeps its chunks.
+        let reader = Arc::new(Recipe::clone(&one));
+        assert_eq!(bytes_freed(&*store, &[&one], &[&two]), 0);
+        drop(reader);
+        assert_eq!(bytes_freed(&*store, &[&one], &[&two]), only_in_one);
     }
 }

@@ -1,9 +1,14 @@
-//! Content storage: chunkers, the deduplicated blob store, and recipes.
+//! Content storage: chunkers, the content store (its trait and the in-memory engine),
+//! chunk ids and counted references, and recipes.
 
-pub mod blob;
+pub mod chunk;
 pub mod chunker;
+pub mod engine;
+pub mod memory;
 pub mod recipe;
 
-pub use blob::{BlobStore, Hash, StoreStats};
+pub use chunk::{ChunkId, ChunkRef};
 pub use chunker::{Chunker, ChunkerKind};
+pub use engine::{ChunkInfo, ContentStore, Put, StoreStats};
+pub use memory::MemoryStore;
 pub use recipe::{Piece, PieceData, Recipe, RecipeRef};

@@ -1,16 +1,21 @@
 //! Recipes: an immutable file content as an ordered list of pieces, each a stored chunk or a
 //! run of zeros (which costs nothing).
+//!
+//! A recipe is a plain value: each chunk piece holds its own counted reference
+//! ([`ChunkRef`]), so cloning a recipe takes a reference per piece and dropping it releases
+//! them. Holders share one recipe through [`RecipeRef`]; however many share it, it holds one
+//! reference per piece.
 
 use std::sync::Arc;
 
-use super::blob::Blob;
+use super::chunk::ChunkRef;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PieceData {
     /// `len` zero bytes. When longer than one zero chunk, a run of chunks of the chunker's
     /// `zero_cut()` length (the last one possibly shorter at the end of the file).
     Zeros,
-    Chunk(Blob),
+    Chunk(ChunkRef),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -69,10 +74,10 @@ impl Recipe {
         };
         while i < self.pieces.len() && self.pieces[i].start < end {
             let p = &self.pieces[i];
-            if let PieceData::Chunk(blob) = &p.data {
+            if let PieceData::Chunk(chunk) = &p.data {
                 let from = offset.max(p.start);
                 let to = end.min(p.end());
-                let src = &blob.bytes()[(from - p.start) as usize..(to - p.start) as usize];
+                let src = &chunk.bytes()[(from - p.start) as usize..(to - p.start) as usize];
                 out[(from - offset) as usize..(to - offset) as usize].copy_from_slice(src);
             }
             i += 1;

@@ -1,0 +1,188 @@
+//! Chunk ids and counted references to stored chunks.
+//!
+//! A [`ChunkRef`] is the only way to hold on to a stored chunk, and the store's reference
+//! count of a chunk is exactly the number of `ChunkRef` values alive for it:
+//!
+//! ```text
+//! store.refs(id) == number of ChunkRef values alive for id
+//! ```
+//!
+//! A store hands out a `ChunkRef` when it takes a reference (`put`, `reference`); cloning
+//! one takes another reference and dropping one releases it. The count is an explicit
+//! counter kept in the chunk's index entry and changed only here, so nothing that merely
+//! looks at a chunk can skew it: readers, statistics and checks never keep a `ChunkRef` for
+//! a while, they ask the store for a chunk's count (`refs`) and bytes (`get`). When the last
+//! reference goes, the store is asked to reclaim the chunk, and it frees the chunk then
+//! unless a `put` of the same bytes took a new reference in the meantime.
+//!
+//! Why the count lives in the shared entry rather than behind a lookup by id: a commit
+//! copies every piece of the old recipe after the edit, and dropping a version releases
+//! every piece of it, so taking and releasing a reference must stay one atomic operation,
+//! as it was when the count was the `Arc`'s own.
+
+use std::fmt;
+use std::sync::atomic::{fence, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+
+use super::engine::ContentStore;
+
+/// The id of a stored chunk: the blake3 hash of its bytes.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ChunkId([u8; 32]);
+
+impl ChunkId {
+    /// The id of the chunk that holds `bytes`.
+    pub fn of(bytes: &[u8]) -> ChunkId {
+        ChunkId(*blake3::hash(bytes).as_bytes())
+    }
+
+    pub const fn from_bytes(bytes: [u8; 32]) -> ChunkId {
+        ChunkId(bytes)
+    }
+
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// The first 12 hex digits: enough to tell chunks apart in listings and messages.
+    pub fn short(&self) -> String {
+        hex(&self.0[..6])
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
+/// All 64 hex digits.
+impl fmt::Display for ChunkId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&hex(&self.0))
+    }
+}
+
+impl fmt::Debug for ChunkId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ChunkId({})", self.short())
+    }
+}
+
+/// A stored chunk as this process holds it: the entry a store keeps in its index, shared
+/// with every [`ChunkRef`] to it. Only stores make one (see [`Chunk::acquire`]).
+pub(crate) struct Chunk {
+    id: ChunkId,
+    /// The `ChunkRef` values alive for this chunk.
+    refs: AtomicU64,
+    bytes: Box<[u8]>,
+    /// Asked to reclaim the chunk when its last reference goes. Weak: the store's index
+    /// holds the chunk.
+    store: Weak<dyn ContentStore>,
+}
+
+impl Chunk {
+    /// A chunk with no reference yet.
+    pub(crate) fn new(id: ChunkId, bytes: Box<[u8]>, store: Weak<dyn ContentStore>) -> Arc<Chunk> {
+        Arc::new(Chunk {
+            id,
+            refs: AtomicU64::new(0),
+            bytes,
+            store,
+        })
+    }
+
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// The number of references: exact, whoever asks.
+    pub(crate) fn refs(&self) -> u64 {
+        self.refs.load(Ordering::Acquire)
+    }
+
+    /// Takes a reference. Only for stores, and only under the lock their `reclaim` takes:
+    /// the count may be at zero here (its last reference just went and the reclaim has not
+    /// run yet), and taking it from zero must keep that reclaim from freeing the chunk.
+    pub(crate) fn acquire(self: &Arc<Chunk>) -> ChunkRef {
+        self.refs.fetch_add(1, Ordering::Relaxed);
+        ChunkRef(self.clone())
+    }
+}
+
+/// One counted reference to a stored chunk (see the module documentation). Recipe pieces
+/// hold these, so a recipe is a plain value whose clones and drops keep the counts exact.
+pub struct ChunkRef(Arc<Chunk>);
+
+impl ChunkRef {
+    pub fn id(&self) -> &ChunkId {
+        &self.0.id
+    }
+
+    /// The chunk's bytes, at hand without asking the store (the read path).
+    pub fn bytes(&self) -> &[u8] {
+        &self.0.bytes
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.bytes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.bytes.is_empty()
+    }
+}
+
+impl Clone for ChunkRef {
+    fn clone(&self) -> ChunkRef {
+        // Relaxed as in `Arc`: this reference already keeps the count above zero.
+        self.0.refs.fetch_add(1, Ordering::Relaxed);
+        ChunkRef(self.0.clone())
+    }
+}
+
+impl Drop for ChunkRef {
+    fn drop(&mut self) {
+        if self.0.refs.fetch_sub(1, Ordering::Release) != 1 {
+            return;
+        }
+        // Every use of the chunk through other references happens before it is reclaimed.
+        fence(Ordering::Acquire);
+        if let Some(store) = self.0.store.upgrade() {
+            store.reclaim(&self.0.id);
+        }
+    }
+}
+
+impl PartialEq for ChunkRef {
+    fn eq(&self, other: &ChunkRef) -> bool {
+        Arc::ptr_eq(&self.0, &other.0) || self.0.id == other.0.id
+    }
+}
+
+impl Eq for ChunkRef {}
+
+impl fmt::Debug for ChunkRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ChunkRef({}, {} B)", self.0.id.short(), self.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_print_as_hex() {
+        let id = ChunkId::of(b"hello");
+        let full = id.to_string();
+        assert_eq!(full.len(), 64);
+        assert_eq!(full, blake3::hash(b"hello").to_hex().as_str());
+        assert_eq!(id.short(), full[..12]);
+        assert_eq!(ChunkId::from_bytes(*id.as_bytes()), id);
+    }
+}
