@@ -8,7 +8,8 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use memfs::fs::{Stats, VersionInfo, CONTROL_NAME, VERSIONS_XATTR};
+use memfs::control::{Stats, CONTROL_NAME};
+use memfs::fs::{VersionInfo, VERSIONS_XATTR};
 
 /// Reads a whole extended attribute, or the errno.
 pub fn getxattr(path: &Path, name: &[u8]) -> std::io::Result<Vec<u8>> {

@@ -4,7 +4,7 @@
 //!
 //! Checked:
 //! - every live blob's reference count equals the number of pieces of the distinct recipes
-//!   that name it (live contents, kept versions, open `.memfs/versions` files);
+//!   that name it (live contents, kept versions, versions open for reading);
 //! - every chunk a recipe names is in the store, with as many bytes as its piece;
 //! - every blob's bytes hash back to its name;
 //! - recipes are contiguous from 0 and end at their size;
@@ -17,7 +17,6 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use super::control::VirtualFile;
 use super::inode::Body;
 use super::Fs;
 use crate::store::blob::short_hash;
@@ -80,15 +79,8 @@ impl Fs {
                 }
             }
         }
-        let open_versions: Vec<_> = self
-            .virtual_handles
-            .iter()
-            .map(|e| e.value().clone())
-            .collect();
-        for file in &open_versions {
-            if let VirtualFile::Version(r) = &**file {
-                add(r);
-            }
+        for r in &self.open_versions.recipes() {
+            add(r);
         }
 
         let mut uses: HashMap<Hash, u64> = HashMap::new();
