@@ -1,5 +1,5 @@
-//! Counts over the whole tree, for statistics (`.memfs/stats.json`, `--stats-out`). Only
-//! computed on demand: it visits every inode.
+//! Counts over the whole tree, for statistics (the control plane's `stats.json` and
+//! `--stats-out`). Only computed on demand: it visits every inode.
 
 use std::sync::atomic::Ordering;
 

@@ -1,6 +1,6 @@
 //! A consistency check of the blob store against the file contents that use it, shown
-//! read-only as `.memfs/fsck` and used by the tests. It is only ever run on demand (never on
-//! a hot path): it visits every inode and every blob.
+//! by the control plane as `fsck` and used by the tests. It is only ever run on demand (never
+//! on a hot path): it visits every inode and every blob.
 //!
 //! Checked:
 //! - every live blob's reference count equals the number of pieces of the distinct recipes
@@ -27,7 +27,7 @@ use crate::store::{Hash, PieceData, RecipeRef};
 /// referenced by a recipe it had not yet collected.
 const ATTEMPTS: usize = 3;
 
-/// What `.memfs/fsck` holds.
+/// The result of a store check (what the control plane shows as `fsck`).
 #[derive(Clone, Debug, Default, Serialize, serde::Deserialize, PartialEq)]
 pub struct StoreCheck {
     /// No problem found.
