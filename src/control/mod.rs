@@ -16,7 +16,7 @@ mod nodes;
 mod stats;
 mod tree;
 
-pub use stats::{rss_bytes, stats, Stats};
+pub use stats::{stats, Stats};
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -135,15 +135,11 @@ impl Control {
         let file = match self.node(ino)? {
             Node::Stats => OpenFile::Bytes(json(&stats(&self.fs))?),
             Node::Fsck => OpenFile::Bytes(json(&self.fs.verify_store())?),
-            Node::Version(file, n) => {
-                OpenFile::Version(self.fs.open_version(file, n).map_err(|e| {
-                    if e == Errno::ENODATA {
-                        Errno::ENOENT
-                    } else {
-                        e
-                    }
-                })?)
-            }
+            Node::Version(file, n) => OpenFile::Version(
+                self.fs
+                    .open_version(file, n)
+                    .map_err(tree::no_file_is_enoent)?,
+            ),
             _ => OpenFile::Dir,
         };
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);

@@ -26,7 +26,7 @@ pub(super) enum Parent {
 }
 
 /// A file's versions, with "not a regular file" read as "no such node".
-fn no_file_is_enoent(e: Errno) -> Errno {
+pub(super) fn no_file_is_enoent(e: Errno) -> Errno {
     if e == Errno::ENODATA {
         Errno::ENOENT
     } else {
