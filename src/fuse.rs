@@ -53,16 +53,6 @@ pub struct MemFuse {
     tracer: Option<Arc<Tracer>>,
 }
 
-/// Debug builds only: a lookup of the name in `MEMFS_TEST_PANIC_ON_LOOKUP` panics, so tests
-/// can show that a panic costs one request (EIO), not the mount.
-fn panic_if_asked(name: &OsStr) {
-    if cfg!(debug_assertions)
-        && std::env::var_os("MEMFS_TEST_PANIC_ON_LOOKUP").is_some_and(|n| n == name)
-    {
-        panic!("injected panic on lookup of {name:?}");
-    }
-}
-
 /// A request's arguments, as plain data: turned into a trace record only when tracing.
 #[derive(Default, Clone, Copy)]
 struct Args<'a> {
@@ -453,10 +443,7 @@ impl Filesystem for MemFuse {
                 ..Args::default()
             },
             reply,
-            |_| match {
-                panic_if_asked(name);
-                self.router.lookup(parent.0, name.as_bytes())
-            } {
+            |_| match self.router.lookup(parent.0, name.as_bytes()) {
                 Ok(attr) => Ok(Some(attr)),
                 Err(fs::Errno::ENOENT) => Ok(None),
                 Err(e) => Err(e),

@@ -141,6 +141,7 @@ impl Fs {
         check_xattr_name(name)?;
         let inode = self.inode(ino)?;
         if name == DESCENDANTS_XATTR && inode.kind == FileKind::Directory {
+            self.repair_if_needed();
             return Ok(inode.descendants().to_string().into_bytes());
         }
         if name == VERSIONS_XATTR && inode.kind == FileKind::Regular {
@@ -192,6 +193,7 @@ impl Fs {
         let inode = self.inode(ino)?;
         let is_dir = matches!(inode.data.read().body, Body::Dir(_));
         if is_dir {
+            self.repair_if_needed();
             Ok(inode.descendants())
         } else {
             Err(Errno::ENOTDIR)
