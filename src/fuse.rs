@@ -1,5 +1,6 @@
-//! The thin adapter between the kernel (through `fuser`) and the core [`Fs`]: each handler
-//! decodes its request, calls the core once, and replies. Every handler goes through
+//! The thin adapter between the kernel (through `fuser`) and the [`Router`] in front of the
+//! core and the control plane: each handler decodes its request, calls the router once, and
+//! replies. Every handler goes through
 //! [`MemFuse::serve`], the one place that maps errors, catches panics and logs.
 
 use std::ffi::OsStr;
@@ -17,7 +18,8 @@ use fuser::{
 };
 use tracing::{debug, error};
 
-use crate::fs::{self, Attr, Caller, FileKind, Fs, RenameMode, SetAttr, SetTime};
+use crate::fs::{self, Attr, Caller, FileKind, RenameMode, SetAttr, SetTime};
+use crate::router::{CopyEnd, Router};
 use crate::trace::{flags, Record, Tracer};
 
 /// The kernel settings memfs asks for. See README "Kernel settings" for the measurements
@@ -46,7 +48,7 @@ impl Default for KernelOptions {
 }
 
 pub struct MemFuse {
-    fs: Arc<Fs>,
+    router: Router,
     options: KernelOptions,
     tracer: Option<Arc<Tracer>>,
 }
@@ -279,10 +281,10 @@ fn reply_sized(reply: ReplyXattr, size: u32, bytes: Vec<u8>) {
 }
 
 impl MemFuse {
-    /// An adapter over `fs`; with a tracer, every request is recorded.
-    pub fn new(fs: Arc<Fs>, options: KernelOptions, tracer: Option<Arc<Tracer>>) -> MemFuse {
+    /// An adapter over `router`; with a tracer, every request is recorded.
+    pub fn new(router: Router, options: KernelOptions, tracer: Option<Arc<Tracer>>) -> MemFuse {
         MemFuse {
-            fs,
+            router,
             options,
             tracer,
         }
@@ -375,7 +377,7 @@ impl MemFuse {
     /// How long the kernel may cache an inode's attributes: the mount's TTL, but nothing for
     /// the control files under `.memfs`, which change without the kernel seeing it.
     fn ttl(&self, ino: u64) -> Duration {
-        if fs::is_virtual(ino) {
+        if self.router.is_control(ino) {
             Duration::ZERO
         } else {
             self.options.ttl
@@ -441,7 +443,7 @@ impl Filesystem for MemFuse {
                 ..Args::default()
             },
             reply,
-            |_| match self.fs.lookup(parent.0, name.as_bytes()) {
+            |_| match self.router.lookup(parent.0, name.as_bytes()) {
                 Ok(attr) => Ok(Some(attr)),
                 Err(fs::Errno::ENOENT) => Ok(None),
                 Err(e) => Err(e),
@@ -458,7 +460,7 @@ impl Filesystem for MemFuse {
     }
 
     fn forget(&self, req: &Request, ino: INodeNo, nlookup: u64) {
-        self.fs.forget(ino.0, nlookup);
+        self.router.forget(ino.0, nlookup);
         let args = Args {
             ino: Some(ino.0),
             size: Some(nlookup),
@@ -477,7 +479,7 @@ impl Filesystem for MemFuse {
                 ..Args::default()
             },
             reply,
-            |_| self.fs.getattr(ino.0),
+            |_| self.router.getattr(ino.0),
             |r, a| r.attr(&self.ttl(a.ino), &file_attr(&a)),
         );
     }
@@ -520,7 +522,7 @@ impl Filesystem for MemFuse {
                 ..Args::default()
             },
             reply,
-            |_| self.fs.setattr(ino.0, &set),
+            |_| self.router.setattr(ino.0, &set),
             |r, a| r.attr(&self.options.ttl, &file_attr(&a)),
         );
     }
@@ -531,7 +533,7 @@ impl Filesystem for MemFuse {
             "readlink",
             Args::ino(ino),
             reply,
-            |_| self.fs.readlink(ino.0),
+            |_| self.router.readlink(ino.0),
             |r, t| r.data(&t),
         );
     }
@@ -557,7 +559,7 @@ impl Filesystem for MemFuse {
             },
             reply,
             |_| {
-                self.fs
+                self.router
                     .mknod(parent.0, name.as_bytes(), mode, rdev, caller(req))
             },
             |r, a| self.entry(r, a),
@@ -583,7 +585,10 @@ impl Filesystem for MemFuse {
                 ..Args::default()
             },
             reply,
-            |_| self.fs.mkdir(parent.0, name.as_bytes(), mode, caller(req)),
+            |_| {
+                self.router
+                    .mkdir(parent.0, name.as_bytes(), mode, caller(req))
+            },
             |r, a| self.entry(r, a),
         );
     }
@@ -598,7 +603,7 @@ impl Filesystem for MemFuse {
                 ..Args::default()
             },
             reply,
-            |_| self.fs.unlink(parent.0, name.as_bytes()),
+            |_| self.router.unlink(parent.0, name.as_bytes()),
             |r, _| r.ok(),
         );
     }
@@ -613,7 +618,7 @@ impl Filesystem for MemFuse {
                 ..Args::default()
             },
             reply,
-            |_| self.fs.rmdir(parent.0, name.as_bytes()),
+            |_| self.router.rmdir(parent.0, name.as_bytes()),
             |r, _| r.ok(),
         );
     }
@@ -637,7 +642,7 @@ impl Filesystem for MemFuse {
             reply,
             |_| {
                 let target = target.as_os_str().as_bytes();
-                self.fs
+                self.router
                     .symlink(parent.0, link_name.as_bytes(), target, caller(req))
             },
             |r, a| self.entry(r, a),
@@ -676,7 +681,7 @@ impl Filesystem for MemFuse {
                 } else {
                     return Err(fs::Errno::EINVAL);
                 };
-                self.fs.rename(
+                self.router.rename(
                     parent.0,
                     name.as_bytes(),
                     newparent.0,
@@ -706,7 +711,7 @@ impl Filesystem for MemFuse {
                 ..Args::default()
             },
             reply,
-            |_| self.fs.link(ino.0, newparent.0, newname.as_bytes()),
+            |_| self.router.link(ino.0, newparent.0, newname.as_bytes()),
             |r, a| self.entry(r, a),
         );
     }
@@ -721,10 +726,10 @@ impl Filesystem for MemFuse {
                 ..Args::default()
             },
             reply,
-            |_| self.fs.open(ino.0, flags.0).map(NewHandle),
+            |_| self.router.open(ino.0, flags.0).map(NewHandle),
             |r, NewHandle(fh)| {
                 // Generated files (stats.json) have no size until read: bypass the cache.
-                let flags = if self.fs.is_generated(ino.0) {
+                let flags = if self.router.direct_io(ino.0) {
                     FopenFlags::FOPEN_DIRECT_IO
                 } else {
                     FopenFlags::empty()
@@ -756,7 +761,7 @@ impl Filesystem for MemFuse {
                 ..Args::default()
             },
             reply,
-            |_| self.fs.read(fh.0, offset, size),
+            |_| self.router.read(ino.0, fh.0, offset, size),
             |r, bytes| r.data(&bytes),
         );
     }
@@ -784,7 +789,7 @@ impl Filesystem for MemFuse {
                 ..Args::default()
             },
             reply,
-            |_| self.fs.write(fh.0, offset, data),
+            |_| self.router.write(ino.0, fh.0, offset, data),
             |r, n| r.written(n),
         );
     }
@@ -802,7 +807,7 @@ impl Filesystem for MemFuse {
             "flush",
             Args::handle(ino, fh),
             reply,
-            |_| self.fs.flush(fh.0),
+            |_| self.router.flush(ino.0, fh.0),
             |r, _| r.ok(),
         );
     }
@@ -822,7 +827,7 @@ impl Filesystem for MemFuse {
             "release",
             Args::handle(ino, fh),
             reply,
-            |_| self.fs.release(fh.0),
+            |_| self.router.release(ino.0, fh.0),
             |r, _| r.ok(),
         );
     }
@@ -840,7 +845,7 @@ impl Filesystem for MemFuse {
             "fsync",
             Args::handle(ino, fh),
             reply,
-            |_| self.fs.fsync(fh.0, datasync),
+            |_| self.router.fsync(ino.0, fh.0, datasync),
             |r, _| r.ok(),
         );
     }
@@ -855,7 +860,7 @@ impl Filesystem for MemFuse {
                 ..Args::default()
             },
             reply,
-            |_| self.fs.opendir(ino.0, flags.0).map(NewHandle),
+            |_| self.router.opendir(ino.0, flags.0).map(NewHandle),
             |r, NewHandle(fh)| r.opened(FileHandle(fh), FopenFlags::FOPEN_CACHE_DIR),
         );
     }
@@ -879,7 +884,7 @@ impl Filesystem for MemFuse {
             },
             reply,
             |r| {
-                self.fs.readdir(ino.0, offset, |e| {
+                self.router.readdir(ino.0, offset, |e| {
                     r.add(
                         INodeNo(e.ino),
                         e.offset,
@@ -911,7 +916,7 @@ impl Filesystem for MemFuse {
             },
             reply,
             |r| {
-                self.fs.readdirplus(ino.0, offset, |e, a| {
+                self.router.readdirplus(ino.0, offset, |e, a| {
                     r.add(
                         INodeNo(e.ino),
                         e.offset,
@@ -939,7 +944,7 @@ impl Filesystem for MemFuse {
             "releasedir",
             Args::handle(ino, fh),
             reply,
-            |_| self.fs.releasedir(fh.0),
+            |_| self.router.releasedir(ino.0, fh.0),
             |r, _| r.ok(),
         );
     }
@@ -957,7 +962,7 @@ impl Filesystem for MemFuse {
             "fsyncdir",
             Args::handle(ino, fh),
             reply,
-            |_| self.fs.getattr(ino.0),
+            |_| self.router.getattr(ino.0),
             |r, _| r.ok(),
         );
     }
@@ -968,7 +973,7 @@ impl Filesystem for MemFuse {
             "statfs",
             Args::ino(ino),
             reply,
-            |_| Ok(self.fs.statfs()),
+            |_| Ok(self.router.statfs()),
             |r, s| {
                 r.statfs(
                     s.blocks, s.bfree, s.bavail, s.files, s.ffree, s.bsize, s.namelen, s.frsize,
@@ -998,7 +1003,7 @@ impl Filesystem for MemFuse {
                 ..Args::default()
             },
             reply,
-            |_| self.fs.setxattr(ino.0, name.as_bytes(), value, flags),
+            |_| self.router.setxattr(ino.0, name.as_bytes(), value, flags),
             |r, _| r.ok(),
         );
     }
@@ -1014,7 +1019,7 @@ impl Filesystem for MemFuse {
                 ..Args::default()
             },
             reply,
-            |_| self.fs.getxattr(ino.0, name.as_bytes()),
+            |_| self.router.getxattr(ino.0, name.as_bytes()),
             |r, v| reply_sized(r, size, v),
         );
     }
@@ -1029,7 +1034,7 @@ impl Filesystem for MemFuse {
                 ..Args::default()
             },
             reply,
-            |_| self.fs.listxattr(ino.0),
+            |_| self.router.listxattr(ino.0),
             |r, v| reply_sized(r, size, v),
         );
     }
@@ -1044,7 +1049,7 @@ impl Filesystem for MemFuse {
                 ..Args::default()
             },
             reply,
-            |_| self.fs.removexattr(ino.0, name.as_bytes()),
+            |_| self.router.removexattr(ino.0, name.as_bytes()),
             |r, _| r.ok(),
         );
     }
@@ -1059,7 +1064,7 @@ impl Filesystem for MemFuse {
                 ..Args::default()
             },
             reply,
-            |_| self.fs.access(ino.0, mask.bits(), caller(req)),
+            |_| self.router.access(ino.0, mask.bits(), caller(req)),
             |r, _| r.ok(),
         );
     }
@@ -1085,7 +1090,7 @@ impl Filesystem for MemFuse {
             },
             reply,
             |_| {
-                self.fs
+                self.router
                     .create(parent.0, name.as_bytes(), mode, flags, caller(req))
             },
             |r, (a, fh)| {
@@ -1122,7 +1127,7 @@ impl Filesystem for MemFuse {
                 ..Args::default()
             },
             reply,
-            |_| self.fs.fallocate(fh.0, offset, length, mode),
+            |_| self.router.fallocate(ino.0, fh.0, offset, length, mode),
             |r, _| r.ok(),
         );
     }
@@ -1175,7 +1180,7 @@ impl Filesystem for MemFuse {
                 ..Args::default()
             },
             reply,
-            |_| self.fs.lseek(fh.0, offset, whence),
+            |_| self.router.lseek(ino.0, fh.0, offset, whence),
             |r, o| r.offset(o),
         );
     }
@@ -1207,9 +1212,17 @@ impl Filesystem for MemFuse {
             reply,
             |_| {
                 let len = len.min(u32::MAX as u64);
-                self.fs
-                    .copy_file_range(fh_in.0, offset_in, fh_out.0, offset_out, len)
-                    .map(|n| n as u32)
+                let from = CopyEnd {
+                    ino: ino_in.0,
+                    fh: fh_in.0,
+                    offset: offset_in,
+                };
+                let to = CopyEnd {
+                    ino: ino_out.0,
+                    fh: fh_out.0,
+                    offset: offset_out,
+                };
+                self.router.copy_file_range(from, to, len).map(|n| n as u32)
             },
             |r, n| r.written(n),
         );

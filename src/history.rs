@@ -8,7 +8,8 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use memfs::fs::{Stats, VersionInfo, CONTROL_NAME, VERSIONS_XATTR};
+use memfs::control::{Stats, CONTROL_NAME};
+use memfs::fs::{VersionInfo, VERSIONS_XATTR};
 use memfs::units;
 
 /// Reads a whole extended attribute, or the errno.

@@ -15,6 +15,7 @@ use tracing::{info, warn};
 
 use crate::fs::{Fs, FsConfig};
 use crate::fuse::{KernelOptions, MemFuse};
+use crate::router::Router;
 use crate::store::Chunker;
 use crate::trace::{Header, Tracer};
 
@@ -182,7 +183,11 @@ pub fn run(config: MountConfig) -> Result<()> {
         }
         None => None,
     };
-    let adapter = MemFuse::new(fs.clone(), config.kernel.clone(), tracer.clone());
+    let adapter = MemFuse::new(
+        Router::new(fs.clone()),
+        config.kernel.clone(),
+        tracer.clone(),
+    );
 
     let mut options = fuser::Config::default();
     options.mount_options = vec![
@@ -241,7 +246,7 @@ pub fn run(config: MountConfig) -> Result<()> {
         info!(records = n, "trace complete");
     }
     if let Some(path) = &config.stats_out {
-        let json = serde_json::to_vec_pretty(&fs.stats())?;
+        let json = serde_json::to_vec_pretty(&crate::control::stats(&fs))?;
         std::fs::write(path, json)
             .with_context(|| format!("writing stats to {}", path.display()))?;
     }

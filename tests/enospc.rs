@@ -11,7 +11,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use memfs::fs::{Stats, VersionInfo};
+use memfs::control::Stats;
+use memfs::fs::VersionInfo;
 use memfs::testdata::noise;
 
 const MIB: u64 = 1 << 20;

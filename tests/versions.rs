@@ -6,7 +6,7 @@ use common::*;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use memfs::fs::Stats;
+use memfs::control::Stats;
 use memfs::testdata::noise;
 
 fn stats(m: &Mount) -> Stats {

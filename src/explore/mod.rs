@@ -18,7 +18,6 @@ mod svg;
 
 use report::{print_comparison, print_listing};
 
-
 /// One chunk of a file.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Chunk {

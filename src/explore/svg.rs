@@ -368,8 +368,14 @@ mod tests {
     #[test]
     fn colours_follow_the_hash() {
         let rgb = |h: &ChunkId| colour(h).to_backend_color().rgb;
-        assert_eq!(rgb(&ChunkId::from_bytes([60; 32])), rgb(&ChunkId::from_bytes([60; 32])));
-        assert_ne!(rgb(&ChunkId::from_bytes([0; 32])), rgb(&ChunkId::from_bytes([128; 32])));
+        assert_eq!(
+            rgb(&ChunkId::from_bytes([60; 32])),
+            rgb(&ChunkId::from_bytes([60; 32]))
+        );
+        assert_ne!(
+            rgb(&ChunkId::from_bytes([0; 32])),
+            rgb(&ChunkId::from_bytes([128; 32]))
+        );
         for b in [0u8, 60, 128, 200, 255] {
             let (r, g, bl) = rgb(&ChunkId::from_bytes([b; 32]));
             // Pastel: never black, never white.

@@ -5,7 +5,6 @@ use std::time::SystemTime;
 
 use super::attr::FileKind;
 use super::content::{checked_end, MAX_FILE_SIZE};
-use super::control::is_virtual;
 use super::error::{Errno, Result};
 use super::inode::Inode;
 use super::usage::{bytes_freed, version_cost, Fail};
@@ -22,9 +21,6 @@ const COPY_PIECE: u64 = 1 << 20;
 impl Fs {
     /// Opens a regular file. `O_TRUNC` on a writable open empties it.
     pub fn open(&self, ino: u64, flags: i32) -> Result<u64> {
-        if is_virtual(ino) {
-            return self.control_open(ino, flags);
-        }
         let inode = self.inode(ino)?;
         match inode.kind {
             FileKind::Regular => {}
@@ -49,9 +45,6 @@ impl Fs {
     }
 
     pub fn read(&self, fh: u64, offset: u64, size: u32) -> Result<Vec<u8>> {
-        if let Some(bytes) = self.control_read(fh, offset, size) {
-            return Ok(bytes);
-        }
         let handle = self.handle(fh)?;
         let data = handle.inode.data.read();
         Ok(data.file()?.read(offset, size as usize))
@@ -98,9 +91,6 @@ impl Fs {
     /// the file's changes as a new version (close-to-open); returns its number. ENOSPC when
     /// the commit does not fit: the changes stay, uncommitted.
     pub fn flush(&self, fh: u64) -> Result<Option<u64>> {
-        if self.control_handle(fh, false) {
-            return Ok(None);
-        }
         let handle = self.handle(fh)?;
         if !is_writable(handle.flags) {
             return Ok(None);
@@ -110,9 +100,6 @@ impl Fs {
 
     /// `fsync`: commits the file's changes as a new version; returns its number.
     pub fn fsync(&self, fh: u64, _datasync: bool) -> Result<Option<u64>> {
-        if self.control_handle(fh, false) {
-            return Ok(None);
-        }
         let handle = self.handle(fh)?;
         self.commit(&handle.inode, CommitCause::Fsync)
     }
@@ -120,9 +107,6 @@ impl Fs {
     /// The last close of a handle. Changes that reached memfs after the last flush (the
     /// kernel writing back mmap'd pages) are committed here.
     pub fn release(&self, fh: u64) -> Result<Option<u64>> {
-        if self.control_handle(fh, true) {
-            return Ok(None);
-        }
         let handle = self.drop_handle(fh)?;
         if !is_writable(handle.flags) {
             return Ok(None);
@@ -315,11 +299,26 @@ impl Fs {
         offset_out: u64,
         len: u64,
     ) -> Result<u64> {
+        self.copy_into(fh_out, offset_out, len, |done, piece| {
+            self.read(fh_in, offset_in.saturating_add(done), piece)
+        })
+    }
+
+    /// Copies up to `len` bytes into an open file from a source that need not be one of the
+    /// core's files: `read(done, piece)` gives up to `piece` bytes from `done` bytes into
+    /// the source (empty at its end). Returns the bytes copied.
+    pub fn copy_into(
+        &self,
+        fh_out: u64,
+        offset_out: u64,
+        len: u64,
+        mut read: impl FnMut(u64, u32) -> Result<Vec<u8>>,
+    ) -> Result<u64> {
         checked_end(offset_out, len.min(COPY_PIECE))?;
         let mut copied = 0u64;
         while copied < len {
             let piece = (len - copied).min(COPY_PIECE) as u32;
-            let bytes = self.read(fh_in, offset_in.saturating_add(copied), piece)?;
+            let bytes = read(copied, piece)?;
             if bytes.is_empty() {
                 break;
             }

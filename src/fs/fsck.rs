@@ -1,5 +1,5 @@
 //! A consistency check of the content store against the file contents that use it, shown
-//! read-only as `.memfs/fsck` and used by the tests. It is only ever run on demand (never on
+//! by the control plane as `fsck` and used by the tests. It is only ever run on demand (never on
 //! a hot path): it visits every inode and every stored chunk.
 //!
 //! Checked:
@@ -18,7 +18,6 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use super::control::VirtualFile;
 use super::inode::Body;
 use super::Fs;
 use crate::store::{ChunkId, ChunkInfo, PieceData, RecipeRef};
@@ -28,7 +27,7 @@ use crate::store::{ChunkId, ChunkInfo, PieceData, RecipeRef};
 /// referenced by a recipe it had not yet collected.
 const ATTEMPTS: usize = 3;
 
-/// What `.memfs/fsck` holds.
+/// The result of a store check (what the control plane shows as `fsck`).
 #[derive(Clone, Debug, Default, Serialize, serde::Deserialize, PartialEq)]
 pub struct StoreCheck {
     /// No problem found.
@@ -81,15 +80,8 @@ impl Fs {
                 }
             }
         }
-        let open_versions: Vec<_> = self
-            .virtual_handles
-            .iter()
-            .map(|e| e.value().clone())
-            .collect();
-        for file in &open_versions {
-            if let VirtualFile::Version(r) = &**file {
-                add(r);
-            }
+        for r in &self.open_versions.recipes() {
+            add(r);
         }
 
         let mut uses: HashMap<ChunkId, u64> = HashMap::new();
@@ -234,7 +226,7 @@ mod tests {
         };
         let before = counts();
         assert!(before.iter().any(|c| c.refs > 1), "{before:?}");
-        let stats = fs.stats();
+        let stats = crate::control::stats(&fs);
         assert_eq!(stats.blobs, before.len() as u64);
         let referenced: u64 = before.iter().map(|c| c.len * c.refs).sum();
         assert_eq!(stats.referenced_bytes, referenced);

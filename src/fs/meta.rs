@@ -5,7 +5,6 @@ use std::sync::atomic::Ordering;
 use std::time::SystemTime;
 
 use super::attr::{Attr, Caller, FileKind, SetAttr, SetTime, StatFs};
-use super::control::{is_virtual, VERSIONS_XATTR};
 use super::error::{Errno, Result};
 use super::inode::{attr_of, Body};
 use super::usage::{xattr_cost, ENTRY_BYTES, INODE_BYTES, XATTR_MAP_BYTES};
@@ -14,6 +13,8 @@ use super::{Fs, NAME_MAX};
 
 /// The virtual extended attribute holding a directory's descendant count.
 pub const DESCENDANTS_XATTR: &[u8] = b"user.memfs.descendants";
+/// The virtual extended attribute of a regular file that lists its versions as JSON.
+pub const VERSIONS_XATTR: &[u8] = b"user.memfs.versions";
 
 /// The largest extended attribute value, as on Linux (`XATTR_SIZE_MAX`).
 const XATTR_SIZE_MAX: usize = 65536;
@@ -26,16 +27,10 @@ const BLOCK_SIZE: u64 = 4096;
 
 impl Fs {
     pub fn getattr(&self, ino: u64) -> Result<Attr> {
-        if is_virtual(ino) {
-            return self.control_attr(ino);
-        }
         Ok(self.inode(ino)?.attr())
     }
 
     pub fn setattr(&self, ino: u64, set: &SetAttr) -> Result<Attr> {
-        if is_virtual(ino) {
-            return Err(Errno::EROFS);
-        }
         let inode = self.inode(ino)?;
         let now = SystemTime::now();
         let mut data = inode.data.write();
@@ -80,28 +75,7 @@ impl Fs {
 
     /// `access(2)`: whether `caller` may do `mask` (`R_OK|W_OK|X_OK`, or `F_OK`).
     pub fn access(&self, ino: u64, mask: i32, caller: Caller) -> Result<()> {
-        let attr = self.getattr(ino)?;
-        if is_virtual(ino) && mask & libc::W_OK != 0 {
-            return Err(Errno::EROFS);
-        }
-        if mask == libc::F_OK {
-            return Ok(());
-        }
-        let perm = attr.perm as i32;
-        let granted = if caller.uid == 0 {
-            let any_exec = perm & 0o111 != 0 || attr.kind == FileKind::Directory;
-            libc::R_OK | libc::W_OK | if any_exec { libc::X_OK } else { 0 }
-        } else if caller.uid == attr.uid {
-            (perm >> 6) & 7
-        } else if caller.gid == attr.gid {
-            (perm >> 3) & 7
-        } else {
-            perm & 7
-        };
-        if mask & !granted & 7 != 0 {
-            return Err(Errno::EACCES);
-        }
-        Ok(())
+        permits(&self.getattr(ino)?, mask, caller)
     }
 
     /// The cap as the size, what memfs holds as the used part. Inodes: the free ones are
@@ -127,9 +101,6 @@ impl Fs {
 
     pub fn setxattr(&self, ino: u64, name: &[u8], value: &[u8], flags: i32) -> Result<()> {
         check_xattr_name(name)?;
-        if is_virtual(ino) {
-            return Err(Errno::EROFS);
-        }
         if name == DESCENDANTS_XATTR || name == VERSIONS_XATTR {
             return Err(Errno::EPERM);
         }
@@ -168,9 +139,6 @@ impl Fs {
 
     pub fn getxattr(&self, ino: u64, name: &[u8]) -> Result<Vec<u8>> {
         check_xattr_name(name)?;
-        if is_virtual(ino) {
-            return Err(Errno::ENODATA);
-        }
         let inode = self.inode(ino)?;
         if name == DESCENDANTS_XATTR && inode.kind == FileKind::Directory {
             self.repair_if_needed();
@@ -190,9 +158,6 @@ impl Fs {
 
     /// Names of the stored extended attributes, each followed by a NUL byte.
     pub fn listxattr(&self, ino: u64) -> Result<Vec<u8>> {
-        if is_virtual(ino) {
-            return Ok(Vec::new());
-        }
         let inode = self.inode(ino)?;
         let data = inode.data.read();
         let mut out = Vec::new();
@@ -205,9 +170,6 @@ impl Fs {
 
     pub fn removexattr(&self, ino: u64, name: &[u8]) -> Result<()> {
         check_xattr_name(name)?;
-        if is_virtual(ino) {
-            return Err(Errno::EROFS);
-        }
         if name == DESCENDANTS_XATTR || name == VERSIONS_XATTR {
             return Err(Errno::EPERM);
         }
@@ -239,7 +201,32 @@ impl Fs {
     }
 }
 
-fn check_xattr_name(name: &[u8]) -> Result<()> {
+/// `access(2)`'s answer for an inode with attributes `attr`: whether `caller` may do `mask`
+/// (`R_OK|W_OK|X_OK`, or `F_OK`) as far as the permission bits go.
+pub fn permits(attr: &Attr, mask: i32, caller: Caller) -> Result<()> {
+    if mask == libc::F_OK {
+        return Ok(());
+    }
+    let perm = attr.perm as i32;
+    let granted = if caller.uid == 0 {
+        let any_exec = perm & 0o111 != 0 || attr.kind == FileKind::Directory;
+        libc::R_OK | libc::W_OK | if any_exec { libc::X_OK } else { 0 }
+    } else if caller.uid == attr.uid {
+        (perm >> 6) & 7
+    } else if caller.gid == attr.gid {
+        (perm >> 3) & 7
+    } else {
+        perm & 7
+    };
+    if mask & !granted & 7 != 0 {
+        return Err(Errno::EACCES);
+    }
+    Ok(())
+}
+
+/// The checks of an extended attribute's name that come before anything else: its length
+/// (ERANGE) and its namespace (EOPNOTSUPP).
+pub fn check_xattr_name(name: &[u8]) -> Result<()> {
     if name.is_empty() || name.len() > NAME_MAX {
         return Err(Errno::ERANGE);
     }

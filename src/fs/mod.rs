@@ -19,8 +19,8 @@
 //! recounts them under the exclusive tree lock (`Fs::repair`).
 
 mod attr;
+mod census;
 mod content;
-mod control;
 mod dir;
 mod error;
 mod file;
@@ -30,18 +30,21 @@ mod meta;
 mod namespace;
 mod usage;
 mod version;
+mod versions;
 
 pub use attr::{Attr, Caller, DirEntry, FileKind, RenameMode, SetAttr, SetTime, StatFs};
+pub use census::Census;
 pub use content::{FileContent, MAX_FILE_SIZE};
-pub use control::{is_virtual, Stats, VersionInfo, CONTROL_NAME, VERSIONS_XATTR};
 pub use error::{Errno, Result};
 pub use fsck::StoreCheck;
-pub use meta::DESCENDANTS_XATTR;
+pub use meta::{check_xattr_name, permits, DESCENDANTS_XATTR, VERSIONS_XATTR};
+pub use namespace::{check_removal_name, check_rename_names};
 pub use usage::{
     default_capacity, physical_memory, BLOB_BYTES, ENTRY_BYTES, INODE_BYTES, PIECE_BYTES,
     VERSION_BYTES, XATTR_BYTES, XATTR_MAP_BYTES,
 };
 pub use version::{CommitCause, History, Version};
+pub use versions::{VersionInfo, VersionReader, VersionStat};
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -112,8 +115,8 @@ pub struct Fs {
     inodes: DashMap<u64, Arc<Inode>>,
     next_ino: AtomicU64,
     handles: DashMap<u64, Arc<Handle>>,
-    /// Open files and directories under `.memfs`.
-    virtual_handles: DashMap<u64, Arc<control::VirtualFile>>,
+    /// Versions open for reading (see `versions`).
+    open_versions: Arc<versions::OpenVersions>,
     next_fh: AtomicU64,
     tree_lock: RwLock<()>,
     /// `inode::damage_seen()` as of the last repair: while it is behind, a panic may have
@@ -151,7 +154,7 @@ impl Fs {
             inodes,
             next_ino: AtomicU64::new(ROOT_INO + 1),
             handles: DashMap::new(),
-            virtual_handles: DashMap::new(),
+            open_versions: Arc::default(),
             next_fh: AtomicU64::new(1),
             tree_lock: RwLock::new(()),
             repaired_through: AtomicU64::new(inode::damage_seen()),
@@ -163,6 +166,14 @@ impl Fs {
             store: MemoryStore::new(),
             config,
         }
+    }
+
+    /// A file system whose next new inode gets number `first` (tests of large numbers).
+    #[cfg(test)]
+    pub(crate) fn with_first_ino(config: FsConfig, first: u64) -> Fs {
+        let fs = Fs::new(config);
+        fs.next_ino.store(first, Ordering::Relaxed);
+        fs
     }
 
     pub fn config(&self) -> &FsConfig {
@@ -559,14 +570,6 @@ fn test_panic_point(op: &str, name: &[u8]) {
 #[inline(always)]
 fn test_panic_point(_op: &str, _name: &[u8]) {}
 
-/// EROFS for anything under `.memfs`, and for `.memfs` itself as a name in the root.
-fn refuse_control(parent: u64, name: &[u8]) -> Result<()> {
-    if is_virtual(parent) || (parent == ROOT_INO && name == CONTROL_NAME) {
-        return Err(Errno::EROFS);
-    }
-    Ok(())
-}
-
 /// Whether `open(2)` flags allow writing.
 fn is_writable(flags: i32) -> bool {
     flags & libc::O_ACCMODE != libc::O_RDONLY
@@ -576,7 +579,7 @@ fn is_writable(flags: i32) -> bool {
 /// never sends them; for other callers the core answers as Linux does for such a last
 /// component (`mkdir("")` is ENOENT, `mkdir("d/.")` EEXIST). A name holding '/' or NUL can
 /// never be made (EINVAL).
-fn check_name(name: &[u8]) -> Result<()> {
+pub fn check_name(name: &[u8]) -> Result<()> {
     if name.len() > NAME_MAX {
         return Err(Errno::ENAMETOOLONG);
     }

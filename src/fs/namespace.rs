@@ -5,14 +5,11 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use super::attr::{Attr, Caller, DirEntry, FileKind, RenameMode};
-use super::control::{is_virtual, CONTROL_INO, CONTROL_NAME};
 use super::dir::Directory;
 use super::error::{Errno, Result};
 use super::inode::{attr_of, Body, FileState, Inode, InodeData, Meta};
 use super::usage::{entry_cost, Fail, INODE_BYTES};
-use super::{
-    check_name, is_dots, refuse_control, test_panic_point, Fs, NAME_MAX, PATH_MAX, ROOT_INO,
-};
+use super::{check_name, is_dots, test_panic_point, Fs, NAME_MAX, PATH_MAX, ROOT_INO};
 
 /// How many entries `readdir` collects under the directory lock before handing them out.
 const READDIR_BATCH: usize = 128;
@@ -24,12 +21,6 @@ impl Fs {
             return Err(Errno::ENAMETOOLONG);
         }
         test_panic_point("lookup", name);
-        if parent == ROOT_INO && name == CONTROL_NAME {
-            return self.control_attr(CONTROL_INO);
-        }
-        if is_virtual(parent) {
-            return self.control_lookup(parent, name);
-        }
         let dir = self.inode(parent)?;
         if is_dots(name) {
             return self.lookup_dots(&dir, name);
@@ -64,11 +55,23 @@ impl Fs {
         Ok(target.attr())
     }
 
+    /// Finds `name` in directory `parent` without taking a kernel reference: its inode
+    /// number and kind. For callers that only look, such as a read-only view of the tree.
+    pub fn peek_entry(&self, parent: u64, name: &[u8]) -> Result<(u64, FileKind)> {
+        let dir = self.inode(parent)?;
+        let data = dir.data.read();
+        let entry = data.dir()?.get(name).ok_or(Errno::ENOENT)?;
+        Ok((entry.ino, entry.kind))
+    }
+
+    /// The directory that holds directory `ino` (the root for the root), without taking a
+    /// kernel reference.
+    pub fn parent_of(&self, ino: u64) -> Result<u64> {
+        Ok(self.inode(ino)?.parent())
+    }
+
     /// Drops `n` kernel references to `ino`.
     pub fn forget(&self, ino: u64, n: u64) {
-        if is_virtual(ino) {
-            return;
-        }
         let Ok(inode) = self.inode_even_poisoned(ino) else {
             return;
         };
@@ -123,12 +126,6 @@ impl Fs {
         caller: Caller,
     ) -> std::result::Result<Arc<Inode>, Fail> {
         check_name(name)?;
-        if is_virtual(parent) {
-            return Err(Errno::EROFS.into());
-        }
-        if parent == ROOT_INO && name == CONTROL_NAME {
-            return Err(Errno::EEXIST.into());
-        }
         let _tree = self.tree_shared();
         let dir = self.inode(parent)?;
         let now = SystemTime::now();
@@ -265,17 +262,7 @@ impl Fs {
     }
 
     fn remove_entry(&self, parent: u64, name: &[u8], want_dir: bool) -> Result<()> {
-        if name.len() > NAME_MAX {
-            return Err(Errno::ENAMETOOLONG);
-        }
-        // What Linux answers for a last component "." or ".." (the kernel never sends them).
-        match (name, want_dir) {
-            (b".", true) => return Err(Errno::EINVAL),
-            (b"..", true) => return Err(Errno::ENOTEMPTY),
-            (b"." | b"..", false) => return Err(Errno::EISDIR),
-            _ => {}
-        }
-        refuse_control(parent, name)?;
+        check_removal_name(name, want_dir)?;
         let _tree = self.tree_shared();
         let dir = self.inode(parent)?;
         let now = SystemTime::now();
@@ -352,10 +339,6 @@ impl Fs {
     /// A hard link to `ino` named `name` in `parent`. ENOSPC when the entry would not fit.
     pub fn link(&self, ino: u64, parent: u64, name: &[u8]) -> Result<Attr> {
         check_name(name)?;
-        if is_virtual(ino) {
-            return Err(Errno::EROFS);
-        }
-        refuse_control(parent, name)?;
         self.with_room(|_| self.try_link(ino, parent, name))
     }
 
@@ -402,26 +385,7 @@ impl Fs {
         newname: &[u8],
         mode: RenameMode,
     ) -> Result<()> {
-        // Names in the order Linux's do_renameat2 checks them: empty names, "." and ".."
-        // (which the kernel resolves itself and never sends), the source (its length here,
-        // its existence below), and only then the new name.
-        if name.is_empty() || newname.is_empty() {
-            return Err(Errno::ENOENT);
-        }
-        if is_dots(name) {
-            return Err(Errno::EBUSY);
-        }
-        if is_dots(newname) {
-            return Err(match mode {
-                RenameMode::NoReplace => Errno::EEXIST,
-                _ => Errno::EBUSY,
-            });
-        }
-        if name.len() > NAME_MAX {
-            return Err(Errno::ENAMETOOLONG);
-        }
-        refuse_control(parent, name)?;
-        refuse_control(newparent, newname)?;
+        check_rename_names(name, newname, mode)?;
         // Moving between directories may change parent chains: run alone among namespace
         // changes, so counts move as a whole and the "into itself" check sees a still tree.
         let (_shared, _exclusive);
@@ -618,10 +582,6 @@ impl Fs {
     }
 
     pub fn opendir(&self, ino: u64, flags: i32) -> Result<u64> {
-        if is_virtual(ino) {
-            self.control_entries(ino)?;
-            return self.control_open(ino, flags);
-        }
         let inode = self.inode(ino)?;
         if inode.kind != FileKind::Directory {
             return Err(Errno::ENOTDIR);
@@ -630,9 +590,6 @@ impl Fs {
     }
 
     pub fn releasedir(&self, fh: u64) -> Result<()> {
-        if self.control_handle(fh, true) {
-            return Ok(());
-        }
         self.drop_handle(fh).map(|_| ())
     }
 
@@ -644,44 +601,7 @@ impl Fs {
         offset: u64,
         mut emit: impl FnMut(&DirEntry) -> bool,
     ) -> Result<()> {
-        if is_virtual(ino) {
-            return self.list_control(ino, offset, emit);
-        }
         self.list(ino, offset, |entry, _| emit(entry))
-    }
-
-    /// Lists a virtual directory: ".", "..", then its entries at cookies 3, 4, ...
-    fn list_control(
-        &self,
-        ino: u64,
-        offset: u64,
-        mut emit: impl FnMut(&DirEntry) -> bool,
-    ) -> Result<()> {
-        let mut entries = vec![
-            (b".".to_vec(), ino, FileKind::Directory),
-            (
-                b"..".to_vec(),
-                self.control_parent(ino),
-                FileKind::Directory,
-            ),
-        ];
-        entries.extend(self.control_entries(ino)?);
-        for (i, (name, child, kind)) in entries.into_iter().enumerate() {
-            let cookie = i as u64 + 1;
-            if cookie <= offset {
-                continue;
-            }
-            let entry = DirEntry {
-                ino: child,
-                offset: cookie,
-                kind,
-                name,
-            };
-            if emit(&entry) {
-                break;
-            }
-        }
-        Ok(())
     }
 
     /// Like `readdir`, with each entry's attributes. Every entry taken (other than "." and
@@ -692,12 +612,6 @@ impl Fs {
         offset: u64,
         mut emit: impl FnMut(&DirEntry, &Attr) -> bool,
     ) -> Result<()> {
-        if is_virtual(ino) {
-            return self.list_control(ino, offset, |e| match self.getattr(e.ino) {
-                Ok(attr) => emit(e, &attr),
-                Err(_) => false,
-            });
-        }
         self.list(ino, offset, |entry, inode| {
             let Some(inode) = inode else {
                 return false;
@@ -774,4 +688,42 @@ impl Fs {
             offset = batch.last().map_or(offset, |(e, _)| e.offset);
         }
     }
+}
+
+/// The checks of a name to unlink or rmdir (`want_dir`) that come before any lookup: its
+/// length, then what Linux answers for a last component "." or ".." (the kernel resolves
+/// those itself and never sends them).
+pub fn check_removal_name(name: &[u8], want_dir: bool) -> Result<()> {
+    if name.len() > NAME_MAX {
+        return Err(Errno::ENAMETOOLONG);
+    }
+    match (name, want_dir) {
+        (b".", true) => Err(Errno::EINVAL),
+        (b"..", true) => Err(Errno::ENOTEMPTY),
+        (b"." | b"..", false) => Err(Errno::EISDIR),
+        _ => Ok(()),
+    }
+}
+
+/// The checks of a rename's names that come before any lookup, in the order Linux's
+/// do_renameat2 makes them: empty names, "." and ".." (which the kernel resolves itself and
+/// never sends), the source's length (its existence is checked later), and only after that
+/// the new name.
+pub fn check_rename_names(name: &[u8], newname: &[u8], mode: RenameMode) -> Result<()> {
+    if name.is_empty() || newname.is_empty() {
+        return Err(Errno::ENOENT);
+    }
+    if is_dots(name) {
+        return Err(Errno::EBUSY);
+    }
+    if is_dots(newname) {
+        return Err(match mode {
+            RenameMode::NoReplace => Errno::EEXIST,
+            _ => Errno::EBUSY,
+        });
+    }
+    if name.len() > NAME_MAX {
+        return Err(Errno::ENAMETOOLONG);
+    }
+    Ok(())
 }

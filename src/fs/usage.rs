@@ -422,7 +422,7 @@ mod tests {
             fs.fsync(fh, false).unwrap();
         }
         fs.write(fh, 1 << 20, b"dirty, never committed").unwrap();
-        assert!(fs.stats().dirty_bytes > 0);
+        assert!(fs.dirty_bytes() > 0);
         fs.setxattr(a, b"user.x", b"value", 0).unwrap();
         fs.setxattr(a, b"user.x", b"a longer value", 0).unwrap();
         fs.setxattr(b, b"user.y", &[7u8; 1000], 0).unwrap();
@@ -472,7 +472,7 @@ mod tests {
         check(&fs);
         assert_eq!(fs.used_bytes(), baseline);
         assert_eq!(fs.store().stats().chunks, 0);
-        assert_eq!(fs.stats().dirty_bytes, 0);
+        assert_eq!(fs.dirty_bytes(), 0);
         assert_eq!(fs.inode_count(), 1);
     }
 
@@ -515,11 +515,11 @@ mod tests {
             len += c.len();
         }
         assert!(fs.capacity() - fs.used_bytes() < 4096);
-        let dirty = fs.stats().dirty_bytes;
+        let dirty = fs.dirty_bytes();
         assert_eq!(dirty, len as u64);
         assert_eq!(fs.flush(fh), Err(Errno::ENOSPC));
         assert_eq!(fs.fsync(fh, false), Err(Errno::ENOSPC));
-        assert_eq!(fs.stats().dirty_bytes, dirty);
+        assert_eq!(fs.dirty_bytes(), dirty);
         assert_eq!(read_all(&fs, fh), data[..len]);
         assert!(fs.versions(ino).unwrap().is_empty());
         assert!(fs.used_bytes() <= fs.capacity());
@@ -528,7 +528,7 @@ mod tests {
         fs.unlink(ROOT_INO, b"other").unwrap();
         fs.forget(other, 1);
         assert_eq!(fs.flush(fh), Ok(Some(1)));
-        assert_eq!(fs.stats().dirty_bytes, 0);
+        assert_eq!(fs.dirty_bytes(), 0);
         assert_eq!(read_all(&fs, fh), data[..len]);
         fs.release(fh).unwrap();
         assert!(fs.used_bytes() <= fs.capacity());
@@ -730,7 +730,7 @@ mod tests {
         assert_eq!(after.files - after.ffree, 2);
         fs.flush(fh).unwrap();
         fs.release(fh).unwrap();
-        let s = fs.stats();
+        let s = crate::control::stats(&fs);
         assert_eq!(s.capacity_bytes, 64 * MIB);
         assert_eq!(s.used_bytes, fs.used_bytes());
         assert!(s.used_bytes >= s.stored_bytes + s.metadata_bytes);
