@@ -430,6 +430,9 @@ impl Fs {
                 return Err(Errno::EINVAL);
             }
         }
+        // A directory being replaced stays locked from its emptiness check to its removal
+        // (as rmdir holds it), so nothing can be made in it in between and orphaned.
+        let mut replaced_dir = None;
         if mode != RenameMode::Exchange {
             if let Some(dst) = &dst {
                 // A target that is an ancestor of the source is not empty (and may be the
@@ -447,9 +450,13 @@ impl Fs {
                     (true, false) => return Err(Errno::ENOTDIR),
                     (false, true) => return Err(Errno::EISDIR),
                     (true, true) => {
-                        if !dst.data.read().dir()?.is_empty() {
+                        // A child of the target parent, which is not above the source's
+                        // parent (checked above): ancestor before descendant.
+                        let data = dst.data.write();
+                        if !data.dir()?.is_empty() {
                             return Err(Errno::ENOTEMPTY);
                         }
+                        replaced_dir = Some(data);
                     }
                     _ => {}
                 }
@@ -520,7 +527,10 @@ impl Fs {
                 dmeta.nlink += 1;
             }
             if let Some(dst) = &dst {
-                let mut ddata = dst.data.write();
+                let mut ddata = match replaced_dir.take() {
+                    Some(data) => data,
+                    None => dst.data.write(),
+                };
                 if dst.kind == FileKind::Directory {
                     ddata.meta.nlink = 0;
                     dmeta.nlink -= 1;
@@ -530,6 +540,7 @@ impl Fs {
                 ddata.meta.ctime = now;
             }
         }
+        drop(replaced_dir);
         drop(dst_guard);
         drop(src_guard);
         // One entry is left where there were one or two; its name may be longer.
