@@ -451,13 +451,13 @@ impl Filesystem for MemFuse {
                 ..Args::default()
             },
             reply,
-            |_| match {
+            |_| {
                 panic_if_asked(name);
-                self.fs.lookup(parent.0, name.as_bytes())
-            } {
-                Ok(attr) => Ok(Some(attr)),
-                Err(fs::Errno::ENOENT) => Ok(None),
-                Err(e) => Err(e),
+                match self.fs.lookup(parent.0, name.as_bytes()) {
+                    Ok(attr) => Ok(Some(attr)),
+                    Err(fs::Errno::ENOENT) => Ok(None),
+                    Err(e) => Err(e),
+                }
             },
             |r, found| match found {
                 Some(attr) => self.entry(r, attr),

@@ -84,8 +84,8 @@ pub fn log(path: &Path) -> Result<()> {
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
-        "{:>7}  {:<27}  {:>12}  {:>7}  {:>12}  {}",
-        "version", "time", "size", "chunks", "new bytes", "cause"
+        "{:>7}  {:<27}  {:>12}  {:>7}  {:>12}  cause",
+        "version", "time", "size", "chunks", "new bytes"
     )?;
     for v in &versions {
         writeln!(

@@ -24,6 +24,9 @@ struct NewNode<'a> {
     caller: Caller,
 }
 
+/// "." or ".." in a listing: its cookie, its name and its inode, if still live.
+type Dot<'a> = (u64, &'static [u8], Option<&'a Arc<Inode>>);
+
 /// How many entries `readdir` collects under the directory lock before handing them out.
 const READDIR_BATCH: usize = 128;
 
@@ -733,8 +736,7 @@ impl Fs {
         let dir = self.inode(ino)?;
         if offset < 2 {
             let parent = self.inode(dir.parent()).ok();
-            let dots: [(u64, &[u8], Option<&Arc<Inode>>); 2] =
-                [(1, b".", Some(&dir)), (2, b"..", parent.as_ref())];
+            let dots: [Dot; 2] = [(1, b".", Some(&dir)), (2, b"..", parent.as_ref())];
             for (cookie, name, inode) in dots {
                 if offset >= cookie {
                     continue;
