@@ -9,6 +9,7 @@ pub mod fs;
 pub mod fuse;
 pub mod mount;
 pub mod store;
+pub(crate) mod sync;
 #[doc(hidden)]
 pub mod testdata;
 pub mod trace;

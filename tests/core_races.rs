@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use memfs::fs::{Caller, Errno, Fs, FsConfig, RenameMode, ROOT_INO};
 
-/// Operations per worker thread: enough to hit the old rename race (it took about 2,500
-/// iterations), few enough to finish in a few seconds in a debug build.
+/// Operations per worker thread: the old rename race broke the tree within 15,000 to
+/// 120,000 operations of all workers here; a few seconds in a debug build.
 const ITERATIONS: u64 = 30_000;
 /// A wall-clock bound as well, for slow or heavily shared machines.
 const TIME_LIMIT: Duration = Duration::from_secs(10);

@@ -2,16 +2,15 @@
 //! kernel protocol and the descendant counts need outside that lock.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
-
-use parking_lot::RwLock;
 
 use super::attr::{Attr, FileKind};
 use super::content::FileContent;
 use super::dir::Directory;
 use super::error::{Errno, Result};
 use super::version::History;
+use crate::sync::atomic::{AtomicU64, Ordering};
+use crate::sync::RwLock;
 
 /// Size `stat` shows for a directory: 20 bytes per entry plus "." and "..", as tmpfs does.
 const DIRENT_SIZE: u64 = 20;
