@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use memfs::fs::{Caller, Errno, Fs, FsConfig, RenameMode, ROOT_INO};
 
-/// Operations per worker thread: the old rename race broke the tree within 15,000 to
+/// Operations per worker thread: the old rename race broke the tree within 3,000 to
 /// 120,000 operations of all workers here; a few seconds in a debug build.
 const ITERATIONS: u64 = 30_000;
 /// A wall-clock bound as well, for slow or heavily shared machines.
