@@ -54,3 +54,5 @@ export FSX
 
 cargo build --all-targets --quiet
 cargo test --all-targets -- --color never "$@"
+# The model check of the namespace's locking, with shuttle's locks in place of parking_lot's.
+cargo test --features shuttle --test shuttle_namespace -- --color never

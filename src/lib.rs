@@ -13,6 +13,7 @@ pub mod fuse;
 pub mod mount;
 pub mod router;
 pub mod store;
+pub(crate) mod sync;
 #[doc(hidden)]
 pub mod testdata;
 pub mod trace;

@@ -2107,14 +2107,17 @@ fn lseek_never_skips_data_still_in_the_kernel_cache() {
     let f = two_extent_file(&m.join("sparse"));
     assert_eq!(lseek(&f, 0, libc::SEEK_DATA), Ok(0), "SEEK_DATA(0)");
     let hole = lseek(&f, 0, libc::SEEK_HOLE).unwrap();
-    assert!(hole >= K64 && hole <= 2 * M1, "SEEK_HOLE(0) = {hole}");
+    assert!((K64..=2 * M1).contains(&hole), "SEEK_HOLE(0) = {hole}");
     let data = lseek(&f, K64, libc::SEEK_DATA).unwrap();
     assert!(
-        data >= K64 && data <= M1,
+        (K64..=M1).contains(&data),
         "SEEK_DATA(64K) = {data} skips the data at 1M"
     );
     let hole = lseek(&f, M1, libc::SEEK_HOLE).unwrap();
-    assert!(hole >= M1 + K64 && hole <= 2 * M1, "SEEK_HOLE(1M) = {hole}");
+    assert!(
+        (M1 + K64..=2 * M1).contains(&hole),
+        "SEEK_HOLE(1M) = {hole}"
+    );
     expect_errno(
         lseek(&f, 2 * M1, libc::SEEK_DATA),
         libc::ENXIO,
@@ -2386,9 +2389,9 @@ fn concurrent_creates_renames_and_unlinks() {
         "temporary names left"
     );
     assert_eq!(listed.len(), 4 * (500 - 167) + 4);
-    for s in 0..SUBDIRS {
+    for (s, &is_in_p2) in in_p2.iter().enumerate() {
         let name = format!("s{s}");
-        let (home, other) = if in_p2[s] { (&p2, &p1) } else { (&p1, &p2) };
+        let (home, other) = if is_in_p2 { (&p2, &p1) } else { (&p1, &p2) };
         let d = home.join(&name);
         assert_eq!(fs::read(d.join("a")).unwrap(), format!("a{s}").as_bytes());
         assert_eq!(

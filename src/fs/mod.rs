@@ -6,8 +6,14 @@
 //!    directories (the one change that rewrites parent chains, so descendant counts and the
 //!    "into itself" check see a still tree).
 //! 2. Directory data locks, ancestor before descendant; a cross-directory rename (alone under
-//!    the exclusive tree lock) takes its two parents in any order.
+//!    the exclusive tree lock) takes its two parents in any order. A directory that rmdir or
+//!    rename removes stays locked (after its parent) from its emptiness check to its removal.
 //! 3. Leaf inode data locks.
+//! 4. The inode and handle tables' DashMap shard locks: innermost and brief (a lookup, insert
+//!    or remove plus an `Arc` clone); nothing else is locked or awaited while one is held.
+//!
+//! The locks and atomics come from `crate::sync`: parking_lot's, or shuttle's for the model
+//! check of this locking (tests/shuttle_namespace.rs).
 //!
 //! Lookups, readdir and getattr take one inode lock at a time and never hold two, so they
 //! cannot take part in a cycle. File reads and writes take only their file's lock.
@@ -46,18 +52,17 @@ pub use usage::{
 pub use version::{CommitCause, History, Version};
 pub use versions::{VersionInfo, VersionReader, VersionStat};
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use dashmap::DashMap;
-use parking_lot::{Mutex, RwLock};
 
 use crate::store::{Chunker, ContentStore, MemoryStore};
+use crate::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use crate::sync::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use dir::Directory;
 use inode::{Body, Inode, Meta};
-use parking_lot::{RwLockReadGuard, RwLockWriteGuard};
 
 /// The inode number of the root directory.
 pub const ROOT_INO: u64 = 1;

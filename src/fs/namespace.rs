@@ -11,6 +11,21 @@ use super::inode::{attr_of, Body, FileState, Inode, InodeData, Meta};
 use super::usage::{entry_cost, Fail, INODE_BYTES};
 use super::{check_name, is_dots, test_panic_point, Fs, NAME_MAX, PATH_MAX, ROOT_INO};
 
+/// A node to create: its name, what it is, and who makes it.
+struct NewNode<'a> {
+    name: &'a [u8],
+    kind: FileKind,
+    /// The requested mode; only its permission bits are used.
+    perm: u32,
+    /// The device number of a device node (0 for anything else).
+    rdev: u32,
+    body: Body,
+    caller: Caller,
+}
+
+/// "." or ".." in a listing: its cookie, its name and its inode, if still live.
+type Dot<'a> = (u64, &'static [u8], Option<&'a Arc<Inode>>);
+
 /// How many entries `readdir` collects under the directory lock before handing them out.
 const READDIR_BATCH: usize = 128;
 
@@ -86,45 +101,39 @@ impl Fs {
         }
     }
 
-    /// Creates a new inode named `name` in `parent`. `perm` has the permission bits.
-    /// ENOSPC when its metadata would not fit.
-    #[allow(clippy::too_many_arguments)]
-    fn create_node(
-        &self,
-        parent: u64,
-        name: &[u8],
-        kind: FileKind,
-        perm: u32,
-        rdev: u32,
-        body: Body,
-        caller: Caller,
-    ) -> Result<Arc<Inode>> {
+    /// Creates the inode `node` describes in `parent`. ENOSPC when its metadata would not fit.
+    fn create_node(&self, parent: u64, node: NewNode) -> Result<Arc<Inode>> {
         // The inode, its entry and name, and a symlink's target.
-        let target = match &body {
+        let target = match &node.body {
             Body::Symlink(t) => t.len() as u64,
             _ => 0,
         };
         let cost = INODE_BYTES
-            .saturating_add(entry_cost(name))
+            .saturating_add(entry_cost(node.name))
             .saturating_add(target);
-        let mut body = Some(body);
-        self.with_room(|_| {
-            self.try_create_node(parent, name, kind, perm, rdev, &mut body, cost, caller)
-        })
+        // The node moves into the file system on the attempt that succeeds; a retry after
+        // making room finds it still here.
+        let mut node = Some(node);
+        self.with_room(|_| self.try_create_node(parent, &mut node, cost))
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn try_create_node(
         &self,
         parent: u64,
-        name: &[u8],
-        kind: FileKind,
-        perm: u32,
-        rdev: u32,
-        body: &mut Option<Body>,
+        node: &mut Option<NewNode>,
         cost: u64,
-        caller: Caller,
     ) -> std::result::Result<Arc<Inode>, Fail> {
+        let Some(&NewNode {
+            name,
+            kind,
+            perm,
+            rdev,
+            caller,
+            ..
+        }) = node.as_ref()
+        else {
+            return Err(Errno::EIO.into());
+        };
         check_name(name)?;
         let _tree = self.tree_shared();
         let dir = self.inode(parent)?;
@@ -139,7 +148,7 @@ impl Fs {
                 return Err(Errno::EEXIST.into());
             }
             self.charge_meta(cost)?;
-            let Some(body) = body.take() else {
+            let Some(NewNode { body, .. }) = node.take() else {
                 self.release_meta(cost);
                 return Err(Errno::EIO.into());
             };
@@ -192,14 +201,34 @@ impl Fs {
             _ => 0,
         };
         Ok(self
-            .create_node(parent, name, kind, mode, rdev, body, caller)?
+            .create_node(
+                parent,
+                NewNode {
+                    name,
+                    kind,
+                    perm: mode,
+                    rdev,
+                    body,
+                    caller,
+                },
+            )?
             .attr())
     }
 
     pub fn mkdir(&self, parent: u64, name: &[u8], mode: u32, caller: Caller) -> Result<Attr> {
         let body = Body::Dir(Directory::default());
         Ok(self
-            .create_node(parent, name, FileKind::Directory, mode, 0, body, caller)?
+            .create_node(
+                parent,
+                NewNode {
+                    name,
+                    kind: FileKind::Directory,
+                    perm: mode,
+                    rdev: 0,
+                    body,
+                    caller,
+                },
+            )?
             .attr())
     }
 
@@ -209,7 +238,17 @@ impl Fs {
         }
         let body = Body::Symlink(target.into());
         Ok(self
-            .create_node(parent, name, FileKind::Symlink, 0o777, 0, body, caller)?
+            .create_node(
+                parent,
+                NewNode {
+                    name,
+                    kind: FileKind::Symlink,
+                    perm: 0o777,
+                    rdev: 0,
+                    body,
+                    caller,
+                },
+            )?
             .attr())
     }
 
@@ -224,7 +263,15 @@ impl Fs {
         caller: Caller,
     ) -> Result<(Attr, u64)> {
         let body = Body::File(FileState::default());
-        match self.create_node(parent, name, FileKind::Regular, mode, 0, body, caller) {
+        let node = NewNode {
+            name,
+            kind: FileKind::Regular,
+            perm: mode,
+            rdev: 0,
+            body,
+            caller,
+        };
+        match self.create_node(parent, node) {
             Ok(inode) => {
                 let attr = inode.attr();
                 let fh = self.new_handle(inode, flags);
@@ -440,6 +487,9 @@ impl Fs {
                 return Err(Errno::EINVAL);
             }
         }
+        // A directory being replaced stays locked from its emptiness check to its removal
+        // (as rmdir holds it), so nothing can be made in it in between and orphaned.
+        let mut replaced_dir = None;
         if mode != RenameMode::Exchange {
             if let Some(dst) = &dst {
                 // A target that is an ancestor of the source is not empty (and may be the
@@ -457,9 +507,13 @@ impl Fs {
                     (true, false) => return Err(Errno::ENOTDIR),
                     (false, true) => return Err(Errno::EISDIR),
                     (true, true) => {
-                        if !dst.data.read().dir()?.is_empty() {
+                        // A child of the target parent, which is not above the source's
+                        // parent (checked above): ancestor before descendant.
+                        let data = dst.data.write();
+                        if !data.dir()?.is_empty() {
                             return Err(Errno::ENOTEMPTY);
                         }
+                        replaced_dir = Some(data);
                     }
                     _ => {}
                 }
@@ -530,7 +584,10 @@ impl Fs {
                 dmeta.nlink += 1;
             }
             if let Some(dst) = &dst {
-                let mut ddata = dst.data.write();
+                let mut ddata = match replaced_dir.take() {
+                    Some(data) => data,
+                    None => dst.data.write(),
+                };
                 if dst.kind == FileKind::Directory {
                     ddata.meta.nlink = 0;
                     dmeta.nlink -= 1;
@@ -540,6 +597,7 @@ impl Fs {
                 ddata.meta.ctime = now;
             }
         }
+        drop(replaced_dir);
         drop(dst_guard);
         drop(src_guard);
         // One entry is left where there were one or two; its name may be longer.
@@ -638,8 +696,7 @@ impl Fs {
         let dir = self.inode(ino)?;
         if offset < 2 {
             let parent = self.inode(dir.parent()).ok();
-            let dots: [(u64, &[u8], Option<&Arc<Inode>>); 2] =
-                [(1, b".", Some(&dir)), (2, b"..", parent.as_ref())];
+            let dots: [Dot; 2] = [(1, b".", Some(&dir)), (2, b"..", parent.as_ref())];
             for (cookie, name, inode) in dots {
                 if offset >= cookie {
                     continue;

@@ -19,7 +19,6 @@
 //! data as it was, readable and committable later.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -28,6 +27,7 @@ use super::error::{Errno, Result};
 use super::inode::{Body, Inode, InodeData};
 use super::Fs;
 use crate::store::{ChunkId, ContentStore, PieceData, Recipe, RecipeRef};
+use crate::sync::atomic::{AtomicU64, Ordering};
 
 // What each thing costs, in heap bytes: measured with a counting allocator (glibc on x86-64,
 // usable size plus malloc's 8-byte header) over 100,000 of each, then rounded up a little.
