@@ -14,9 +14,10 @@ use signal_hook::iterator::Signals;
 use tracing::{info, warn};
 
 use crate::fs::{Fs, FsConfig};
-use crate::fuse::{KernelOptions, MemFuse};
+use crate::request::KernelOptions;
 use crate::store::Chunker;
 use crate::trace::{Header, Tracer};
+use crate::transport::fuser::MemFuse;
 
 #[derive(Clone, Debug)]
 pub struct MountConfig {
