@@ -227,3 +227,6 @@ impl Server {
         Entry::negative(self.options.ttl)
     }
 }
+
+#[cfg(test)]
+mod tests;
