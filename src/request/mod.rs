@@ -23,7 +23,7 @@ pub use namespace::{Create, Link, Lookup, Mkdir, Mknod, Rename, Rmdir, Symlink, 
 pub use recording::{Args, Noted};
 pub use reply::{
     Attributes, Committed, Created, DirPlusSink, DirSink, Entry, Opened, Xattr, XattrValue,
-    FOPEN_CACHE_DIR, FOPEN_DIRECT_IO, FOPEN_KEEP_CACHE, GENERATION,
+    FOPEN_CACHE_DIR, FOPEN_DIRECT_IO, GENERATION,
 };
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
