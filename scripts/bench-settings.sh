@@ -10,15 +10,20 @@
 #   -o OUT_DIR    results directory (default /tmp/bench-settings/run-TIMESTAMP);
 #                 gets raw.csv (one row per measurement), summary.txt, setup.txt
 #                 and logs/ (memfs's stderr per mount).
-#   -w WORKLOADS  comma-separated subset of: clone,untar-redis,untar-pg,untar-pg-bz2
-#                 (default: all that have their input on this machine).
+#   -w WORKLOADS  comma-separated subset of: clone,build,untar-redis,untar-pg,untar-pg-bz2
+#                 (default: all but build that have their input on this machine).
 #   VARIANT       NAME:MEMFS-OPTIONS, e.g. 'nowb:--no-writeback-cache' or
-#                 'ttl0:--ttl 0'; 'default:' is memfs without options. The target
+#                 'ttl0:--ttl 0'; 'default:' is memfs without options. Options may
+#                 start with 'bin=PATH' to run another memfs binary for that target,
+#                 so two builds compare in one interleaved run, e.g.
+#                 'before:bin=/tmp/memfs-old' 'after:'. The target
 #                 'tmpfs' (mount -t tmpfs) is always run first and is the baseline.
 #                 Without variants: default nowb ttl0 noplus t1 t4 noclone w128k.
 #
 # Workloads, each on a fresh mount of each target:
 #   clone         git clone -q --no-local $REDIS_REPO DIR/redis
+#   build         the clone above, then make -j$(nproc) in it (recorded as clone-b and
+#                 build; the build is checked by running the redis-server it made)
 #   untar-redis   tar -xzf $REDIS_TGZ -C DIR, then the walk below twice
 #   untar-pg      tar -xf  of the PostgreSQL 15 orig tarball decompressed once
 #                 up front (so bzip2's CPU time does not hide the file system),
@@ -91,7 +96,7 @@ IFS=, read -r -a WL <<<"$WORKLOADS"
 PG_TAR=""
 for w in "${WL[@]}"; do
     case $w in
-        clone) [ -d "$REDIS_REPO" ] || die "no $REDIS_REPO" ;;
+        clone | build) [ -d "$REDIS_REPO" ] || die "no $REDIS_REPO" ;;
         untar-redis) [ -f "$REDIS_TGZ" ] || die "no $REDIS_TGZ" ;;
         untar-pg | untar-pg-bz2) [ -f "$PG_ARCHIVE" ] || die "no PostgreSQL tarball (PG_ARCHIVE)" ;;
         *) die "unknown workload $w" ;;
@@ -147,7 +152,12 @@ trap 'exit 143' TERM
 CUR_PID=""
 # mount_target NAME OPTS DIR LOG: mount a fresh, empty target at DIR.
 mount_target() {
-    local name=$1 opts=$2 dir=$3 log=$4 i
+    local name=$1 opts=$2 dir=$3 log=$4 i bin=$BIN
+    if [[ $opts == bin=* ]]; then
+        bin=${opts%% *}
+        bin=${bin#bin=}
+        [[ $opts == *" "* ]] && opts=${opts#* } || opts=""
+    fi
     rm -rf "$dir"
     mkdir -p "$dir"
     if [ "$name" = tmpfs ]; then
@@ -159,7 +169,7 @@ mount_target() {
     # Own session: a Ctrl-C meant for this script must not reach memfs, which would
     # detach its busy mount under the running workload; cleanup unmounts it instead.
     # shellcheck disable=SC2086 # options are meant to split into words
-    setsid -w "$BIN" mount "$dir" $opts 2>"$log" </dev/null &
+    setsid -w "$bin" mount "$dir" $opts 2>"$log" </dev/null &
     CUR_PID=$!
     PIDS+=("$CUR_PID")
     MOUNTED+=("$dir")
@@ -223,6 +233,7 @@ mark_bad() { # mark_bad WORKLOAD TARGET ROUND REASON: flag that row in raw.csv
 }
 
 do_clone() { git clone -q --no-local "$REDIS_REPO" "$1/redis"; }
+do_build() { make -C "$1/redis" -j"$(nproc)" >"$2" 2>&1; }
 do_untar() { tar -x"$2"f "$3" -C "$1"; }
 do_walk() { find "$1" -type f -print0 | xargs -0 stat --format=%s >/dev/null; }
 tree_sig() { # "FILES BYTES" under DIR
@@ -255,6 +266,12 @@ run_one() { # run_one WORKLOAD TARGET-INDEX ROUND
             timed clone "$name" "$r" do_clone "$dir"
             [ "$LAST_STATUS" != ok ] || check clone "$name" "$r" "dirty=$(clone_sig "$dir")"
             timed clone:sync "$name" "$r" sync -f "$dir"
+            ;;
+        build)
+            timed clone-b "$name" "$r" do_clone "$dir"
+            timed build "$name" "$r" do_build "$dir" "$OUT/logs/$name-r$r-make.log"
+            [ "$LAST_STATUS" != ok ] || check build "$name" "$r" \
+                "$("$dir/redis/src/redis-server" --version | grep -o 'v=[0-9.]*')"
             ;;
         untar-redis | untar-pg | untar-pg-bz2)
             local archive flag tree=${wl#untar-}

@@ -11,7 +11,7 @@ use super::error::{Errno, Result};
 use super::inode::Inode;
 use super::usage::{bytes_freed, version_cost, Fail};
 use super::version::CommitCause;
-use super::{is_writable, Fs};
+use super::{is_writable, test_panic_point, Fs};
 
 /// `fallocate` modes memfs knows (the rest answer EOPNOTSUPP, as on tmpfs).
 const FALLOC_FL_KEEP_SIZE: i32 = libc::FALLOC_FL_KEEP_SIZE;
@@ -79,7 +79,10 @@ impl Fs {
             let growth = content.write_growth(offset, bytes.len() as u64);
             self.charge_dirty(growth)?;
             match content.write(offset, bytes) {
-                Ok(delta) => self.add_dirty(delta.saturating_sub(growth as i64)),
+                Ok(delta) => {
+                    test_panic_point("write", bytes);
+                    self.add_dirty(delta.saturating_sub(growth as i64))
+                }
                 Err(e) => {
                     self.release_dirty(growth);
                     return Err(e.into());
@@ -132,6 +135,10 @@ impl Fs {
     /// new version's number. ENOSPC if the result does not fit even after dropping old
     /// versions: then nothing changes, the changes stay dirty and readable.
     pub(super) fn commit(&self, inode: &Inode, cause: CommitCause) -> Result<Option<u64>> {
+        // Half-changed content is never made a version.
+        if inode.is_poisoned() {
+            return Err(Errno::EIO);
+        }
         self.with_room(|second_try| self.try_commit(inode, cause, second_try))
     }
 

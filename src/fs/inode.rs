@@ -2,10 +2,11 @@
 //! kernel protocol and the descendant counts need outside that lock.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::time::SystemTime;
 
-use parking_lot::RwLock;
+use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use super::attr::{Attr, FileKind};
 use super::content::FileContent;
@@ -117,11 +118,116 @@ impl InodeData {
     }
 }
 
+/// Events that may have left counts half-updated, in this process: each inode write lock
+/// or namespace change a panic cut short, and each removal of a poisoned directory, adds
+/// one. Process-wide because the guards that see the panic know no `Fs`; a file system
+/// that finds it moved repairs itself (see `Fs::repair`), and a repair where nothing was
+/// wrong changes nothing.
+static DAMAGE_SEEN: AtomicU64 = AtomicU64::new(0);
+
+/// How many such events there have been so far.
+pub fn damage_seen() -> u64 {
+    DAMAGE_SEEN.load(Ordering::Acquire)
+}
+
+/// Counts an event after which the counts must be recounted before they are trusted.
+pub fn note_damage() {
+    DAMAGE_SEEN.fetch_add(1, Ordering::AcqRel);
+}
+
+/// `InodeLock::state`: no writer has panicked holding the lock.
+const CLEAN: u8 = 0;
+/// A writer panicked; not yet logged.
+const POISONED: u8 = 1;
+/// A writer panicked, and that has been logged.
+const POISONED_LOGGED: u8 = 2;
+
+/// An inode's data behind a read-write lock that remembers a writer that panicked.
+/// parking_lot locks do not poison, so without this a request that panicked halfway through
+/// a change would leave the change half-made for the next one to serve. A write guard
+/// dropped while its thread unwinds marks the inode poisoned instead; from then on the core
+/// answers EIO for it (`Fs::inode`, `Fs::handle`), and only removing its names and letting
+/// it be freed is allowed.
+#[derive(Debug)]
+pub struct InodeLock {
+    lock: RwLock<InodeData>,
+    state: AtomicU8,
+}
+
+impl InodeLock {
+    fn new(data: InodeData) -> InodeLock {
+        InodeLock {
+            lock: RwLock::new(data),
+            state: AtomicU8::new(CLEAN),
+        }
+    }
+
+    pub fn read(&self) -> RwLockReadGuard<'_, InodeData> {
+        self.lock.read()
+    }
+
+    pub fn write(&self) -> InodeWriteGuard<'_> {
+        InodeWriteGuard {
+            guard: self.lock.write(),
+            state: &self.state,
+        }
+    }
+
+    /// Whether a writer panicked while holding the lock: the data may be half-changed.
+    pub fn is_poisoned(&self) -> bool {
+        self.state.load(Ordering::Acquire) != CLEAN
+    }
+
+    /// Whether the inode was poisoned since the last call (so that it is logged once).
+    pub fn take_unlogged_poison(&self) -> bool {
+        self.state
+            .compare_exchange(
+                POISONED,
+                POISONED_LOGGED,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_ok()
+    }
+}
+
+/// Write access to an inode's data; poisons the inode if dropped by a panic.
+pub struct InodeWriteGuard<'a> {
+    guard: RwLockWriteGuard<'a, InodeData>,
+    state: &'a AtomicU8,
+}
+
+impl Deref for InodeWriteGuard<'_> {
+    type Target = InodeData;
+
+    fn deref(&self) -> &InodeData {
+        &self.guard
+    }
+}
+
+impl DerefMut for InodeWriteGuard<'_> {
+    fn deref_mut(&mut self) -> &mut InodeData {
+        &mut self.guard
+    }
+}
+
+impl Drop for InodeWriteGuard<'_> {
+    fn drop(&mut self) {
+        // One relaxed load of a global counter on the normal path.
+        if std::thread::panicking() {
+            if self.state.load(Ordering::Acquire) == CLEAN {
+                self.state.store(POISONED, Ordering::Release);
+            }
+            note_damage();
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct Inode {
     pub ino: u64,
     pub kind: FileKind,
-    pub data: RwLock<InodeData>,
+    pub data: InodeLock,
     /// References the kernel holds (lookup counts, released by forget).
     pub lookups: AtomicU64,
     /// Open file and directory handles.
@@ -139,7 +245,7 @@ impl Inode {
         Inode {
             ino,
             kind,
-            data: RwLock::new(InodeData { meta, body }),
+            data: InodeLock::new(InodeData { meta, body }),
             lookups: AtomicU64::new(0),
             opens: AtomicU64::new(0),
             writers: AtomicU64::new(0),
@@ -158,6 +264,10 @@ impl Inode {
 
     pub fn descendants(&self) -> u64 {
         self.descendants.load(Ordering::Acquire)
+    }
+
+    pub fn is_poisoned(&self) -> bool {
+        self.data.is_poisoned()
     }
 }
 

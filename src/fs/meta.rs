@@ -173,6 +173,7 @@ impl Fs {
         }
         let inode = self.inode(ino)?;
         if name == DESCENDANTS_XATTR && inode.kind == FileKind::Directory {
+            self.repair_if_needed();
             return Ok(inode.descendants().to_string().into_bytes());
         }
         if name == VERSIONS_XATTR && inode.kind == FileKind::Regular {
@@ -230,6 +231,7 @@ impl Fs {
         let inode = self.inode(ino)?;
         let is_dir = matches!(inode.data.read().body, Body::Dir(_));
         if is_dir {
+            self.repair_if_needed();
             Ok(inode.descendants())
         } else {
             Err(Errno::ENOTDIR)

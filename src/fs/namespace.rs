@@ -10,7 +10,9 @@ use super::dir::Directory;
 use super::error::{Errno, Result};
 use super::inode::{attr_of, Body, FileState, Inode, InodeData, Meta};
 use super::usage::{entry_cost, Fail, INODE_BYTES};
-use super::{check_name, is_dots, refuse_control, Fs, NAME_MAX, PATH_MAX, ROOT_INO};
+use super::{
+    check_name, is_dots, refuse_control, test_panic_point, Fs, NAME_MAX, PATH_MAX, ROOT_INO,
+};
 
 /// How many entries `readdir` collects under the directory lock before handing them out.
 const READDIR_BATCH: usize = 128;
@@ -21,6 +23,7 @@ impl Fs {
         if name.len() > NAME_MAX {
             return Err(Errno::ENAMETOOLONG);
         }
+        test_panic_point("lookup", name);
         if parent == ROOT_INO && name == CONTROL_NAME {
             return self.control_attr(CONTROL_INO);
         }
@@ -34,7 +37,9 @@ impl Fs {
         let child = {
             let data = dir.data.read();
             let entry = data.dir()?.get(name).ok_or(Errno::ENOENT)?;
-            let child = self.inode(entry.ino)?;
+            // A poisoned child is still found, so that its name can be removed; every
+            // request on the inode itself answers EIO.
+            let child = self.inode_even_poisoned(entry.ino)?;
             // Counted while the entry is pinned by the directory lock, so an unlink that
             // follows sees the reference and keeps the inode.
             child.lookups.fetch_add(1, Ordering::AcqRel);
@@ -48,7 +53,7 @@ impl Fs {
     fn lookup_dots(&self, dir: &Arc<Inode>, name: &[u8]) -> Result<Attr> {
         // Shared, so no rename can move `dir` away from its parent meanwhile; the parent
         // holds `dir` and so cannot be removed either.
-        let _tree = self.tree_lock.read();
+        let _tree = self.tree_shared();
         dir.data.read().dir()?;
         let target = if name == b"." {
             dir.clone()
@@ -64,7 +69,9 @@ impl Fs {
         if is_virtual(ino) {
             return;
         }
-        let Ok(inode) = self.inode(ino) else { return };
+        let Ok(inode) = self.inode_even_poisoned(ino) else {
+            return;
+        };
         let prev = inode
             .lookups
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| {
@@ -122,7 +129,7 @@ impl Fs {
         if parent == ROOT_INO && name == CONTROL_NAME {
             return Err(Errno::EEXIST.into());
         }
-        let _tree = self.tree_lock.read();
+        let _tree = self.tree_shared();
         let dir = self.inode(parent)?;
         let now = SystemTime::now();
         let inode = {
@@ -158,6 +165,9 @@ impl Fs {
             inode.lookups.store(1, Ordering::Release);
             self.inodes.insert(ino, inode.clone());
             entries.set(name, ino, kind);
+            if kind == FileKind::Directory {
+                test_panic_point("mkdir", name);
+            }
             dmeta.touch_modified(now);
             inode
         };
@@ -266,7 +276,7 @@ impl Fs {
             _ => {}
         }
         refuse_control(parent, name)?;
-        let _tree = self.tree_lock.read();
+        let _tree = self.tree_shared();
         let dir = self.inode(parent)?;
         let now = SystemTime::now();
         let child = {
@@ -279,11 +289,13 @@ impl Fs {
                 (false, true) => return Err(Errno::EISDIR),
                 _ => {}
             }
-            let child = self.inode(entry.ino)?;
+            let child = self.inode_even_poisoned(entry.ino)?;
             {
                 let mut cdata = child.data.write();
                 if is_dir {
-                    if !cdata.dir()?.is_empty() {
+                    // A poisoned directory goes with whatever it holds: nothing in it can
+                    // be reached to be removed first.
+                    if !cdata.dir()?.is_empty() && !child.is_poisoned() {
                         return Err(Errno::ENOTEMPTY);
                     }
                     cdata.meta.nlink = 0;
@@ -298,9 +310,43 @@ impl Fs {
             child
         };
         self.release_meta(entry_cost(name));
-        self.add_descendants(parent, -1);
+        // The child's count is exact: a repair ran before this request took the tree lock.
+        self.add_descendants(parent, -Self::weight(&child));
+        if want_dir && child.is_poisoned() {
+            self.discard_below(&child);
+            // Entries below it may have been changing concurrently (their own directories
+            // are healthy): recount before the next namespace request rather than trust it.
+            super::inode::note_damage();
+        }
         self.maybe_free(&child);
         Ok(())
+    }
+
+    /// Removes every entry below a directory that has just lost its last name (only a
+    /// poisoned one can still hold any), freeing what nothing else holds.
+    fn discard_below(&self, dir: &Inode) {
+        let entries: Vec<_> = match &mut dir.data.write().body {
+            Body::Dir(d) => {
+                let names: Vec<_> = d.entries().map(|e| e.name.clone()).collect();
+                names.iter().filter_map(|n| d.remove(n)).collect()
+            }
+            _ => return,
+        };
+        dir.descendants.store(0, Ordering::Release);
+        for entry in entries {
+            self.release_meta(entry_cost(&entry.name));
+            let Ok(child) = self.inode_even_poisoned(entry.ino) else {
+                continue;
+            };
+            if entry.kind == FileKind::Directory {
+                child.data.write().meta.nlink = 0;
+                self.discard_below(&child);
+            } else {
+                let mut cdata = child.data.write();
+                cdata.meta.nlink = cdata.meta.nlink.saturating_sub(1);
+            }
+            self.maybe_free(&child);
+        }
     }
 
     /// A hard link to `ino` named `name` in `parent`. ENOSPC when the entry would not fit.
@@ -314,7 +360,7 @@ impl Fs {
     }
 
     fn try_link(&self, ino: u64, parent: u64, name: &[u8]) -> std::result::Result<Attr, Fail> {
-        let _tree = self.tree_lock.read();
+        let _tree = self.tree_shared();
         let inode = self.inode(ino)?;
         let dir = self.inode(parent)?;
         let now = SystemTime::now();
@@ -380,9 +426,9 @@ impl Fs {
         // changes, so counts move as a whole and the "into itself" check sees a still tree.
         let (_shared, _exclusive);
         if parent == newparent {
-            _shared = self.tree_lock.read();
+            _shared = self.tree_shared();
         } else {
-            _exclusive = self.tree_lock.write();
+            _exclusive = self.tree_exclusive();
         }
         let src_dir = self.inode(parent)?;
         let dst_dir = self.inode(newparent)?;
@@ -564,7 +610,7 @@ impl Fs {
             if ino == ROOT_INO {
                 return false;
             }
-            match self.inode(ino) {
+            match self.inode_even_poisoned(ino) {
                 Ok(inode) => ino = inode.parent(),
                 Err(_) => return false,
             }
@@ -709,7 +755,7 @@ impl Fs {
                             kind: e.kind,
                             name: e.name.to_vec(),
                         };
-                        (entry, self.inode(e.ino).ok())
+                        (entry, self.inode_even_poisoned(e.ino).ok())
                     })
                     .collect()
             };

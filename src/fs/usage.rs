@@ -277,7 +277,8 @@ impl Fs {
         let files: Vec<Arc<Inode>> = self
             .inodes
             .iter()
-            .filter(|e| e.value().kind == FileKind::Regular)
+            // A poisoned file's history may be half-changed: left alone until it is freed.
+            .filter(|e| e.value().kind == FileKind::Regular && !e.value().is_poisoned())
             .map(|e| e.value().clone())
             .collect();
         let mut old: Vec<(SystemTime, u64, u64, usize)> = Vec::new();
@@ -317,6 +318,7 @@ impl Fs {
     /// Recomputes the metadata estimate and the count of droppable versions by walking
     /// every inode, and compares them with the counters (for tests; takes the tree lock).
     pub fn verify_usage(&self) -> std::result::Result<(), String> {
+        self.repair_if_needed();
         let _tree = self.tree_lock.write();
         let mut meta = 0u64;
         let mut prunable = 0u64;

@@ -6,20 +6,6 @@ use crate::trace::{Flags, Op};
 
 use super::{Args, Context, Created, Entry, Opened, Request, Server};
 
-/// Debug builds only: a lookup of the name in `MEMFS_TEST_PANIC_ON_LOOKUP` panics, so tests
-/// can show that a panic costs one request (EIO), not the mount.
-fn panic_if_asked(name: &[u8]) {
-    use std::os::unix::ffi::OsStrExt;
-    if cfg!(debug_assertions)
-        && std::env::var_os("MEMFS_TEST_PANIC_ON_LOOKUP").is_some_and(|n| n.as_bytes() == name)
-    {
-        panic!(
-            "injected panic on lookup of {:?}",
-            String::from_utf8_lossy(name)
-        );
-    }
-}
-
 pub struct Lookup<'a> {
     pub parent: u64,
     pub name: &'a [u8],
@@ -34,7 +20,6 @@ impl Request for Lookup<'_> {
     }
 
     fn handle(self, server: &Server, _ctx: &Context) -> Result<Entry> {
-        panic_if_asked(self.name);
         match server.core.lookup(self.parent, self.name) {
             Ok(attr) => Ok(server.entry(attr)),
             Err(Errno::ENOENT) => Ok(server.negative_entry()),
