@@ -7,8 +7,8 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
-use memfs::fuse::KernelOptions;
 use memfs::mount::{self, MountConfig};
+use memfs::request::KernelOptions;
 
 mod explore;
 mod history;

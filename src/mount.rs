@@ -14,10 +14,11 @@ use signal_hook::iterator::Signals;
 use tracing::{info, warn};
 
 use crate::fs::{Fs, FsConfig};
-use crate::fuse::{KernelOptions, MemFuse};
+use crate::request::KernelOptions;
 use crate::router::Router;
 use crate::store::Chunker;
 use crate::trace::{Header, Tracer};
+use crate::transport::fuser::MemFuse;
 
 #[derive(Clone, Debug)]
 pub struct MountConfig {
@@ -184,7 +185,7 @@ pub fn run(config: MountConfig) -> Result<()> {
         None => None,
     };
     let adapter = MemFuse::new(
-        Router::new(fs.clone()),
+        Arc::new(Router::new(fs.clone())),
         config.kernel.clone(),
         tracer.clone(),
     );

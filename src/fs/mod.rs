@@ -1,5 +1,5 @@
 //! The core file system: inodes, directories, file contents, handles and descendant counts.
-//! It knows nothing of FUSE; `crate::fuse` adapts it to the kernel.
+//! It knows nothing of FUSE or of `.memfs`; `crate::request` serves it to the kernel through `crate::router`.
 //!
 //! Locking, in the order locks are taken:
 //! 1. `tree_lock`: shared by every namespace change, exclusive for a rename between two

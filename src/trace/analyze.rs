@@ -11,7 +11,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
-use super::Record;
+use super::{Op, Record};
 
 /// Reads the records of a trace file (the header line is skipped).
 pub fn records(path: &Path) -> Result<impl Iterator<Item = Result<Record>>> {
@@ -132,13 +132,13 @@ struct OpStats {
 }
 
 /// Per-op totals of a whole trace, largest total time first.
-fn op_stats(path: &Path) -> Result<Vec<(String, OpStats)>> {
-    let mut ops: HashMap<String, OpStats> = HashMap::new();
+fn op_stats(path: &Path) -> Result<Vec<(Op, OpStats)>> {
+    let mut ops: HashMap<Op, OpStats> = HashMap::new();
     for r in records(path)? {
         let r = r?;
-        let s = ops.entry(r.op.clone()).or_default();
+        let s = ops.entry(r.op).or_default();
         s.calls += 1;
-        if r.result != "ok" {
+        if !r.result.is_ok() {
             s.errors += 1;
         }
         s.total_ns += r.dur_ns;
@@ -146,7 +146,9 @@ fn op_stats(path: &Path) -> Result<Vec<(String, OpStats)>> {
         s.bytes += r.bytes.unwrap_or(0);
     }
     let mut rows: Vec<_> = ops.into_iter().collect();
-    rows.sort_by(|a, b| b.1.total_ns.cmp(&a.1.total_ns).then(a.0.cmp(&b.0)));
+    rows.sort_by(|a, b| {
+        (b.1.total_ns.cmp(&a.1.total_ns)).then_with(|| a.0.as_str().cmp(b.0.as_str()))
+    });
     Ok(rows)
 }
 
@@ -157,7 +159,7 @@ pub fn summary_json(path: &Path, out: &mut impl Write) -> Result<()> {
     let mut ops = serde_json::Map::new();
     for (op, s) in &rows {
         ops.insert(
-            op.clone(),
+            op.to_string(),
             serde_json::json!({
                 "calls": s.calls,
                 "errors": s.errors,
@@ -280,17 +282,17 @@ pub struct Paths {
 impl Paths {
     /// Learns from one record.
     pub fn learn(&mut self, r: &Record) {
-        if r.result != "ok" {
+        if !r.result.is_ok() {
             return;
         }
-        match r.op.as_str() {
-            "lookup" | "create" | "mkdir" | "mknod" | "symlink" | "link" => {
+        match r.op {
+            Op::Lookup | Op::Create | Op::Mkdir | Op::Mknod | Op::Symlink | Op::Link => {
                 if let (Some(parent), Some(name), Some(ino)) = (r.parent, &r.name, r.ino) {
                     self.names.insert(ino, (parent, name.clone()));
                     self.by_name.insert((parent, name.clone()), ino);
                 }
             }
-            "rename" => {
+            Op::Rename => {
                 if let (Some(p), Some(n), Some(np), Some(nn)) =
                     (r.parent, &r.name, r.newparent, &r.newname)
                 {
@@ -308,7 +310,7 @@ impl Paths {
                     }
                 }
             }
-            "unlink" | "rmdir" => {
+            Op::Unlink | Op::Rmdir => {
                 if let (Some(p), Some(n)) = (r.parent, &r.name) {
                     self.by_name.remove(&(p, n.clone()));
                 }
@@ -372,7 +374,7 @@ fn path_matches(path: &str, filter: &str) -> bool {
 struct Session {
     ino: u64,
     path: String,
-    opened_by: String,
+    opened_by: Op,
     pid: Option<u32>,
     flags: String,
     start_ns: u64,
@@ -424,12 +426,11 @@ pub fn sessions(path: &Path, filter: Option<&str>, out: &mut impl Write) -> Resu
     for r in records(path)? {
         let r = r?;
         paths.learn(&r);
-        if r.result != "ok" {
+        if !r.result.is_ok() {
             continue;
         }
-        let op = r.op.as_str();
-        match op {
-            "open" | "create" => {
+        match r.op {
+            Op::Open | Op::Create => {
                 let (Some(ino), Some(fh)) = (r.ino, r.fh) else {
                     continue;
                 };
@@ -458,7 +459,7 @@ pub fn sessions(path: &Path, filter: Option<&str>, out: &mut impl Write) -> Resu
                     Session {
                         ino,
                         path: p,
-                        opened_by: op.to_string(),
+                        opened_by: r.op.clone(),
                         pid: r.pid,
                         flags: r.flags.clone().unwrap_or_default(),
                         start_ns: r.t_ns,
@@ -474,7 +475,7 @@ pub fn sessions(path: &Path, filter: Option<&str>, out: &mut impl Write) -> Resu
                     },
                 );
             }
-            "getattr" => {
+            Op::Getattr => {
                 if let Some(ino) = r.ino {
                     for s in open.values_mut().filter(|s| s.ino == ino) {
                         s.getattrs += 1;
@@ -485,22 +486,22 @@ pub fn sessions(path: &Path, filter: Option<&str>, out: &mut impl Write) -> Resu
         }
         let Some(fh) = r.fh else { continue };
         let Some(s) = open.get_mut(&fh) else { continue };
-        match op {
-            "read" => {
+        match r.op {
+            Op::Read => {
                 s.reads += 1;
                 s.bytes_read += r.bytes.unwrap_or(0);
             }
-            "write" => {
+            Op::Write => {
                 s.writes += 1;
                 let n = r.bytes.or(r.size).unwrap_or(0);
                 s.bytes_written += n;
                 s.write_sizes.add(n);
                 dirty.entry(s.ino).or_default().insert(fh);
             }
-            "flush" | "fsync" | "release" => {
-                match op {
-                    "flush" => s.flushes += 1,
-                    "fsync" => s.fsyncs += 1,
+            Op::Flush | Op::Fsync | Op::Release => {
+                match r.op {
+                    Op::Flush => s.flushes += 1,
+                    Op::Fsync => s.fsyncs += 1,
                     _ => {}
                 }
                 if let Some(v) = r.version {
@@ -508,11 +509,11 @@ pub fn sessions(path: &Path, filter: Option<&str>, out: &mut impl Write) -> Resu
                     files.entry(s.path.clone()).or_default().versions += 1;
                     dirty.remove(&s.ino);
                 } else if let Some(h) = dirty.get_mut(&s.ino) {
-                    if op != "release" {
+                    if r.op != Op::Release {
                         h.remove(&fh);
                     }
                 }
-                if op == "release" {
+                if r.op == Op::Release {
                     if let Some(s) = open.remove(&fh) {
                         if let Some(h) = dirty.get_mut(&s.ino) {
                             h.remove(&fh);
@@ -577,7 +578,7 @@ fn write_session(out: &mut impl Write, s: &Session, end_ns: u64) -> Result<()> {
             .collect::<Vec<_>>()
             .join(",")
     };
-    let flags = if s.opened_by == "create" {
+    let flags = if s.opened_by == Op::Create {
         format!("create {}", s.flags)
     } else {
         s.flags.clone()
@@ -616,7 +617,7 @@ pub fn show_records(
         let r = r?;
         let target = paths.of_record(&r);
         paths.learn(&r);
-        if op.is_some_and(|o| o != r.op) || pid.is_some_and(|p| r.pid != Some(p)) {
+        if op.is_some_and(|o| r.op != o) || pid.is_some_and(|p| r.pid != Some(p)) {
             continue;
         }
         if filter.is_some_and(|f| !path_matches(&target, f)) {
@@ -648,10 +649,10 @@ pub fn show_records(
         if let Some(f) = &r.flags {
             args.push(f.clone());
         }
-        let result = match (&r.bytes, &r.version, r.result.as_str()) {
-            (_, Some(v), "ok") => format!("ok (version {v})"),
-            (Some(b), _, "ok") => b.to_string(),
-            (_, _, res) => res.to_string(),
+        let result = match (&r.bytes, &r.version, r.result.is_ok()) {
+            (_, Some(v), true) => format!("ok (version {v})"),
+            (Some(b), _, true) => b.to_string(),
+            (_, _, _) => r.result.to_string(),
         };
         writeln!(
             out,
@@ -688,6 +689,31 @@ mod tests {
         assert!(buckets.windows(2).all(|w| w[1].0 == w[0].0 * 2));
     }
 
+    /// A successful record with no fields but its op (to be set).
+    fn ok_record() -> Record {
+        Record {
+            unique: 0,
+            t_ns: 0,
+            dur_ns: 0,
+            op: Op::Other(String::new()),
+            ino: None,
+            parent: None,
+            name: None,
+            newparent: None,
+            newname: None,
+            fh: None,
+            pid: None,
+            uid: None,
+            gid: None,
+            offset: None,
+            size: None,
+            flags: None,
+            result: super::super::Outcome::Ok,
+            bytes: None,
+            version: None,
+        }
+    }
+
     #[test]
     fn paths_follow_renames() {
         let mut p = Paths::default();
@@ -696,20 +722,18 @@ mod tests {
             parent: Some(parent),
             name: Some(name.into()),
             ino: Some(ino),
-            result: "ok".into(),
-            ..Default::default()
+            ..ok_record()
         };
         p.learn(&rec("mkdir", 1, "d", 2));
         p.learn(&rec("create", 2, "f", 3));
         assert_eq!(p.path(3), "/d/f");
         p.learn(&Record {
-            op: "rename".into(),
+            op: Op::Rename,
             parent: Some(2),
             name: Some("f".into()),
             newparent: Some(1),
             newname: Some("g".into()),
-            result: "ok".into(),
-            ..Default::default()
+            ..ok_record()
         });
         assert_eq!(p.path(3), "/g");
     }

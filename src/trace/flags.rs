@@ -1,4 +1,45 @@
-//! Flags as names, for trace records.
+//! Flags as names, for trace records. A record carries its flags raw ([`Flags`]) to the
+//! writer thread, which names them: the request path never formats them.
+
+use serde::{Serialize, Serializer};
+
+/// A request's flags, raw, with what kind of flags they are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flags {
+    Open(i32),
+    Mode(u32),
+    Rename(u32),
+    Xattr(i32),
+    Access(i32),
+    Fallocate(i32),
+    Whence(i32),
+    Ioctl(u32),
+    /// copy_file_range's destination: inode, handle, offset.
+    CopyTo(u64, u64, u64),
+}
+
+impl Flags {
+    /// The flags as a trace shows them (`O_WRONLY|O_CREAT`, `0o644`, `SEEK_DATA`, ...).
+    pub fn describe(self) -> String {
+        match self {
+            Flags::Open(f) => open_flags(f),
+            Flags::Mode(m) => format!("{m:#o}"),
+            Flags::Rename(f) => rename_flags(f),
+            Flags::Xattr(f) => xattr_flags(f),
+            Flags::Access(m) => access_mask(m),
+            Flags::Fallocate(m) => fallocate_mode(m),
+            Flags::Whence(w) => whence(w),
+            Flags::Ioctl(cmd) => format!("cmd={cmd:#x}"),
+            Flags::CopyTo(ino, fh, off) => format!("to ino={ino} fh={fh} off={off}"),
+        }
+    }
+}
+
+impl Serialize for Flags {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.describe())
+    }
+}
 
 /// `open(2)` flags: the access mode and every known flag, `|`-joined.
 pub fn open_flags(flags: i32) -> String {
@@ -132,5 +173,13 @@ mod tests {
         let f = libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC;
         assert_eq!(super::open_flags(f), "O_WRONLY|O_CREAT|O_TRUNC");
         assert_eq!(super::open_flags(0), "O_RDONLY");
+    }
+
+    #[test]
+    fn raw_flags_serialise_as_their_names() {
+        let json = serde_json::to_string(&super::Flags::Mode(0o644)).unwrap();
+        assert_eq!(json, "\"0o644\"");
+        let json = serde_json::to_string(&super::Flags::Rename(libc::RENAME_NOREPLACE)).unwrap();
+        assert_eq!(json, "\"RENAME_NOREPLACE\"");
     }
 }

@@ -3,6 +3,10 @@
 
 pub mod analyze;
 pub mod flags;
+mod op;
+
+pub use flags::Flags;
+pub use op::{Op, Outcome};
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -19,16 +23,19 @@ use serde::{Deserialize, Serialize};
 const QUEUE: usize = 64 * 1024;
 
 /// One FUSE request. Fields an op does not have are left out of the JSON.
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
-pub struct Record {
+///
+/// `F` is how the flags are held: raw ([`Flags`]) on the way to the writer, which names them,
+/// and as those names (`String`) when a trace is read back.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Record<F = String> {
     /// The kernel's request id.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub unique: u64,
     /// Start, in nanoseconds since the mount.
     pub t_ns: u64,
     pub dur_ns: u64,
-    /// The lowercase op name as fuser's methods name it (`lookup`, `write`, ...).
-    pub op: String,
+    /// Written as the lowercase op name fuser's methods have (`lookup`, `write`, ...).
+    pub op: Op,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ino: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -53,9 +60,9 @@ pub struct Record {
     pub size: Option<u64>,
     /// Decoded flags (`O_WRONLY|O_CREAT|O_TRUNC`, `RENAME_NOREPLACE`, ...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub flags: Option<String>,
-    /// `ok` or the errno name (`ENOENT`).
-    pub result: String,
+    pub flags: Option<F>,
+    /// Written as `ok` or the errno name (`ENOENT`).
+    pub result: Outcome,
     /// Bytes transferred (read, write, readlink, copy_file_range, getxattr, ...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bytes: Option<u64>,
@@ -82,7 +89,7 @@ pub struct Header {
 /// Sends records to the writer thread. Cheap to share between request threads.
 pub struct Tracer {
     start: Instant,
-    queue: Mutex<Option<SyncSender<Record>>>,
+    queue: Mutex<Option<SyncSender<Record<Flags>>>>,
     writer: Mutex<Option<JoinHandle<std::io::Result<u64>>>>,
 }
 
@@ -94,7 +101,7 @@ impl Tracer {
         serde_json::to_writer(&mut out, header)?;
         out.write_all(b"\n")?;
         out.flush()?;
-        let (tx, rx) = sync_channel::<Record>(QUEUE);
+        let (tx, rx) = sync_channel::<Record<Flags>>(QUEUE);
         let writer = std::thread::Builder::new()
             .name("memfs-trace".into())
             .spawn(move || -> std::io::Result<u64> {
@@ -121,7 +128,7 @@ impl Tracer {
     }
 
     /// Queues a record, waiting if the writer is behind.
-    pub fn record(&self, record: Record) {
+    pub fn record(&self, record: Record<Flags>) {
         let tx = self.queue.lock().ok().and_then(|q| q.clone());
         if let Some(tx) = tx {
             let _ = tx.send(record);

@@ -1,0 +1,124 @@
+//! Requests on open directories: opendir, readdir, readdirplus, releasedir, fsyncdir.
+
+use crate::fs::Result;
+use crate::trace::{Flags, Op};
+
+use super::{Args, Context, DirPlusSink, DirSink, Opened, Request, Server, FOPEN_CACHE_DIR};
+
+pub struct Opendir {
+    pub ino: u64,
+    /// `open(2)` flags.
+    pub flags: i32,
+}
+
+impl Request for Opendir {
+    const OP: Op = Op::Opendir;
+    type Reply = Opened;
+
+    fn args(&self) -> Args<'_> {
+        Args {
+            ino: Some(self.ino),
+            flags: Some(Flags::Open(self.flags)),
+            ..Args::default()
+        }
+    }
+
+    /// Listings may stay in the kernel's cache (FOPEN_CACHE_DIR): the kernel drops them on
+    /// the changes it makes itself.
+    fn handle(self, server: &Server, _ctx: &Context) -> Result<Opened> {
+        let fh = server.core.opendir(self.ino, self.flags)?;
+        Ok(Opened {
+            fh,
+            flags: FOPEN_CACHE_DIR,
+        })
+    }
+}
+
+/// Lists a directory from the cookie `offset` into the transport's buffer.
+pub struct Readdir<'s, S> {
+    pub ino: u64,
+    pub fh: u64,
+    pub offset: u64,
+    pub sink: &'s mut S,
+}
+
+impl<S: DirSink> Request for Readdir<'_, S> {
+    const OP: Op = Op::Readdir;
+    type Reply = ();
+
+    fn args(&self) -> Args<'_> {
+        Args {
+            offset: Some(self.offset as i64),
+            ..Args::handle(self.ino, self.fh)
+        }
+    }
+
+    fn handle(self, server: &Server, _ctx: &Context) -> Result<()> {
+        let sink = self.sink;
+        server.core.readdir(self.ino, self.offset, |e| sink.add(e))
+    }
+}
+
+/// Lists a directory with each entry's attributes.
+pub struct Readdirplus<'s, S> {
+    pub ino: u64,
+    pub fh: u64,
+    pub offset: u64,
+    pub sink: &'s mut S,
+}
+
+impl<S: DirPlusSink> Request for Readdirplus<'_, S> {
+    const OP: Op = Op::Readdirplus;
+    type Reply = ();
+
+    fn args(&self) -> Args<'_> {
+        Args {
+            offset: Some(self.offset as i64),
+            ..Args::handle(self.ino, self.fh)
+        }
+    }
+
+    fn handle(self, server: &Server, _ctx: &Context) -> Result<()> {
+        let sink = self.sink;
+        server.core.readdirplus(self.ino, self.offset, |e, attr| {
+            sink.add(e, attr, server.attr_ttl(e.ino))
+        })
+    }
+}
+
+pub struct Releasedir {
+    pub ino: u64,
+    pub fh: u64,
+}
+
+impl Request for Releasedir {
+    const OP: Op = Op::Releasedir;
+    type Reply = ();
+
+    fn args(&self) -> Args<'_> {
+        Args::handle(self.ino, self.fh)
+    }
+
+    fn handle(self, server: &Server, _ctx: &Context) -> Result<()> {
+        server.core.releasedir(self.ino, self.fh)
+    }
+}
+
+/// Nothing to write out in memory; answers whether the directory still exists.
+pub struct Fsyncdir {
+    pub ino: u64,
+    pub fh: u64,
+}
+
+impl Request for Fsyncdir {
+    const OP: Op = Op::Fsyncdir;
+    type Reply = ();
+
+    fn args(&self) -> Args<'_> {
+        Args::handle(self.ino, self.fh)
+    }
+
+    fn handle(self, server: &Server, _ctx: &Context) -> Result<()> {
+        server.core.getattr(self.ino).map(|_| ())
+    }
+}

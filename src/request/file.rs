@@ -1,0 +1,265 @@
+//! Requests on open files: open, read, write, flush, fsync, release, fallocate, lseek,
+//! copy_file_range, ioctl.
+
+use crate::fs::{Errno, Result};
+use crate::router::CopyEnd;
+use crate::trace::{Flags, Op};
+
+use super::{Args, Committed, Context, Opened, Request, Server};
+
+pub struct Open {
+    pub ino: u64,
+    /// `open(2)` flags.
+    pub flags: i32,
+}
+
+impl Request for Open {
+    const OP: Op = Op::Open;
+    type Reply = Opened;
+
+    fn args(&self) -> Args<'_> {
+        Args {
+            ino: Some(self.ino),
+            flags: Some(Flags::Open(self.flags)),
+            ..Args::default()
+        }
+    }
+
+    fn handle(self, server: &Server, _ctx: &Context) -> Result<Opened> {
+        let fh = server.core.open(self.ino, self.flags)?;
+        Ok(Opened {
+            fh,
+            flags: server.open_flags(self.ino),
+        })
+    }
+}
+
+pub struct Read {
+    pub ino: u64,
+    pub fh: u64,
+    pub offset: u64,
+    pub size: u32,
+}
+
+impl Request for Read {
+    const OP: Op = Op::Read;
+    type Reply = Vec<u8>;
+
+    fn args(&self) -> Args<'_> {
+        Args {
+            offset: Some(self.offset as i64),
+            size: Some(self.size as u64),
+            ..Args::handle(self.ino, self.fh)
+        }
+    }
+
+    fn handle(self, server: &Server, _ctx: &Context) -> Result<Vec<u8>> {
+        server.core.read(self.ino, self.fh, self.offset, self.size)
+    }
+}
+
+pub struct Write<'a> {
+    pub ino: u64,
+    pub fh: u64,
+    pub offset: u64,
+    pub data: &'a [u8],
+}
+
+impl Request for Write<'_> {
+    const OP: Op = Op::Write;
+    /// Bytes written.
+    type Reply = u32;
+
+    fn args(&self) -> Args<'_> {
+        Args {
+            offset: Some(self.offset as i64),
+            size: Some(self.data.len() as u64),
+            ..Args::handle(self.ino, self.fh)
+        }
+    }
+
+    fn handle(self, server: &Server, _ctx: &Context) -> Result<u32> {
+        server.core.write(self.ino, self.fh, self.offset, self.data)
+    }
+}
+
+pub struct Flush {
+    pub ino: u64,
+    pub fh: u64,
+}
+
+impl Request for Flush {
+    const OP: Op = Op::Flush;
+    type Reply = Committed;
+
+    fn args(&self) -> Args<'_> {
+        Args::handle(self.ino, self.fh)
+    }
+
+    fn handle(self, server: &Server, _ctx: &Context) -> Result<Committed> {
+        let version = server.core.flush(self.ino, self.fh)?;
+        Ok(Committed { version })
+    }
+}
+
+pub struct Release {
+    pub ino: u64,
+    pub fh: u64,
+}
+
+impl Request for Release {
+    const OP: Op = Op::Release;
+    type Reply = Committed;
+
+    fn args(&self) -> Args<'_> {
+        Args::handle(self.ino, self.fh)
+    }
+
+    fn handle(self, server: &Server, _ctx: &Context) -> Result<Committed> {
+        let version = server.core.release(self.ino, self.fh)?;
+        Ok(Committed { version })
+    }
+}
+
+pub struct Fsync {
+    pub ino: u64,
+    pub fh: u64,
+    pub datasync: bool,
+}
+
+impl Request for Fsync {
+    const OP: Op = Op::Fsync;
+    type Reply = Committed;
+
+    fn args(&self) -> Args<'_> {
+        Args::handle(self.ino, self.fh)
+    }
+
+    fn handle(self, server: &Server, _ctx: &Context) -> Result<Committed> {
+        let version = server.core.fsync(self.ino, self.fh, self.datasync)?;
+        Ok(Committed { version })
+    }
+}
+
+pub struct Fallocate {
+    pub ino: u64,
+    pub fh: u64,
+    pub offset: u64,
+    pub length: u64,
+    /// `FALLOC_FL_*` flags.
+    pub mode: i32,
+}
+
+impl Request for Fallocate {
+    const OP: Op = Op::Fallocate;
+    type Reply = ();
+
+    fn args(&self) -> Args<'_> {
+        Args {
+            offset: Some(self.offset as i64),
+            size: Some(self.length),
+            flags: Some(Flags::Fallocate(self.mode)),
+            ..Args::handle(self.ino, self.fh)
+        }
+    }
+
+    fn handle(self, server: &Server, _ctx: &Context) -> Result<()> {
+        server
+            .core
+            .fallocate(self.ino, self.fh, self.offset, self.length, self.mode)
+    }
+}
+
+/// memfs files are not terminals or devices: every ioctl (mostly isatty's TCGETS) is
+/// ENOTTY, as on tmpfs.
+pub struct Ioctl {
+    pub ino: u64,
+    pub fh: u64,
+    pub cmd: u32,
+}
+
+impl Request for Ioctl {
+    const OP: Op = Op::Ioctl;
+    type Reply = ();
+
+    fn args(&self) -> Args<'_> {
+        Args {
+            flags: Some(Flags::Ioctl(self.cmd)),
+            ..Args::handle(self.ino, self.fh)
+        }
+    }
+
+    fn handle(self, _server: &Server, _ctx: &Context) -> Result<()> {
+        Err(Errno::ENOTTY)
+    }
+}
+
+pub struct Lseek {
+    pub ino: u64,
+    pub fh: u64,
+    pub offset: i64,
+    /// `SEEK_SET`, `SEEK_DATA`, ...
+    pub whence: i32,
+}
+
+impl Request for Lseek {
+    const OP: Op = Op::Lseek;
+    /// The new offset.
+    type Reply = i64;
+
+    fn args(&self) -> Args<'_> {
+        Args {
+            offset: Some(self.offset),
+            flags: Some(Flags::Whence(self.whence)),
+            ..Args::handle(self.ino, self.fh)
+        }
+    }
+
+    fn handle(self, server: &Server, _ctx: &Context) -> Result<i64> {
+        server
+            .core
+            .lseek(self.ino, self.fh, self.offset, self.whence)
+    }
+}
+
+pub struct CopyFileRange {
+    pub ino_in: u64,
+    pub fh_in: u64,
+    pub offset_in: u64,
+    pub ino_out: u64,
+    pub fh_out: u64,
+    pub offset_out: u64,
+    pub len: u64,
+}
+
+impl Request for CopyFileRange {
+    const OP: Op = Op::CopyFileRange;
+    /// Bytes copied.
+    type Reply = u32;
+
+    fn args(&self) -> Args<'_> {
+        Args {
+            offset: Some(self.offset_in as i64),
+            size: Some(self.len),
+            flags: Some(Flags::CopyTo(self.ino_out, self.fh_out, self.offset_out)),
+            ..Args::handle(self.ino_in, self.fh_in)
+        }
+    }
+
+    fn handle(self, server: &Server, _ctx: &Context) -> Result<u32> {
+        // The reply counts bytes in 32 bits: copy no more than it can say.
+        let len = self.len.min(u32::MAX as u64);
+        let from = CopyEnd {
+            ino: self.ino_in,
+            fh: self.fh_in,
+            offset: self.offset_in,
+        };
+        let to = CopyEnd {
+            ino: self.ino_out,
+            fh: self.fh_out,
+            offset: self.offset_out,
+        };
+        let copied = server.core.copy_file_range(from, to, len)?;
+        Ok(copied as u32)
+    }
+}

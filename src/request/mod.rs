@@ -1,0 +1,233 @@
+//! The request layer, independent of any transport: one handler per FUSE op, taking plain
+//! arguments (a request struct per op) and answering plain values. A transport (fuser today,
+//! FUSE over io_uring later) decodes a kernel request into one of these structs, hands it to
+//! [`Server::call`], and encodes the answer in its own reply format.
+//!
+//! [`Server::call`] is the one place that maps errors to errnos, turns a panic into EIO for
+//! that request alone, and records the request in the trace. The cache policy (TTLs,
+//! negative entries, direct I/O) lives here too, so every transport answers alike.
+
+mod dir;
+mod file;
+mod meta;
+mod namespace;
+mod recording;
+mod reply;
+
+pub use dir::{Fsyncdir, Opendir, Readdir, Readdirplus, Releasedir};
+pub use file::{CopyFileRange, Fallocate, Flush, Fsync, Ioctl, Lseek, Open, Read, Release, Write};
+pub use meta::{
+    Access, Getattr, Getxattr, Listxattr, Readlink, Removexattr, Setattr, Setxattr, Statfs,
+};
+pub use namespace::{Create, Link, Lookup, Mkdir, Mknod, Rename, Rmdir, Symlink, Unlink};
+pub use recording::{Args, Noted};
+pub use reply::{
+    Attributes, Committed, Created, DirPlusSink, DirSink, Entry, Opened, Xattr, XattrValue,
+    FOPEN_CACHE_DIR, FOPEN_DIRECT_IO, GENERATION,
+};
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tracing::{debug, error};
+
+use crate::fs::{Attr, Caller, Errno, Result};
+use crate::router::Router;
+use crate::trace::{Op, Outcome, Tracer};
+
+/// What the request layer calls: the router, which sends `.memfs` to the control plane and
+/// everything else to the core.
+pub type Core = Router;
+
+/// The kernel settings memfs asks for. See README "Kernel settings" for the measurements
+/// behind the defaults. The transport negotiates them at init in its own terms.
+#[derive(Clone, Debug)]
+pub struct KernelOptions {
+    /// How long the kernel may cache attributes and directory entries.
+    pub ttl: Duration,
+    /// Let the kernel cache writes and send them in large batches.
+    pub writeback_cache: bool,
+    /// Largest write request, in bytes (the kernel caps it at max_pages_limit pages).
+    pub max_write: u32,
+    /// Answer `readdir` with attributes, saving a lookup per entry.
+    pub readdirplus: bool,
+}
+
+impl Default for KernelOptions {
+    fn default() -> Self {
+        KernelOptions {
+            ttl: Duration::from_secs(60),
+            writeback_cache: true,
+            max_write: 1 << 20,
+            readdirplus: true,
+        }
+    }
+}
+
+/// Who sent a request, and the kernel's id for it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Context {
+    pub unique: u64,
+    pub uid: u32,
+    pub gid: u32,
+    pub pid: u32,
+}
+
+impl Context {
+    pub fn caller(&self) -> Caller {
+        Caller {
+            uid: self.uid,
+            gid: self.gid,
+            pid: self.pid,
+        }
+    }
+}
+
+/// One FUSE op's request: its arguments, what the trace shows of them, and its handler.
+pub trait Request: Sized {
+    const OP: Op;
+    type Reply: Noted;
+
+    /// The arguments as the trace records them.
+    fn args(&self) -> Args<'_>;
+
+    /// Runs the request against the core. Only [`Server::call`] calls it.
+    fn handle(self, server: &Server, ctx: &Context) -> Result<Self::Reply>;
+}
+
+/// Serves requests from any transport: the core, the kernel options, and the tracer.
+pub struct Server {
+    core: Arc<Core>,
+    options: KernelOptions,
+    tracer: Option<Arc<Tracer>>,
+}
+
+impl Server {
+    /// A server over `core`; with a tracer, every request is recorded.
+    pub fn new(core: Arc<Core>, options: KernelOptions, tracer: Option<Arc<Tracer>>) -> Server {
+        Server {
+            core,
+            options,
+            tracer,
+        }
+    }
+
+    pub fn options(&self) -> &KernelOptions {
+        &self.options
+    }
+
+    /// Runs one request. Errors come back as errnos; a panic becomes EIO for this request
+    /// only, and the server keeps serving. With tracing on, the request is recorded here and
+    /// nowhere else, before the caller replies: whatever the reply lets the kernel do next is
+    /// recorded after it, so the trace is in causal order.
+    pub fn call<R: Request>(&self, ctx: &Context, request: R) -> Result<R::Reply> {
+        let Some(tracer) = &self.tracer else {
+            return self.run(ctx, request);
+        };
+        let start = tracer.now_ns();
+        let mut record = recording::record(Some(ctx), R::OP, request.args());
+        let result = self.run(ctx, request);
+        record.t_ns = start;
+        record.result = Outcome::from(&result);
+        if let Ok(reply) = &result {
+            reply.note(&mut record);
+        }
+        record.dur_ns = tracer.now_ns().saturating_sub(start);
+        tracer.record(record);
+        result
+    }
+
+    fn run<R: Request>(&self, ctx: &Context, request: R) -> Result<R::Reply> {
+        match catch_unwind(AssertUnwindSafe(|| request.handle(self, ctx))) {
+            Ok(Ok(reply)) => Ok(reply),
+            Ok(Err(e)) => {
+                debug!(op = R::OP.as_str(), error = e.name(), "request failed");
+                Err(e)
+            }
+            Err(panic) => {
+                let msg = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                error!(
+                    op = R::OP.as_str(),
+                    "bug: handler panicked: {msg}; answering EIO"
+                );
+                Err(Errno::EIO)
+            }
+        }
+    }
+
+    /// The session starts: recorded, nothing to run.
+    pub fn init(&self, ctx: &Context) {
+        self.record_untimed(Some(ctx), Op::Init, Args::default());
+    }
+
+    /// The session ends: recorded, nothing to run.
+    pub fn destroy(&self) {
+        self.record_untimed(None, Op::Destroy, Args::default());
+    }
+
+    /// The kernel drops `nlookup` references to `ino`. It takes no reply, so a panic is
+    /// logged and goes no further.
+    pub fn forget(&self, ctx: &Context, ino: u64, nlookup: u64) {
+        if catch_unwind(AssertUnwindSafe(|| self.core.forget(ino, nlookup))).is_err() {
+            error!(op = "forget", "bug: handler panicked");
+        }
+        let args = Args {
+            ino: Some(ino),
+            size: Some(nlookup),
+            ..Args::default()
+        };
+        self.record_untimed(Some(ctx), Op::Forget, args);
+    }
+
+    /// Records a request that has no reply or no core call, as done now and in no time.
+    fn record_untimed(&self, ctx: Option<&Context>, op: Op, args: Args) {
+        if let Some(tracer) = &self.tracer {
+            let mut record = recording::record(ctx, op, args);
+            record.t_ns = tracer.now_ns();
+            tracer.record(record);
+        }
+    }
+
+    /// How long the kernel may cache an inode's attributes and name: the mount's TTL, but
+    /// nothing for the control files under `.memfs`, which change without the kernel seeing
+    /// it.
+    fn attr_ttl(&self, ino: u64) -> Duration {
+        if self.core.is_control(ino) {
+            Duration::ZERO
+        } else {
+            self.options.ttl
+        }
+    }
+
+    /// The open flags of a file: generated files (stats.json) have no size until read, so
+    /// they bypass the page cache.
+    fn open_flags(&self, ino: u64) -> u32 {
+        if self.core.direct_io(ino) {
+            FOPEN_DIRECT_IO
+        } else {
+            0
+        }
+    }
+
+    fn entry(&self, attr: Attr) -> Entry {
+        Entry {
+            ttl: self.attr_ttl(attr.ino),
+            attr,
+            generation: GENERATION,
+        }
+    }
+
+    /// "No such name": the kernel caches the miss for the TTL (every create goes through it,
+    /// so the cache cannot go stale), sparing the repeated probes of compilers and git.
+    fn negative_entry(&self) -> Entry {
+        Entry::negative(self.options.ttl)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,240 @@
+//! The request layer driven directly, as a transport would, with no kernel and no fuser.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::fs::{DirEntry, Errno, Fs, FsConfig, ROOT_INO};
+use crate::router::Router;
+use crate::trace::{Header, Op, Outcome, Record, Tracer};
+
+use super::*;
+
+const CTX: Context = Context {
+    unique: 7,
+    uid: 0,
+    gid: 0,
+    pid: 42,
+};
+
+fn server(tracer: Option<Arc<Tracer>>) -> Server {
+    let options = KernelOptions {
+        ttl: Duration::from_secs(5),
+        ..KernelOptions::default()
+    };
+    let core = Router::new(Arc::new(Fs::new(FsConfig::default())));
+    Server::new(Arc::new(core), options, tracer)
+}
+
+/// Collects readdir entries the way a transport fills its buffer.
+struct Names(Vec<Vec<u8>>);
+
+impl DirSink for Names {
+    fn add(&mut self, entry: &DirEntry) -> bool {
+        self.0.push(entry.name.clone());
+        false
+    }
+}
+
+#[test]
+fn handlers_answer_plain_values_with_the_cache_policy() {
+    let s = server(None);
+    let name = b"f".as_slice();
+    let missing = s
+        .call(
+            &CTX,
+            Lookup {
+                parent: ROOT_INO,
+                name,
+            },
+        )
+        .unwrap();
+    assert!(missing.is_negative());
+    assert_eq!(missing.ttl, Duration::from_secs(5));
+
+    let create = Create {
+        parent: ROOT_INO,
+        name,
+        mode: 0o644,
+        flags: libc::O_WRONLY | libc::O_CREAT,
+    };
+    let created = s.call(&CTX, create).unwrap();
+    assert_eq!(created.opened.flags, 0);
+    let ino = created.entry.attr.ino;
+    let fh = created.opened.fh;
+    let write = Write {
+        ino,
+        fh,
+        offset: 0,
+        data: b"hello",
+    };
+    assert_eq!(s.call(&CTX, write).unwrap(), 5);
+    let flushed = s.call(&CTX, Flush { ino, fh }).unwrap();
+    assert_eq!(flushed.version, Some(1));
+    s.call(&CTX, Release { ino, fh }).unwrap();
+
+    let found = s
+        .call(
+            &CTX,
+            Lookup {
+                parent: ROOT_INO,
+                name,
+            },
+        )
+        .unwrap();
+    assert_eq!((found.attr.ino, found.attr.size), (ino, 5));
+
+    let dir = s
+        .call(
+            &CTX,
+            Opendir {
+                ino: ROOT_INO,
+                flags: 0,
+            },
+        )
+        .unwrap();
+    assert_eq!(dir.flags, FOPEN_CACHE_DIR);
+    let mut names = Names(Vec::new());
+    let readdir = Readdir {
+        ino: ROOT_INO,
+        fh: dir.fh,
+        offset: 0,
+        sink: &mut names,
+    };
+    s.call(&CTX, readdir).unwrap();
+    assert!(names.0.contains(&b"f".to_vec()), "{:?}", names.0);
+
+    let bad_rename = Rename {
+        parent: ROOT_INO,
+        name,
+        newparent: ROOT_INO,
+        newname: b"g",
+        flags: libc::RENAME_WHITEOUT,
+    };
+    assert_eq!(s.call(&CTX, bad_rename), Err(Errno::EINVAL));
+    let ioctl = Ioctl { ino, fh, cmd: 0 };
+    assert_eq!(s.call(&CTX, ioctl), Err(Errno::ENOTTY));
+}
+
+#[test]
+fn xattr_answers_are_sized_by_the_callers_buffer() {
+    let s = server(None);
+    let name = b"user.k".as_slice();
+    let set = Setxattr {
+        ino: ROOT_INO,
+        name,
+        value: b"value",
+        flags: 0,
+    };
+    s.call(&CTX, set).unwrap();
+    let get = |size| {
+        s.call(
+            &CTX,
+            Getxattr {
+                ino: ROOT_INO,
+                name,
+                size,
+            },
+        )
+        .and_then(XattrValue::into_reply)
+    };
+    assert_eq!(get(0), Ok(Xattr::Size(5)));
+    assert_eq!(get(2), Err(Errno::ERANGE));
+    assert_eq!(get(64), Ok(Xattr::Data(b"value".to_vec())));
+}
+
+#[test]
+fn a_panicking_handler_answers_eio_and_the_server_goes_on() {
+    let s = server(None);
+    let name = b"request-layer-panic".as_slice();
+    std::env::set_var("MEMFS_TEST_PANIC_ON_LOOKUP", "request-layer-panic");
+    let panicked = s.call(
+        &CTX,
+        Lookup {
+            parent: ROOT_INO,
+            name,
+        },
+    );
+    std::env::remove_var("MEMFS_TEST_PANIC_ON_LOOKUP");
+    assert_eq!(panicked, Err(Errno::EIO));
+    let after = s
+        .call(
+            &CTX,
+            Getattr {
+                ino: ROOT_INO,
+                fh: None,
+            },
+        )
+        .unwrap();
+    assert_eq!(after.attr.ino, ROOT_INO);
+}
+
+#[test]
+fn every_call_is_recorded_once_with_its_arguments_and_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.jsonl");
+    let header = Header {
+        memfs_trace: 1,
+        memfs_version: "test".into(),
+        mountpoint: "/m".into(),
+        options: String::new(),
+        start_unix: 0.0,
+    };
+    let tracer = Arc::new(Tracer::create(&path, &header).unwrap());
+    let s = server(Some(tracer.clone()));
+    s.init(&CTX);
+    let name = b"d".as_slice();
+    s.call(
+        &CTX,
+        Lookup {
+            parent: ROOT_INO,
+            name,
+        },
+    )
+    .unwrap();
+    let mkdir = Mkdir {
+        parent: ROOT_INO,
+        name,
+        mode: 0o755,
+    };
+    let made = s.call(&CTX, mkdir).unwrap();
+    let again = Mkdir {
+        parent: ROOT_INO,
+        name,
+        mode: 0o755,
+    };
+    assert_eq!(s.call(&CTX, again), Err(Errno::EEXIST));
+    s.forget(&CTX, made.attr.ino, 1);
+    s.destroy();
+    assert_eq!(tracer.finish().unwrap(), 6);
+
+    let text = std::fs::read_to_string(&path).unwrap();
+    let lines: Vec<&str> = text.lines().skip(1).collect();
+    let records: Vec<Record> = lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let ops: Vec<&str> = records.iter().map(|r| r.op.as_str()).collect();
+    assert_eq!(
+        ops,
+        ["init", "lookup", "mkdir", "mkdir", "forget", "destroy"]
+    );
+    assert_eq!(records[1].ino, None, "a negative entry names no inode");
+    assert_eq!(records[2].op, Op::Mkdir);
+    assert_eq!(records[2].ino, Some(made.attr.ino));
+    assert_eq!(records[3].result, Outcome::Err(Errno::EEXIST));
+    assert_eq!(records[5].pid, None, "destroy has no caller");
+    // The exact bytes a trace has always held for these requests.
+    let mkdir_line = lines[2].split(",\"op\"").nth(1).unwrap();
+    assert_eq!(
+        mkdir_line,
+        format!(
+            ":\"mkdir\",\"ino\":{},\"parent\":1,\"name\":\"d\",\"pid\":42,\"uid\":0,\"gid\":0,\
+             \"flags\":\"0o755\",\"result\":\"ok\"}}",
+            made.attr.ino
+        )
+    );
+    assert!(lines[3].ends_with(
+        "\"name\":\"d\",\"pid\":42,\"uid\":0,\"gid\":0,\"flags\":\"0o755\",\"result\":\"EEXIST\"}"
+    ));
+    assert!(lines[0].starts_with("{\"unique\":7,\"t_ns\":"));
+}

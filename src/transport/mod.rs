@@ -1,0 +1,6 @@
+//! Transports: what carries kernel requests to the [`crate::request`] layer and its answers
+//! back. Each decodes requests in its own format and calls the same handlers.
+//!
+//! - [`fuser`]: `/dev/fuse` through the `fuser` crate.
+
+pub mod fuser;
