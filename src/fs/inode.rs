@@ -122,8 +122,9 @@ impl InodeData {
 /// or namespace change a panic cut short, and each removal of a poisoned directory, adds
 /// one. Process-wide because the guards that see the panic know no `Fs`; a file system
 /// that finds it moved repairs itself (see `Fs::repair`), and a repair where nothing was
-/// wrong changes nothing.
-static DAMAGE_SEEN: AtomicU64 = AtomicU64::new(0);
+/// wrong changes nothing. A std atomic even in model checks: a static outlives each of
+/// shuttle's executions, whose own atomics must not.
+static DAMAGE_SEEN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// How many such events there have been so far.
 pub fn damage_seen() -> u64 {

@@ -8,6 +8,9 @@
 //! 2. Directory data locks, ancestor before descendant; a cross-directory rename (alone under
 //!    the exclusive tree lock) takes its two parents in any order. A directory that rmdir or
 //!    rename removes stays locked (after its parent) from its emptiness check to its removal.
+//!    A change to a directory's entries updates the descendant counts up its parent chain
+//!    (atomics) before it lets go of that directory's lock, so whoever holds a directory's
+//!    lock sees a count that agrees with its entries (rmdir's weight depends on it).
 //! 3. Leaf inode data locks.
 //! 4. The inode and handle tables' DashMap shard locks: innermost and brief (a lookup, insert
 //!    or remove plus an `Arc` clone); nothing else is locked or awaited while one is held.

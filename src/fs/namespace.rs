@@ -175,9 +175,11 @@ impl Fs {
                 test_panic_point("mkdir", name);
             }
             dmeta.touch_modified(now);
+            // Under the directory's lock, like every count change for its entries: a
+            // remover that holds it sees counts that agree with the entries.
+            self.add_descendants(parent, 1);
             inode
         };
-        self.add_descendants(parent, 1);
         Ok(inode)
     }
 
@@ -324,7 +326,7 @@ impl Fs {
                 _ => {}
             }
             let child = self.inode_even_poisoned(entry.ino)?;
-            {
+            let weight = {
                 let mut cdata = child.data.write();
                 if is_dir {
                     // A poisoned directory goes with whatever it holds: nothing in it can
@@ -338,14 +340,17 @@ impl Fs {
                     cdata.meta.nlink = cdata.meta.nlink.saturating_sub(1);
                 }
                 cdata.meta.ctime = now;
-            }
+                // Exact while both locks are held: every change below an empty directory
+                // finished its count updates under that directory's lock (and a repair ran
+                // before this request took the tree lock).
+                Self::weight(&child)
+            };
             entries.remove(name);
             dmeta.touch_modified(now);
+            self.add_descendants(parent, -weight);
             child
         };
         self.release_meta(entry_cost(name));
-        // The child's count is exact: a repair ran before this request took the tree lock.
-        self.add_descendants(parent, -Self::weight(&child));
         if want_dir && child.is_poisoned() {
             self.discard_below(&child);
             // Entries below it may have been changing concurrently (their own directories
@@ -417,9 +422,9 @@ impl Fs {
             entries.set(name, ino, inode.kind);
             dmeta.touch_modified(now);
             inode.lookups.fetch_add(1, Ordering::AcqRel);
+            self.add_descendants(parent, 1);
             attr_of(ino, inode.kind, &idata)
         };
-        self.add_descendants(parent, 1);
         Ok(attr)
     }
 
