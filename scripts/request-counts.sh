@@ -7,8 +7,8 @@
 #   scripts/request-counts.sh [-b BIN] [-o DIR] [-- MOUNT-OPTIONS...]
 #
 # Phases: untar of redis (tar.gz), 100 MiB in 4107-byte writes + fsync, `git clone
-# --no-local` of redis, a stat walk (warm, then after dropping dentries and inodes), a
-# re-read of every file, and rm -rf. Needs root, /work/srcpkgs/redis_7.0.15.orig.tar.gz,
+# --no-local` of redis, a warm stat walk, a re-read of every file, a stat walk after dropping
+# dentries and inodes, and rm -rf. Needs root, /work/srcpkgs/redis_7.0.15.orig.tar.gz,
 # git and python3.
 set -euo pipefail
 
@@ -58,12 +58,12 @@ phase clone
 git clone -q --no-local "$REPO" "$MNT/clone"
 phase walk-warm
 find "$MNT/redis-7.0.15" -print0 | xargs -0 stat >/dev/null
+phase reread
+find "$MNT/redis-7.0.15" -type f -print0 | xargs -0 cat >/dev/null
 phase walk-cold
 sync
 echo 2 >/proc/sys/vm/drop_caches
 find "$MNT/redis-7.0.15" -print0 | xargs -0 stat >/dev/null
-phase reread
-find "$MNT/redis-7.0.15" -type f -print0 | xargs -0 cat >/dev/null
 phase rm
 rm -rf "${MNT:?}"/*
 phase end
