@@ -252,7 +252,11 @@ fn cached_pages_and_listings_follow_every_change() {
     let read = || std::fs::read_to_string(&f).unwrap();
     write_once(&f, "first version, the longer one\n");
     assert_eq!(read(), "first version, the longer one\n");
-    assert_eq!(read(), "first version, the longer one\n", "read from the cache");
+    assert_eq!(
+        read(),
+        "first version, the longer one\n",
+        "read from the cache"
+    );
 
     // The same inode under another name, and a second descriptor.
     std::fs::hard_link(&f, m.join("alias.txt")).unwrap();
