@@ -189,6 +189,7 @@ pub fn run(config: MountConfig) -> Result<()> {
         config.kernel.clone(),
         tracer.clone(),
     );
+    let notifier = adapter.notifier_slot();
 
     let mut options = fuser::Config::default();
     options.mount_options = vec![
@@ -215,6 +216,7 @@ pub fn run(config: MountConfig) -> Result<()> {
             mount_error(&e)
         )
     })?;
+    notifier.fill(session.notifier());
     let device = find_mount(&mountpoint)?.unwrap_or_default();
     eprintln!(
         "memfs: mounted at {} ({} threads); stop with Ctrl-C or `umount {}`",

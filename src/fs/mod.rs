@@ -37,6 +37,7 @@ mod fsck;
 mod inode;
 mod meta;
 mod namespace;
+mod privilege;
 mod usage;
 mod version;
 mod versions;
@@ -48,6 +49,7 @@ pub use error::{Errno, Result};
 pub use fsck::StoreCheck;
 pub use meta::{check_xattr_name, permits, DESCENDANTS_XATTR, VERSIONS_XATTR};
 pub use namespace::{check_removal_name, check_rename_names};
+pub use privilege::SetidChange;
 pub use usage::{
     default_capacity, physical_memory, BLOB_BYTES, ENTRY_BYTES, INODE_BYTES, PIECE_BYTES,
     VERSION_BYTES, XATTR_BYTES, XATTR_MAP_BYTES,

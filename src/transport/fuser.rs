@@ -5,34 +5,64 @@
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use ::fuser::{
     AccessFlags, CopyFileRangeFlags, FileAttr, FileHandle, FileType, Filesystem, FopenFlags,
-    Generation, INodeNo, InitFlags, KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr,
-    ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyIoctl,
-    ReplyLseek, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
+    Generation, INodeNo, InitFlags, KernelConfig, LockOwner, Notifier, OpenFlags, RenameFlags,
+    ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry,
+    ReplyIoctl, ReplyLseek, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow,
+    WriteFlags,
 };
 use tracing::debug;
 
 use crate::fs::{self, Attr, DirEntry, FileKind, SetAttr, SetTime};
 use crate::request::{
-    self as rq, Attributes, Context, DirPlusSink, DirSink, Entry, KernelOptions, Opened, Server,
-    Xattr,
+    self as rq, Attributes, Context, DirPlusSink, DirSink, Entry, KernelCache, KernelOptions,
+    Opened, Server, Xattr,
 };
 use crate::trace::Tracer;
 
 /// The `fuser::Filesystem` over the request layer.
 pub struct MemFuse {
     server: Server,
+    notifier: NotifierSlot,
 }
 
 impl MemFuse {
     /// An adapter over `core`; with a tracer, every request is recorded.
     pub fn new(core: Arc<rq::Core>, options: KernelOptions, tracer: Option<Arc<Tracer>>) -> Self {
+        let notifier = NotifierSlot::default();
         MemFuse {
-            server: Server::new(core, options, tracer),
+            server: Server::new(core, options, tracer)
+                .with_kernel_cache(Arc::new(notifier.clone())),
+            notifier,
+        }
+    }
+
+    /// Where the session's notifier goes once the session exists (it takes this adapter).
+    pub fn notifier_slot(&self) -> NotifierSlot {
+        self.notifier.clone()
+    }
+}
+
+/// The session's [`Notifier`], filled in after the session is made and before it serves.
+#[derive(Clone, Default)]
+pub struct NotifierSlot(Arc<OnceLock<Notifier>>);
+
+impl NotifierSlot {
+    pub fn fill(&self, notifier: Notifier) {
+        let _ = self.0.set(notifier);
+    }
+}
+
+impl KernelCache for NotifierSlot {
+    fn forget_attributes(&self, ino: u64) {
+        // A negative offset invalidates the attributes and leaves the pages.
+        if let Some(Err(e)) = self.0.get().map(|n| n.inval_inode(INodeNo(ino), -1, 0)) {
+            // ENOENT: the kernel holds no such inode, so nothing is stale.
+            debug!(ino, "invalidating attributes: {e}");
         }
     }
 }
@@ -200,6 +230,11 @@ impl Filesystem for MemFuse {
         if options.readdirplus {
             wanted |= InitFlags::FUSE_DO_READDIRPLUS | InitFlags::FUSE_READDIRPLUS_AUTO;
         }
+        if options.handle_killpriv {
+            // The kernel then flags the writes, truncates, opens and chowns that must clear
+            // setuid/setgid, instead of asking for security.capability before each.
+            wanted |= InitFlags::FUSE_HANDLE_KILLPRIV_V2;
+        }
         for flag in wanted.iter() {
             if config.add_capabilities(flag).is_err() {
                 debug!("kernel does not support {flag:?}");
@@ -251,6 +286,7 @@ impl Filesystem for MemFuse {
         _chgtime: Option<SystemTime>,
         _bkuptime: Option<SystemTime>,
         _flags: Option<::fuser::BsdFileFlags>,
+        kill_suidgid: bool,
         reply: ReplyAttr,
     ) {
         let request = rq::Setattr {
@@ -265,6 +301,7 @@ impl Filesystem for MemFuse {
                 mtime: set_time(mtime),
                 ctime: ctime.map(pre_epoch_fixed),
             },
+            kill_suidgid,
         };
         answer(reply, self.server.call(&context(req), request), send_attr);
     }
@@ -386,10 +423,18 @@ impl Filesystem for MemFuse {
         answer(reply, self.server.call(&context(req), request), send_entry);
     }
 
-    fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+    fn open(
+        &self,
+        req: &Request,
+        ino: INodeNo,
+        flags: OpenFlags,
+        kill_suidgid: bool,
+        reply: ReplyOpen,
+    ) {
         let request = rq::Open {
             ino: ino.0,
             flags: flags.0,
+            kill_suidgid,
         };
         answer(reply, self.server.call(&context(req), request), send_opened);
     }
@@ -425,7 +470,7 @@ impl Filesystem for MemFuse {
         fh: FileHandle,
         offset: u64,
         data: &[u8],
-        _write_flags: WriteFlags,
+        write_flags: WriteFlags,
         _flags: OpenFlags,
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
@@ -435,6 +480,7 @@ impl Filesystem for MemFuse {
             fh: fh.0,
             offset,
             data,
+            kill_suidgid: write_flags.contains(WriteFlags::FUSE_WRITE_KILL_SUIDGID),
         };
         answer(reply, self.server.call(&context(req), request), |r, n| {
             r.written(n)
