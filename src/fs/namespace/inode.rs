@@ -124,7 +124,11 @@ impl InodeData {
 /// one. Process-wide because the guards that see the panic know no `Fs`; a file system
 /// that finds it moved repairs itself (see `Namespace::repair_if_needed`), and a repair where nothing was
 /// wrong changes nothing.
-static DAMAGE_SEEN: AtomicU64 = AtomicU64::new(0);
+///
+/// Always std's atomic, even in the shuttle model check: a static outlives shuttle's
+/// executions (and is shared by tests that run side by side), which its atomics do not
+/// support.
+static DAMAGE_SEEN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// How many such events there have been so far.
 pub fn damage_seen() -> u64 {
