@@ -56,9 +56,18 @@ impl Fs {
             child
         };
         self.budget.release_meta(entry_cost(name));
-        // The child's count is exact: a repair ran before this request took the tree lock.
-        self.namespace
-            .add_descendants(parent, -Namespace::weight(&child));
+        // A healthy child was empty under its lock, so its entry weighs 1 whatever its count
+        // says: a change inside it that has already changed its entries may not have
+        // counted yet (counts follow after the directory lock is let go, under the shared
+        // tree lock), and that change still counts through the child's parent chain. A
+        // poisoned one goes with what it holds: its count is exact as of the repair that
+        // ran before this request took the tree lock, and a repair follows.
+        let weight = if child.is_poisoned() {
+            Namespace::weight(&child)
+        } else {
+            1
+        };
+        self.namespace.add_descendants(parent, -weight);
         if want_dir && child.is_poisoned() {
             self.discard_below(&child);
             // Entries below it may have been changing concurrently (their own directories
