@@ -37,7 +37,7 @@
 //!
 //! Panics: a request that panics while holding an inode's write lock poisons that inode
 //! (`inode::InodeLock`), and the core answers EIO for it from then on; its names can still
-//! be removed. A panic while a namespace change holds `tree_lock` (or an inode write lock)
+//! be removed. A panic while a namespace change holds the tree lock (or an inode write lock)
 //! leaves the tree-wide counts possibly half-updated, so the next namespace request first
 //! recounts them under the exclusive tree lock (`Namespace::repair_if_needed`, with the
 //! budget's `recount`).
@@ -94,7 +94,7 @@ pub struct FsConfig {
     pub gid: u32,
     /// Permission bits of the root directory.
     pub root_perm: u16,
-    /// The cap on the bytes memfs holds for contents and metadata (see `usage`); statfs
+    /// The cap on the bytes memfs holds for contents and metadata (see `budget`); statfs
     /// reports it as the size of the file system.
     pub capacity: u64,
     /// How file contents are cut into chunks.

@@ -14,9 +14,9 @@
 //!
 //! Growth that would take `used` past the cap fails with ENOSPC, but first memfs drops old
 //! versions (oldest commit first, never a file's newest; `history::retention`) to make
-//! room: history is best-effort. Shrinking never fails. A commit is checked on its result: it stores its new
-//! chunks, and if the result does not fit it drops them again and leaves the file's dirty
-//! data as it was, readable and committable later.
+//! room: history is best-effort. Shrinking never fails. A commit is checked on its result:
+//! it stores its new chunks, and if the result does not fit it drops them again and leaves
+//! the file's dirty data as it was, readable and committable later.
 //!
 //! `Budget` owns the counters, the cap and the prune lock; the operations charge and
 //! release through it, and a repair or check recounts them from the inodes.

@@ -5,14 +5,14 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use crate::fs::attr::{Attr, FileKind};
+use crate::fs::budget::inode_meta;
+use crate::fs::data::FileContent;
 use crate::fs::error::{Errno, Result};
+use crate::fs::history::History;
 use crate::fs::{test_panic_point, Fs, NAME_MAX, ROOT_INO};
 
 use super::inode::{Body, Inode};
 use super::names::is_dots;
-use crate::fs::budget::inode_meta;
-use crate::fs::data::FileContent;
-use crate::fs::history::History;
 
 impl Fs {
     /// Finds `name` in `parent` and takes a kernel reference on it.
