@@ -18,16 +18,16 @@
 //! The content store (`crate::store`) is shared by `Fs` and the budget.
 //!
 //! Locking, in the order locks are taken:
-//! 1. The tree lock (`Namespace::tree_shared`/`tree_exclusive`): shared by every namespace change, exclusive for a rename between two
-//!    directories (the one change that rewrites parent chains, so descendant counts and the
-//!    "into itself" check see a still tree).
+//! 1. The tree lock (`Namespace::tree_shared`/`tree_exclusive`): shared by every namespace
+//!    change, exclusive for a rename between two directories (the one change that rewrites
+//!    parent chains, so descendant counts and the "into itself" check see a still tree).
 //! 2. Directory data locks, ancestor before descendant; a cross-directory rename (alone under
 //!    the exclusive tree lock) takes its two parents in any order. A directory that rmdir or
 //!    rename removes stays locked (after its parent) from its emptiness check to its removal.
 //! 3. Leaf inode data locks.
 //! 4. The inode and handle tables' DashMap shard locks (`Namespace`, `Handles`,
-//!    `OpenVersions`): innermost and brief (a lookup, insert
-//!    or remove plus an `Arc` clone); nothing else is locked or awaited while one is held.
+//!    `OpenVersions`): innermost and brief (a lookup, insert or remove plus an `Arc`
+//!    clone); nothing else is locked or awaited while one is held.
 //!
 //! The locks and atomics come from `crate::sync`: parking_lot's, or shuttle's for the model
 //! check of this locking (tests/shuttle_namespace.rs).

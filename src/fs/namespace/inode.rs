@@ -122,8 +122,8 @@ impl InodeData {
 /// Events that may have left counts half-updated, in this process: each inode write lock
 /// or namespace change a panic cut short, and each removal of a poisoned directory, adds
 /// one. Process-wide because the guards that see the panic know no `Fs`; a file system
-/// that finds it moved repairs itself (see `Namespace::repair_if_needed`), and a repair where nothing was
-/// wrong changes nothing.
+/// that finds it moved repairs itself (see `Namespace::repair_if_needed`), and a repair
+/// where nothing was wrong changes nothing.
 ///
 /// Always std's atomic, even in the shuttle model check: a static outlives shuttle's
 /// executions (and is shared by tests that run side by side), which its atomics do not
