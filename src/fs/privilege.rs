@@ -37,7 +37,7 @@ impl Fs {
     /// leaves this to memfs (`FUSE_HANDLE_KILLPRIV_V2`) and asks for it per request.
     /// Returns whether the mode changed.
     pub fn clear_setid(&self, ino: u64, change: SetidChange, caller: Caller) -> Result<bool> {
-        let inode = self.inode(ino)?;
+        let inode = self.namespace.get(ino)?;
         // Writes only clear regular files' bits; a chown clears any non-directory's.
         let applies = match change {
             SetidChange::Modify => inode.kind == FileKind::Regular,
