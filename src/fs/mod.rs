@@ -75,7 +75,7 @@ use crate::store::{Chunker, ContentStore, MemoryStore};
 
 use budget::Budget;
 use data::Handles;
-use history::OpenVersions;
+use history::{CommitQueue, OpenVersions};
 use namespace::dir::Directory;
 use namespace::inode::{Body, Inode, Meta};
 use namespace::Namespace;
@@ -130,6 +130,16 @@ pub struct Fs {
     budget: Budget,
     store: Arc<dyn ContentStore>,
     config: FsConfig,
+    /// Files with commits handed to the workers (`history::pending`).
+    commit_queue: Arc<CommitQueue>,
+}
+
+impl Drop for Fs {
+    fn drop(&mut self) {
+        // The workers finish what is queued (they cannot: they hold the file system only
+        // weakly) and exit.
+        self.commit_queue.close();
+    }
 }
 
 impl Fs {
@@ -152,6 +162,7 @@ impl Fs {
             budget: Budget::new(config.capacity, store.clone()),
             store,
             config,
+            commit_queue: Arc::default(),
         }
     }
 
