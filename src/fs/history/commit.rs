@@ -266,11 +266,7 @@ impl Fs {
         let Ok(state) = data.file_state_mut() else {
             return Ok(());
         };
-        if !state
-            .commits
-            .oldest()
-            .is_some_and(|j| j.number == job.number)
-        {
+        if state.commits.oldest().is_none_or(|j| j.number != job.number) {
             // The file was freed (or poisoned) meanwhile.
             return Ok(());
         }
