@@ -130,7 +130,11 @@ fn versions_stay_in_commit_order_under_quick_commits_from_several_threads() {
     // Every version made is one a commit point reported, with its bytes.
     for v in &versions {
         let want = expected.get(&v.number).expect("a reported number");
-        assert!(version_bytes(&fs, ino, v.number) == *want, "version {}", v.number);
+        assert!(
+            version_bytes(&fs, ino, v.number) == *want,
+            "version {}",
+            v.number
+        );
     }
     // Only a commit that changed nothing leaves its number unused: here every one did.
     assert_eq!(versions.len(), expected.len(), "{numbers:?}");
@@ -161,7 +165,11 @@ fn reads_see_the_latest_writes_while_commits_are_pending() {
         match rng.next(10) {
             0..=4 => {
                 // Writes big enough that most commit points are handed off.
-                let len = if rng.next(3) == 0 { 64 } else { MIB + rng.next(MIB as u64) as usize };
+                let len = if rng.next(3) == 0 {
+                    64
+                } else {
+                    MIB + rng.next(MIB as u64) as usize
+                };
                 let at = rng.next(model.len() as u64 + MIB as u64) as usize;
                 let bytes = noise(len, step);
                 fs.write(fh, at as u64, &bytes).unwrap();
@@ -210,7 +218,11 @@ fn reads_see_the_latest_writes_while_commits_are_pending() {
     assert!(!versions.is_empty());
     for v in &versions {
         let want = expected.get(&v.number).expect("a reported number");
-        assert!(version_bytes(&fs, ino, v.number) == *want, "version {}", v.number);
+        assert!(
+            version_bytes(&fs, ino, v.number) == *want,
+            "version {}",
+            v.number
+        );
     }
     assert!(read_all(&fs, fh, model.len()) == model);
     fs.release(fh).unwrap();
@@ -280,7 +292,10 @@ fn a_handed_off_commit_that_does_not_fit_keeps_its_bytes_and_the_next_commit_ret
     let second = fs.flush(fh).unwrap().expect("a commit");
     assert!(second > first);
     let versions = fs.version_stats(ino).unwrap();
-    assert_eq!(versions.iter().map(|v| v.number).collect::<Vec<_>>(), [second]);
+    assert_eq!(
+        versions.iter().map(|v| v.number).collect::<Vec<_>>(),
+        [second]
+    );
     assert!(version_bytes(&fs, ino, second) == data[..half]);
     assert_eq!(fs.dirty_bytes(), 0);
     fs.release(fh).unwrap();

@@ -37,13 +37,21 @@ fn a_version_shows_once_the_close_that_made_it_returns() {
             .lines()
             .filter(|l| l.contains(&(24 * MIB).to_string()))
             .collect();
-        assert_eq!(sizes.len() as u64, round, "memfs log after close {round}:\n{log}");
+        assert_eq!(
+            sizes.len() as u64,
+            round,
+            "memfs log after close {round}:\n{log}"
+        );
         let versions: Vec<VersionInfo> =
             serde_json::from_slice(&xattr_get(&f, "user.memfs.versions").unwrap()).unwrap();
         let newest = versions.last().unwrap();
         assert_eq!(newest.size, 24 * MIB as u64);
         let copy = m.join(format!(".memfs/versions/big/{}", newest.version));
-        assert!(std::fs::read(copy).unwrap() == data, "version {}", newest.version);
+        assert!(
+            std::fs::read(copy).unwrap() == data,
+            "version {}",
+            newest.version
+        );
         assert!(std::fs::read(&f).unwrap() == data);
     }
 }
@@ -61,4 +69,29 @@ fn unmount_installs_pending_commits_before_the_stats_file() {
     assert_eq!(s.versions, 4, "{s:?}");
     assert_eq!(s.dirty_bytes, 0, "{s:?}");
     assert_eq!(s.logical_bytes, 64 * MIB as u64);
+}
+
+/// A commit worker that panics poisons only the file it was committing: the close that
+/// handed it off has returned, the file answers EIO from then on and can be removed, and
+/// everything else (and the store's counts) stays intact.
+#[test]
+fn a_panicking_commit_worker_poisons_only_its_file() {
+    let m = Mount::with_env(&[], &[("MEMFS_TEST_PANIC_IN", "commit:BOOM-COMMIT")]);
+    let mut bad = b"BOOM-COMMIT".to_vec();
+    bad.extend(noise(4 * MIB, 5));
+    let good = noise(4 * MIB, 7);
+    write_and_close(&m.join("bad"), &bad);
+    write_and_close(&m.join("good"), &good);
+    // (Reads may come from the kernel's page cache; the versions attribute asks memfs.)
+    assert_eq!(
+        xattr_get(&m.join("bad"), "user.memfs.versions").map(|_| ()),
+        Err(libc::EIO)
+    );
+    assert!(std::fs::read(m.join("good")).unwrap() == good);
+    assert!(xattr_get(&m.join("good"), "user.memfs.versions").is_ok());
+    std::fs::remove_file(m.join("bad")).unwrap();
+    let raw = std::fs::read(m.join(".memfs/fsck")).unwrap();
+    let check: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+    assert_eq!(check["ok"], true, "fsck: {check:#}");
+    assert!(m.unmount().success());
 }

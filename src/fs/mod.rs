@@ -227,8 +227,8 @@ impl Fs {
 
 /// Debug builds only: panics if `MEMFS_TEST_PANIC_IN` names this point, so tests can show
 /// what a panic halfway through a request leaves behind. The variable holds `op:NAME` items
-/// separated by commas; `op` is `lookup`, `mkdir` (NAME: the new entry) or `write` (NAME: the
-/// first bytes written). `MEMFS_TEST_PANIC_ON_LOOKUP=NAME` is the older spelling of
+/// separated by commas; `op` is `lookup`, `mkdir` (NAME: the new entry), `write` (NAME: the
+/// first bytes written) or `commit` (a commit worker; NAME: the first bytes of the changes). `MEMFS_TEST_PANIC_ON_LOOKUP=NAME` is the older spelling of
 /// `lookup:NAME`.
 #[cfg(debug_assertions)]
 fn test_panic_point(op: &str, name: &[u8]) {
@@ -242,7 +242,7 @@ fn test_panic_point(op: &str, name: &[u8]) {
                 return false;
             };
             match op {
-                "write" => !want.is_empty() && name.starts_with(want),
+                "write" | "commit" => !want.is_empty() && name.starts_with(want),
                 _ => want == name,
             }
         })

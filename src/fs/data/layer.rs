@@ -72,6 +72,17 @@ impl Layer {
         !self.extents.is_empty() || self.size != below || self.cut < below
     }
 
+    /// The first bytes of data this layer holds (names a commit for the test panic points).
+    pub(crate) fn first_data(&self) -> &[u8] {
+        self.extents
+            .values()
+            .find_map(|e| match e {
+                Extent::Data(v) => Some(v.as_slice()),
+                Extent::Zeros(_) => None,
+            })
+            .unwrap_or(&[])
+    }
+
     /// Bytes of uncommitted data this layer holds.
     pub fn dirty_bytes(&self) -> u64 {
         self.dirty_bytes

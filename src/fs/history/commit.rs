@@ -23,7 +23,7 @@ use crate::fs::budget::{version_cost, Fail};
 use crate::fs::data::{prepare_layers, Prepared};
 use crate::fs::error::{Errno, Result};
 use crate::fs::namespace::inode::{Body, FileState, Inode};
-use crate::fs::Fs;
+use crate::fs::{test_panic_point, Fs};
 
 use super::pending::Job;
 use super::retention::bytes_freed;
@@ -230,6 +230,9 @@ impl Fs {
             };
             (f.content.base().clone(), layers.to_vec(), job)
         };
+        if let Some(first) = layers.first() {
+            test_panic_point("commit", first.first_data());
+        }
         let prepared = prepare_layers(&base, &layers, &self.config.chunker, self.store.as_ref());
         drop((base, layers));
         let mut prepared = Some(prepared);
@@ -266,7 +269,11 @@ impl Fs {
         let Ok(state) = data.file_state_mut() else {
             return Ok(());
         };
-        if state.commits.oldest().is_none_or(|j| j.number != job.number) {
+        if state
+            .commits
+            .oldest()
+            .is_none_or(|j| j.number != job.number)
+        {
             // The file was freed (or poisoned) meanwhile.
             return Ok(());
         }
@@ -301,15 +308,20 @@ impl Fs {
     }
 
     /// Waits until the commits of `inode` made so far are installed, so that its versions
-    /// are all there once the close that made them has returned.
-    pub(crate) fn wait_for_commits(&self, inode: &Inode) {
+    /// are all there once the close that made them has returned. EIO if a commit worker's
+    /// panic poisoned the file meanwhile.
+    pub(crate) fn wait_for_commits(&self, inode: &Inode) -> Result<()> {
         let target = match &inode.data.read().body {
             Body::File(f) => f.commits.wait_target(),
             _ => None,
         };
         if let Some((settled, number)) = target {
             settled.wait(number);
+            if inode.is_poisoned() {
+                return Err(Errno::EIO);
+            }
         }
+        Ok(())
     }
 
     /// What dropping the oldest `n` versions of a file would free once a commit has replaced
