@@ -44,6 +44,12 @@
 //!
 //! The budget's prune lock is taken by `make_room` with no other lock held, and each inode
 //! lock under it one at a time.
+//!
+//! Commit workers (`history::pending`, started by a mount) chunk and hash with no lock held
+//! and take one file's write lock at a time, briefly, to snapshot and to install; the pool's
+//! queue mutex is innermost (taken under an inode lock to hand a file over, never the other
+//! way). Waiting for a file's commits (`history::commit`, on reading its versions) happens
+//! with no lock held.
 
 mod attr;
 mod budget;
