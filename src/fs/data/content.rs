@@ -34,6 +34,9 @@ pub const MAX_FILE_SIZE: u64 = i64::MAX as u64;
 const HASH_BATCH: usize = 256;
 const HASH_BATCH_BYTES: usize = 16 << 20;
 
+/// The most a commit reads ahead of its cuts.
+const READ_AHEAD_MAX: usize = 4 << 20;
+
 /// The end of `offset..offset+len`, or EFBIG past the largest file size.
 pub fn checked_end(offset: u64, len: u64) -> Result<u64> {
     match offset.checked_add(len) {
@@ -481,6 +484,11 @@ impl<'a> View<'a> {
         }
         let mut pos = start;
         let mut chunked_bytes = 0u64;
+        let mut ahead = ReadAhead {
+            start: 0,
+            bytes: Vec::new(),
+            next_len: 0,
+        };
         let end = size;
         while pos < end {
             if pos >= last && pos < old_size {
@@ -515,14 +523,19 @@ impl<'a> View<'a> {
                     continue;
                 }
             }
-            let mut window = self.read(pos, (chunker.max as u64).min(end - pos) as usize);
-            let n = chunker.cut(&window);
-            window.truncate(n);
+            let want = (chunker.max as u64).min(end - pos) as usize;
+            if pos < ahead.start || pos + want as u64 > ahead.start + ahead.bytes.len() as u64 {
+                ahead.refill(self, pos, want.max(chunker.max), end);
+            }
+            let at = (pos - ahead.start) as usize;
+            let window = &ahead.bytes[at..at + want];
+            let n = chunker.cut(window);
+            let chunk = &window[..n];
             chunked_bytes += n as u64;
-            if window.iter().all(|&b| b == 0) {
+            if chunk.iter().all(|&b| b == 0) {
                 out.zeros(store, pos, n as u64);
             } else {
-                out.chunk(store, pos, window);
+                out.chunk(store, pos, chunk.to_vec());
             }
             pos += n as u64;
         }
@@ -534,6 +547,30 @@ impl<'a> View<'a> {
             new_bytes: out.new_bytes,
             chunked_bytes,
         })
+    }
+}
+
+/// The bytes a commit cuts chunks from, read ahead of the cuts so that each byte is copied
+/// out of the layers once (a window of `max` bytes per cut would copy each about
+/// `max / avg` times). It starts small, since most commits stop a few chunks after the
+/// change, and doubles up to [`READ_AHEAD_MAX`].
+struct ReadAhead {
+    start: u64,
+    bytes: Vec<u8>,
+    next_len: usize,
+}
+
+impl ReadAhead {
+    /// Reads from `pos` at least `min` bytes (fewer at `end`).
+    fn refill(&mut self, view: &View<'_>, pos: u64, min: usize, end: u64) {
+        let least = min.saturating_mul(2);
+        self.next_len = self
+            .next_len
+            .saturating_mul(2)
+            .clamp(least, READ_AHEAD_MAX.max(least));
+        let len = (self.next_len as u64).min(end - pos) as usize;
+        self.start = pos;
+        self.bytes = view.read(pos, len);
     }
 }
 
@@ -568,11 +605,14 @@ impl Pieces {
         }
         let batch = std::mem::take(&mut self.batch);
         self.batch_bytes = 0;
-        let put = |(start, bytes): &(u64, Vec<u8>)| (*start, bytes.len() as u64, store.put(bytes));
+        let put = |(start, bytes): (u64, Vec<u8>)| {
+            let len = bytes.len() as u64;
+            (start, len, store.put_owned(bytes))
+        };
         let stored: Vec<(u64, u64, Put)> = if batch.len() > 2 {
-            batch.par_iter().map(put).collect()
+            batch.into_par_iter().map(put).collect()
         } else {
-            batch.iter().map(put).collect()
+            batch.into_iter().map(put).collect()
         };
         for (start, len, Put { chunk, new }) in stored {
             if new {
