@@ -430,6 +430,17 @@ impl<'a> View<'a> {
         if !self.is_dirty() {
             return None;
         }
+        // A scope for the thread that hashes one batch while the next is cut (only a commit
+        // of more than one batch starts it).
+        std::thread::scope(|scope| Some(self.prepare_in(chunker, store, scope)))
+    }
+
+    fn prepare_in<'scope, 'env>(
+        &self,
+        chunker: &Chunker,
+        store: &'env dyn ContentStore,
+        scope: &'scope std::thread::Scope<'scope, 'env>,
+    ) -> Prepared {
         let old = self.base.clone();
         let old_size = old.size();
         // The changed range [first, last): dirty extents, truncated base bytes, a new end.
@@ -476,11 +487,14 @@ impl<'a> View<'a> {
             batch: Vec::new(),
             batch_bytes: 0,
             new_bytes: 0,
+            store,
+            scope,
+            in_flight: None,
         };
         if start > old.pieces().get(keep).map_or(start, |p| p.start) {
             // Part of a zero run before the first change stays.
             let p = &old.pieces()[keep];
-            out.zeros(store, p.start, start - p.start);
+            out.zeros(p.start, start - p.start);
         }
         let mut pos = start;
         let mut chunked_bytes = 0u64;
@@ -493,7 +507,7 @@ impl<'a> View<'a> {
         while pos < end {
             if pos >= last && pos < old_size {
                 if let Some(rest) = old_pieces_from(&old, pos, zero_cut) {
-                    out.flush(store);
+                    out.flush();
                     let mut rest = rest.into_iter();
                     if let Some(first) = rest.next() {
                         match first.data {
@@ -518,7 +532,7 @@ impl<'a> View<'a> {
                     zeros / zero_cut * zero_cut
                 };
                 if n > 0 {
-                    out.zeros(store, pos, n);
+                    out.zeros(pos, n);
                     pos += n;
                     continue;
                 }
@@ -533,20 +547,20 @@ impl<'a> View<'a> {
             let chunk = &window[..n];
             chunked_bytes += n as u64;
             if chunk.iter().all(|&b| b == 0) {
-                out.zeros(store, pos, n as u64);
+                out.zeros(pos, n as u64);
             } else {
-                out.chunk(store, pos, chunk.to_vec());
+                out.chunk(pos, chunk.to_vec());
             }
             pos += n as u64;
         }
-        out.flush(store);
+        out.flush();
         let recipe = Recipe::new(out.pieces);
         let recipe = (recipe != *old).then(|| Arc::new(recipe));
-        Some(Prepared {
+        Prepared {
             recipe,
             new_bytes: out.new_bytes,
             chunked_bytes,
-        })
+        }
     }
 }
 
@@ -574,46 +588,66 @@ impl ReadAhead {
     }
 }
 
+/// A stored chunk of a batch: its offset, length and reference.
+type Stored = (u64, u64, Put);
+
 /// The pieces of a recipe being built, with chunks cut but not yet hashed and stored.
-struct Pieces {
+struct Pieces<'scope, 'env> {
     pieces: Vec<Piece>,
-    /// Cut chunks waiting to be hashed, by offset; they come right after `pieces`.
+    /// Cut chunks waiting to be hashed, by offset; they come after `in_flight`'s.
     batch: Vec<(u64, Vec<u8>)>,
     batch_bytes: usize,
     new_bytes: u64,
+    store: &'env dyn ContentStore,
+    scope: &'scope std::thread::Scope<'scope, 'env>,
+    /// The batch before, being hashed on another thread while this one is cut; its chunks
+    /// come right after `pieces`.
+    in_flight: Option<std::thread::ScopedJoinHandle<'scope, Vec<Stored>>>,
 }
 
-impl Pieces {
-    fn chunk(&mut self, store: &dyn ContentStore, start: u64, bytes: Vec<u8>) {
+impl Pieces<'_, '_> {
+    fn chunk(&mut self, start: u64, bytes: Vec<u8>) {
         self.batch_bytes += bytes.len();
         self.batch.push((start, bytes));
         if self.batch.len() >= HASH_BATCH || self.batch_bytes >= HASH_BATCH_BYTES {
-            self.flush(store);
+            // A big commit: hash this batch while the next one is cut, so the sequential
+            // cutting and the hashing run on different cores.
+            self.land();
+            let batch = std::mem::take(&mut self.batch);
+            self.batch_bytes = 0;
+            let store = self.store;
+            self.in_flight = Some(self.scope.spawn(move || hash(store, batch)));
         }
     }
 
-    fn zeros(&mut self, store: &dyn ContentStore, start: u64, len: u64) {
-        self.flush(store);
+    fn zeros(&mut self, start: u64, len: u64) {
+        self.flush();
         push_zeros(&mut self.pieces, start, len);
     }
 
-    /// Hashes and stores the waiting chunks, on every core when there are several (the
-    /// cuts were made already, so the boundaries are those of a sequential pass).
-    fn flush(&mut self, store: &dyn ContentStore) {
-        if self.batch.is_empty() {
-            return;
+    /// Takes in the batch being hashed, if any.
+    fn land(&mut self) {
+        if let Some(hashing) = self.in_flight.take() {
+            // A panic there (a bug) goes on here, where the commit is caught.
+            let stored = hashing
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            self.push(stored);
         }
-        let batch = std::mem::take(&mut self.batch);
-        self.batch_bytes = 0;
-        let put = |(start, bytes): (u64, Vec<u8>)| {
-            let len = bytes.len() as u64;
-            (start, len, store.put_owned(bytes))
-        };
-        let stored: Vec<(u64, u64, Put)> = if batch.len() > 2 {
-            batch.into_par_iter().map(put).collect()
-        } else {
-            batch.into_iter().map(put).collect()
-        };
+    }
+
+    /// Hashes and stores every waiting chunk, so that the pieces are complete.
+    fn flush(&mut self) {
+        self.land();
+        if !self.batch.is_empty() {
+            let batch = std::mem::take(&mut self.batch);
+            self.batch_bytes = 0;
+            let stored = hash(self.store, batch);
+            self.push(stored);
+        }
+    }
+
+    fn push(&mut self, stored: Vec<Stored>) {
         for (start, len, Put { chunk, new }) in stored {
             if new {
                 self.new_bytes += len;
@@ -624,6 +658,20 @@ impl Pieces {
                 data: PieceData::Chunk(chunk),
             });
         }
+    }
+}
+
+/// Hashes and stores a batch of cut chunks, on every core when there are several (the cuts
+/// were made already, so the boundaries are those of a sequential pass).
+fn hash(store: &dyn ContentStore, batch: Vec<(u64, Vec<u8>)>) -> Vec<Stored> {
+    let put = |(start, bytes): (u64, Vec<u8>)| {
+        let len = bytes.len() as u64;
+        (start, len, store.put_owned(bytes))
+    };
+    if batch.len() > 2 {
+        batch.into_par_iter().map(put).collect()
+    } else {
+        batch.into_iter().map(put).collect()
     }
 }
 
