@@ -116,7 +116,12 @@ fn versions_stay_in_commit_order_under_quick_commits_from_several_threads() {
                         assert!(old.is_none(), "version {n} reported twice");
                     }
                 }
-                fs.release(fh).unwrap();
+                // The last close commits too: what another thread wrote and has not yet
+                // committed, if anything.
+                let model = model.lock().unwrap();
+                if let Some(n) = fs.release(fh).unwrap() {
+                    expected.lock().unwrap().insert(n, model.clone());
+                }
             })
         })
         .collect();
