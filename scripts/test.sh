@@ -54,3 +54,5 @@ cargo build --all-targets --quiet
 cargo test --all-targets -- --color never "$@"
 # The model check of the namespace's locking, with shuttle's locks in place of parking_lot's.
 cargo test --features shuttle --test shuttle_namespace -- --color never
+# Lint: the code stays clippy-clean, warnings counted as errors.
+cargo clippy --all-targets --quiet -- -D warnings
