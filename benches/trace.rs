@@ -2,7 +2,7 @@
 //! tracer, and records per second through the tracer with several request threads.
 //!
 //! Run with `cargo bench --bench trace`. The trace goes to /dev/null, so the writer's cost is
-//! formatting, not the disk. Every call is a `lookup` of an existing 24-byte name in the root
+//! formatting, not the disk. Every call is a `lookup` of an existing 23-byte name in the root
 //! (the most common request in untar, clone and walk traces; its record carries a name).
 //!
 //! - `call/untraced`, `call/traced`: one thread, back to back; the difference is the
@@ -30,7 +30,7 @@ const CTX: Context = Context {
     pid: 42,
 };
 
-const NAME: &[u8] = b"a_typical_source_file.c\0";
+const NAME: &[u8] = b"a_typical_source_file.c";
 
 fn server(traced: bool) -> (Server, Option<Arc<Tracer>>) {
     let tracer = traced.then(|| {
