@@ -244,7 +244,7 @@ pub fn run(config: MountConfig) -> Result<()> {
         let n = tracer
             .finish()
             .with_context(|| format!("writing trace {}", path.display()))?;
-        info!(records = n, "trace complete");
+        info!(records = n, stalls = tracer.stalls(), "trace complete");
     }
     if let Some(path) = &config.stats_out {
         let json = serde_json::to_vec_pretty(&crate::control::stats(&fs))?;
