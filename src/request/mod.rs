@@ -27,7 +27,7 @@ pub use reply::{
 };
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use tracing::{debug, error};
@@ -96,11 +96,21 @@ pub trait Request: Sized {
     fn handle(self, server: &Server, ctx: &Context) -> Result<Self::Reply>;
 }
 
+/// What the request layer may ask of the kernel's caches, through the transport.
+pub trait KernelCache: Send + Sync {
+    /// Has the kernel write back the file's dirty pages and drop its cached pages; returns
+    /// once it has (the writes come in as WRITE requests on other threads). False if it
+    /// could not be done now (no thread to spare for those writes).
+    fn write_back(&self, ino: u64) -> bool;
+}
+
 /// Serves requests from any transport: the core, the kernel options, and the tracer.
 pub struct Server {
     core: Arc<Core>,
     options: KernelOptions,
     tracer: Option<Arc<Tracer>>,
+    /// Set by the transport once the session exists.
+    kernel_cache: Arc<OnceLock<Box<dyn KernelCache>>>,
 }
 
 impl Server {
@@ -110,7 +120,13 @@ impl Server {
             core,
             options,
             tracer,
+            kernel_cache: Arc::default(),
         }
+    }
+
+    /// Where the transport puts its [`KernelCache`] once the session exists.
+    pub fn kernel_cache_slot(&self) -> Arc<OnceLock<Box<dyn KernelCache>>> {
+        self.kernel_cache.clone()
     }
 
     pub fn options(&self) -> &KernelOptions {

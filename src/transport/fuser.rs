@@ -5,7 +5,8 @@
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use ::fuser::{
@@ -18,8 +19,8 @@ use tracing::debug;
 
 use crate::fs::{self, Attr, DirEntry, FileKind, SetAttr, SetTime};
 use crate::request::{
-    self as rq, Attributes, Context, DirPlusSink, DirSink, Entry, KernelOptions, Opened, Server,
-    Xattr,
+    self as rq, Attributes, Context, DirPlusSink, DirSink, Entry, KernelCache, KernelOptions,
+    Opened, Server, Xattr,
 };
 use crate::trace::Tracer;
 
@@ -34,6 +35,47 @@ impl MemFuse {
         MemFuse {
             server: Server::new(core, options, tracer),
         }
+    }
+
+    /// Where [`Notifications`] go once the session exists.
+    pub fn kernel_cache_slot(&self) -> Arc<OnceLock<Box<dyn KernelCache>>> {
+        self.server.kernel_cache_slot()
+    }
+}
+
+/// The kernel's caches, reached through fuser's notifications.
+pub struct Notifications {
+    notifier: ::fuser::Notifier,
+    /// Serving threads free to serve the WRITEs a write-back sends: the thread asking waits
+    /// inside the kernel until they are answered, so one thread is always kept back.
+    spare_threads: AtomicUsize,
+}
+
+impl Notifications {
+    pub fn new(notifier: ::fuser::Notifier, threads: usize) -> Notifications {
+        Notifications {
+            notifier,
+            spare_threads: AtomicUsize::new(threads.saturating_sub(1)),
+        }
+    }
+}
+
+impl KernelCache for Notifications {
+    /// FUSE_NOTIFY_INVAL_INODE over the whole file: the kernel launders each dirty page (a
+    /// WRITE it waits for) before dropping it.
+    fn write_back(&self, ino: u64) -> bool {
+        let took = self
+            .spare_threads
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+        if took.is_err() {
+            return false;
+        }
+        let done = self.notifier.inval_inode(INodeNo(ino), 0, 0);
+        self.spare_threads.fetch_add(1, Ordering::AcqRel);
+        if let Err(e) = &done {
+            debug!(ino, error = %e, "write-back notification failed");
+        }
+        done.is_ok()
     }
 }
 
