@@ -3,6 +3,7 @@
 
 pub mod analyze;
 pub mod flags;
+mod json;
 mod op;
 
 pub use flags::Flags;
@@ -190,13 +191,15 @@ fn write_records(
 ) -> std::io::Result<u64> {
     let mut n = 0u64;
     let mut nap = POLL_BUSY;
+    let mut line = Vec::with_capacity(512);
     loop {
         // Read before draining: whatever was queued before the close is then drained below.
         let last = closed.load(Ordering::Acquire);
         let before = n;
         while let Ok(record) = queue.try_recv() {
-            serde_json::to_writer(&mut out, &record)?;
-            out.write_all(b"\n")?;
+            line.clear();
+            json::write_record(&mut line, &record);
+            out.write_all(&line)?;
             n += 1;
         }
         if last {
