@@ -4,10 +4,11 @@
 //! names and unknown op or errno names can need escaping. The bytes are serde_json's own:
 //! the test below holds the two to each other.
 
+use super::name::NameText;
 use super::{Flags, Op, Outcome, Record};
 
 /// Appends `record` and a newline to `line`.
-pub fn write_record(line: &mut Vec<u8>, r: &Record<Flags>) {
+pub fn write_record<N: NameText>(line: &mut Vec<u8>, r: &Record<Flags, N>) {
     let mut buf = itoa::Buffer::new();
     line.push(b'{');
     if r.unique != 0 {
@@ -26,9 +27,9 @@ pub fn write_record(line: &mut Vec<u8>, r: &Record<Flags>) {
     }
     number(line, &mut buf, "ino", r.ino);
     number(line, &mut buf, "parent", r.parent);
-    text(line, "name", r.name.as_deref());
+    text(line, "name", r.name.as_ref());
     number(line, &mut buf, "newparent", r.newparent);
-    text(line, "newname", r.newname.as_deref());
+    text(line, "newname", r.newname.as_ref());
     number(line, &mut buf, "fh", r.fh);
     number(line, &mut buf, "pid", r.pid);
     number(line, &mut buf, "uid", r.uid);
@@ -57,10 +58,10 @@ fn number<N: itoa::Integer>(line: &mut Vec<u8>, buf: &mut itoa::Buffer, key: &st
     }
 }
 
-fn text(line: &mut Vec<u8>, key: &str, v: Option<&str>) {
+fn text<N: NameText>(line: &mut Vec<u8>, key: &str, v: Option<&N>) {
     if let Some(v) = v {
         key_of(line, key);
-        string(line, v);
+        string(line, &v.text());
     }
 }
 
@@ -91,8 +92,9 @@ fn string(line: &mut Vec<u8>, s: &str) {
 mod tests {
     use super::*;
     use crate::fs::Errno;
+    use crate::trace::Name;
 
-    fn base() -> Record<Flags> {
+    fn base<N>() -> Record<Flags, N> {
         Record {
             unique: 0,
             t_ns: 12,
@@ -161,6 +163,37 @@ mod tests {
             assert_eq!(
                 String::from_utf8(line).unwrap(),
                 String::from_utf8(expected).unwrap()
+            );
+        }
+    }
+
+    /// Names queued as bytes are written as their text, invalid UTF-8 replaced.
+    #[test]
+    fn queued_names_are_written_as_text() {
+        let long = "long".repeat(40);
+        for (bytes, text) in [
+            (b"f\xffo".as_slice(), "f\u{fffd}o"),
+            (b"tab\tquote\"".as_slice(), "tab\tquote\""),
+            (long.as_bytes(), long.as_str()),
+        ] {
+            let queued = Record {
+                name: Some(Name::new(bytes)),
+                newname: Some(Name::new(b"n")),
+                ..base()
+            };
+            let read_back = Record {
+                name: Some(text.to_string()),
+                newname: Some("n".to_string()),
+                ..base()
+            };
+            let mut line = Vec::new();
+            write_record(&mut line, &queued);
+            let mut expected = serde_json::to_vec(&read_back).unwrap();
+            expected.push(b'\n');
+            assert_eq!(line, expected);
+            assert_eq!(
+                serde_json::to_vec(&queued).unwrap(),
+                &expected[..expected.len() - 1]
             );
         }
     }

@@ -4,9 +4,11 @@
 pub mod analyze;
 pub mod flags;
 mod json;
+mod name;
 mod op;
 
 pub use flags::Flags;
+pub use name::Name;
 pub use op::{Op, Outcome};
 
 use std::fs::File;
@@ -21,15 +23,18 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 /// Records waiting for the writer: far more than arrive between two looks of the writer
-/// (FUSE serves some 10^5 requests/s here; the writer looks every millisecond while busy).
-const QUEUE: usize = 64 * 1024;
+/// (FUSE serves some 10^5 requests/s here; the writer looks every millisecond while busy,
+/// every 50 at most). The channel allocates and touches every slot up front: 32K records of
+/// some 340 bytes are 11 MB.
+const QUEUE: usize = 32 * 1024;
 
 /// One FUSE request. Fields an op does not have are left out of the JSON.
 ///
-/// `F` is how the flags are held: raw ([`Flags`]) on the way to the writer, which names them,
-/// and as those names (`String`) when a trace is read back.
+/// `F` is how the flags are held and `N` how the names are: raw ([`Flags`], [`Name`]) on the
+/// way to the writer, which names them ([`Queued`]), and as text (`String`) when a trace is
+/// read back.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct Record<F = String> {
+pub struct Record<F = String, N = String> {
     /// The kernel's request id.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub unique: u64,
@@ -43,11 +48,11 @@ pub struct Record<F = String> {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
+    pub name: Option<N>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub newparent: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub newname: Option<String>,
+    pub newname: Option<N>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fh: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -72,6 +77,9 @@ pub struct Record<F = String> {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<u64>,
 }
+
+/// A record as the request path makes it and the writer takes it.
+pub type Queued = Record<Flags, Name>;
 
 fn is_zero(v: &u64) -> bool {
     *v == 0
@@ -103,7 +111,7 @@ pub struct Header {
 /// ([`Tracer::stalls`]) and logged when the trace ends.
 pub struct Tracer {
     start: Instant,
-    queue: SyncSender<Record<Flags>>,
+    queue: SyncSender<Queued>,
     /// Set by [`Tracer::finish`]; the writer drains what is queued and stops.
     closed: Arc<AtomicBool>,
     stalls: AtomicU64,
@@ -124,7 +132,7 @@ impl Tracer {
         serde_json::to_writer(&mut out, header)?;
         out.write_all(b"\n")?;
         out.flush()?;
-        let (tx, rx) = sync_channel::<Record<Flags>>(QUEUE);
+        let (tx, rx) = sync_channel::<Queued>(QUEUE);
         let closed = Arc::new(AtomicBool::new(false));
         let writer = {
             let closed = closed.clone();
@@ -148,7 +156,7 @@ impl Tracer {
     }
 
     /// Queues a record; if the queue is full, wakes the writer and waits for room.
-    pub fn record(&self, record: Record<Flags>) {
+    pub fn record(&self, record: Queued) {
         match self.queue.try_send(record) {
             Ok(()) => {}
             Err(TrySendError::Full(record)) => {
@@ -185,7 +193,7 @@ impl Tracer {
 
 /// The writer thread: drains the queue on its own clock until the tracer is closed.
 fn write_records(
-    queue: &Receiver<Record<Flags>>,
+    queue: &Receiver<Queued>,
     mut out: BufWriter<File>,
     closed: &AtomicBool,
 ) -> std::io::Result<u64> {
