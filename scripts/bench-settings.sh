@@ -16,7 +16,9 @@
 #                 'ttl0:--ttl 0'; 'default:' is memfs without options. Options may
 #                 start with 'bin=PATH' to run another memfs binary for that target,
 #                 so two builds compare in one interleaved run, e.g.
-#                 'before:bin=/tmp/memfs-old' 'after:'. The target
+#                 'before:bin=/tmp/memfs-old' 'after:'. 'NAME:passthrough_hp' runs
+#                 libfuse's passthrough_hp over a tmpfs (scripts/passthrough-hp.sh
+#                 builds it; see scripts/lib/targets.sh). The target
 #                 'tmpfs' (mount -t tmpfs) is always run first and is the baseline.
 #                 Without variants: default nowb ttl0 noplus t1 t4 noclone w128k.
 #
@@ -125,91 +127,14 @@ for v in "$@"; do
 done
 
 # --- mounting, with cleanup on any exit -----------------------------------
-MOUNTED=()   # mount points currently mounted by us
-PIDS=()      # memfs processes we started and have not reaped
-
-cleanup() {
-    local m p i
-    set +e
-    for m in "${MOUNTED[@]}"; do
-        if mountpoint -q "$m"; then
-            umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null
-        fi
-    done
-    for p in "${PIDS[@]}"; do
-        for i in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-        kill -0 "$p" 2>/dev/null && kill "$p" 2>/dev/null
-        wait "$p" 2>/dev/null
-    done
-    MOUNTED=()
-    PIDS=()
-}
-on_exit() { cleanup; rm -rf "$OUT/cache" "$OUT/mnt"; }
+TAG=bench-settings
+MEMFS_BIN=$BIN
+# shellcheck source=scripts/lib/targets.sh
+. "$(dirname "$0")/lib/targets.sh"
+on_exit() { targets_cleanup; rm -rf "$OUT/cache" "$OUT/mnt"; }
 trap on_exit EXIT
 trap 'echo "bench-settings: interrupted" >&2; exit 130' INT
 trap 'exit 143' TERM
-
-CUR_PID=""
-# mount_target NAME OPTS DIR LOG: mount a fresh, empty target at DIR.
-mount_target() {
-    local name=$1 opts=$2 dir=$3 log=$4 i bin=$BIN
-    if [[ $opts == bin=* ]]; then
-        bin=${opts%% *}
-        bin=${bin#bin=}
-        [[ $opts == *" "* ]] && opts=${opts#* } || opts=""
-    fi
-    rm -rf "$dir"
-    mkdir -p "$dir"
-    if [ "$name" = tmpfs ]; then
-        mount -t tmpfs -o size=8g tmpfs "$dir"
-        MOUNTED+=("$dir")
-        CUR_PID=""
-        return 0
-    fi
-    # Own session: a Ctrl-C meant for this script must not reach memfs, which would
-    # detach its busy mount under the running workload; cleanup unmounts it instead.
-    # shellcheck disable=SC2086 # options are meant to split into words
-    setsid -w "$bin" mount "$dir" $opts 2>"$log" </dev/null &
-    CUR_PID=$!
-    PIDS+=("$CUR_PID")
-    MOUNTED+=("$dir")
-    for i in $(seq 200); do
-        if grep -qs "mounted at" "$log" && mountpoint -q "$dir"; then return 0; fi
-        kill -0 "$CUR_PID" 2>/dev/null || break
-        sleep 0.05
-    done
-    echo "bench-settings: memfs $opts did not mount at $dir; log:" >&2
-    cat "$log" >&2
-    return 1
-}
-
-# unmount_target DIR: unmount and, for memfs, wait for its exit; fails if it exits non-zero.
-unmount_target() {
-    local dir=$1 i rc=0
-    for i in $(seq 20); do
-        umount "$dir" 2>/dev/null && break
-        sleep 0.25
-    done
-    if mountpoint -q "$dir"; then
-        echo "bench-settings: $dir stays busy; lazy unmount" >&2
-        umount -l "$dir"
-        rc=1
-    fi
-    MOUNTED=()
-    if [ -n "$CUR_PID" ]; then
-        for i in $(seq 200); do kill -0 "$CUR_PID" 2>/dev/null || break; sleep 0.05; done
-        if kill -0 "$CUR_PID" 2>/dev/null; then
-            echo "bench-settings: memfs $CUR_PID still running 10 s after umount; killing" >&2
-            kill "$CUR_PID"
-            rc=1
-        fi
-        wait "$CUR_PID" || { rc=$?; echo "bench-settings: memfs exited $rc" >&2; }
-        PIDS=()
-        CUR_PID=""
-    fi
-    rm -rf "$dir"
-    return $rc
-}
 
 # --- measuring -------------------------------------------------------------
 echo "workload,target,round,ms,status" >"$RAW"
@@ -257,8 +182,7 @@ run_one() { # run_one WORKLOAD TARGET-INDEX ROUND
     local dir=$OUT/mnt/$name log=$OUT/logs/$name-r$r-$wl.log
     if ! mount_target "$name" "$opts" "$dir" "$log"; then
         echo "$wl,$name,$r,,mountfail" >>"$RAW"
-        cleanup
-        CUR_PID=""
+        targets_cleanup
         return 0
     fi
     case $wl in

@@ -12,15 +12,11 @@ command -v fusermount3 >/dev/null || need+=(fuse3)
 command -v python3 >/dev/null || need+=(python3) # tests/versions.rs writes files with it
 command -v stress-ng >/dev/null || need+=(stress-ng) # tests/seek_cached.rs runs its seek stressor
 [ -x /usr/bin/time ] || need+=(time)                # tests/trace.rs measures peak memory with it
-# tests/bench.rs: bench.py draws its plots with matplotlib. Debian's package serves Debian's
-# python3; a python3 of its own (pyenv, a venv) does not see it and gets it from PyPI below.
-pip_need=()
-if ! python3 -c 'import matplotlib' 2>/dev/null; then
-    if [ "$(command -v python3 || echo /usr/bin/python3)" = /usr/bin/python3 ]; then
-        need+=(python3-matplotlib)
-    else
-        pip_need+=(matplotlib)
-    fi
+# tests/bench.rs: bench.py draws its plots with matplotlib, which comes from PyPI into a venv
+# of our own (kept between runs under ~/.cache) that goes first on PATH for the tests.
+VENV="${XDG_CACHE_HOME:-$HOME/.cache}/memfs/test-venv"
+if [ ! -x "$VENV/bin/python3" ] && ! python3 -c 'import ensurepip' 2>/dev/null; then
+    need+=(python3-venv) # Debian's python3 makes venvs only with this
 fi
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then
@@ -31,10 +27,12 @@ if [ ${#need[@]} -gt 0 ]; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
-if [ ${#pip_need[@]} -gt 0 ]; then
-    echo "test.sh: installing ${pip_need[*]} for $(command -v python3)"
-    python3 -m pip install --quiet "${pip_need[@]}"
+if ! "$VENV/bin/python3" -c 'import matplotlib' 2>/dev/null; then
+    echo "test.sh: installing matplotlib into $VENV"
+    python3 -m venv "$VENV"
+    "$VENV/bin/python3" -m pip install --quiet --disable-pip-version-check matplotlib
 fi
+export PATH="$VENV/bin:$PATH"
 if [ ! -e /dev/fuse ]; then
     echo "test.sh: /dev/fuse is missing: the integration tests need FUSE" >&2
     exit 1
@@ -57,3 +55,5 @@ cargo build --all-targets --quiet
 cargo test --all-targets -- --color never "$@"
 # The model check of the namespace's locking, with shuttle's locks in place of parking_lot's.
 cargo test --features shuttle --test shuttle_namespace -- --color never
+# Lint: the code stays clippy-clean, warnings counted as errors.
+cargo clippy --all-targets --quiet -- -D warnings

@@ -263,6 +263,13 @@ struct MountArgs {
     /// Answer readdir without attributes.
     #[arg(long)]
     no_readdirplus: bool,
+    /// Drop a file's cached pages and a directory's cached listing at every open.
+    #[arg(long)]
+    no_keep_cache: bool,
+    /// Let the kernel check security.capability on every write and chown instead of
+    /// memfs clearing setuid/setgid itself.
+    #[arg(long)]
+    no_handle_killpriv: bool,
     /// Largest write request in bytes.
     #[arg(long, default_value_t = 1 << 20)]
     max_write: u32,
@@ -329,6 +336,8 @@ fn run(cli: Cli) -> Result<()> {
                     writeback_cache: !args.no_writeback_cache,
                     max_write: args.max_write,
                     readdirplus: !args.no_readdirplus,
+                    keep_cache: !args.no_keep_cache,
+                    handle_killpriv: !args.no_handle_killpriv,
                 },
             })
         }

@@ -18,7 +18,7 @@ use crate::request::KernelOptions;
 use crate::router::Router;
 use crate::store::Chunker;
 use crate::trace::{Header, Tracer};
-use crate::transport::fuser::{MemFuse, Notifications};
+use crate::transport::fuser::MemFuse;
 
 #[derive(Clone, Debug)]
 pub struct MountConfig {
@@ -189,6 +189,7 @@ pub fn run(config: MountConfig) -> Result<()> {
         config.kernel.clone(),
         tracer.clone(),
     );
+    let notifier = adapter.notifier_slot();
 
     let mut options = fuser::Config::default();
     options.mount_options = vec![
@@ -208,7 +209,6 @@ pub fn run(config: MountConfig) -> Result<()> {
     // Signals are caught before mounting, so none can kill us with the mount up.
     let mut signals =
         Signals::new([SIGINT, SIGTERM, SIGHUP]).context("installing signal handlers")?;
-    let kernel_cache = adapter.kernel_cache_slot();
     let session = Session::new(adapter, &mountpoint, &options).map_err(|e| {
         anyhow::anyhow!(
             "mounting memfs on {}: {}",
@@ -216,10 +216,7 @@ pub fn run(config: MountConfig) -> Result<()> {
             mount_error(&e)
         )
     })?;
-    let _ = kernel_cache.set(Box::new(Notifications::new(
-        session.notifier(),
-        config.threads.max(1),
-    )));
+    notifier.fill(session.notifier(), config.threads.max(1));
     let device = find_mount(&mountpoint)?.unwrap_or_default();
     eprintln!(
         "memfs: mounted at {} ({} threads); stop with Ctrl-C or `umount {}`",

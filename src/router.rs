@@ -10,7 +10,8 @@ use std::sync::Arc;
 use crate::control::{Control, CONTROL_NAME};
 use crate::fs::{
     check_name, check_removal_name, check_rename_names, check_xattr_name, Attr, Caller, DirEntry,
-    Errno, FileKind, Fs, RenameMode, Result, SetAttr, StatFs, NAME_MAX, PATH_MAX, ROOT_INO,
+    Errno, FileKind, Fs, RenameMode, Result, SetAttr, SetidChange, StatFs, NAME_MAX, PATH_MAX,
+    ROOT_INO,
 };
 
 pub struct Router {
@@ -101,6 +102,15 @@ impl Router {
             return Err(Errno::EROFS);
         }
         self.fs.setattr(ino, set)
+    }
+
+    /// Clears setuid/setgid as the kernel asked along with a write, truncate or chown.
+    /// Control files have none to clear.
+    pub fn clear_setid(&self, ino: u64, change: SetidChange, caller: Caller) -> Result<bool> {
+        if self.is_control(ino) {
+            return Ok(false);
+        }
+        self.fs.clear_setid(ino, change, caller)
     }
 
     pub fn readlink(&self, ino: u64) -> Result<Vec<u8>> {

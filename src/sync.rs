@@ -14,12 +14,12 @@
 //! shuttle execution.
 
 #[cfg(not(feature = "shuttle"))]
-pub use parking_lot::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+pub use parking_lot::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 #[cfg(feature = "shuttle")]
 pub use model::{Mutex, RwLock};
 #[cfg(feature = "shuttle")]
-pub use shuttle::sync::{RwLockReadGuard, RwLockWriteGuard};
+pub use shuttle::sync::{MutexGuard, RwLockReadGuard, RwLockWriteGuard};
 
 pub mod atomic {
     #[cfg(feature = "shuttle")]

@@ -202,3 +202,106 @@ fn interrupted_runner_unmounts_and_stops_the_build() {
         .unwrap();
     assert!(sleeping.stdout.is_empty(), "the build was left running");
 }
+
+/// The phase benchmark (scripts/bench-phases.sh) in smoke mode, one round: every phase is
+/// measured on every target and lands in the table and the chart.
+#[test]
+fn phase_benchmark_smoke_round_reports_every_phase() {
+    let scripts = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts");
+    let redis_tgz = Path::new("/work/srcpkgs/redis_7.0.15.orig.tar.gz");
+    if !redis_tgz.exists() && !Path::new("/work/srccache/redis-src/.git").exists() {
+        eprintln!("skipping: no redis tarball at {}", redis_tgz.display());
+        return;
+    }
+    let mut targets = vec!["memfs:"];
+    let peer = Command::new(scripts.join("passthrough-hp.sh"))
+        .arg("--check")
+        .output()
+        .unwrap();
+    if peer.status.success() {
+        targets.push("passthrough_hp:passthrough_hp");
+    } else {
+        eprintln!(
+            "skipping the passthrough_hp target: {}",
+            String::from_utf8_lossy(&peer.stderr).trim()
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let run = Command::new("bash")
+        .arg(scripts.join("bench-phases.sh"))
+        .args(["-q", "-r", "1", "-b", env!("CARGO_BIN_EXE_memfs"), "-o"])
+        .arg(&out)
+        .args(&targets)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
+    assert_eq!(mounts_under(dir.path()), Vec::<String>::new());
+
+    let names: Vec<&str> = std::iter::once("tmpfs")
+        .chain(targets.iter().map(|t| t.split(':').next().unwrap()))
+        .collect();
+    let phases = [
+        "clone",
+        "walk-cold",
+        "walk-warm",
+        "untar",
+        "write",
+        "read",
+        "small",
+        "rm",
+    ];
+    let raw = std::fs::read_to_string(out.join("raw.csv")).unwrap();
+    assert_eq!(raw.lines().count(), 1 + phases.len() * names.len(), "{raw}");
+    for line in raw.lines().skip(1) {
+        assert!(line.ends_with(",ok"), "a failed or wrong run: {line}");
+    }
+
+    let labels = std::fs::read_to_string(out.join("phases.tsv")).unwrap();
+    let keys: Vec<&str> = labels
+        .lines()
+        .map(|l| l.split('\t').next().unwrap())
+        .collect();
+    assert_eq!(keys, phases);
+    let table = std::fs::read_to_string(out.join("summary.md")).unwrap();
+    assert!(
+        table.contains(&format!("| phase | {} |", names.join(" | "))),
+        "{table}"
+    );
+    for line in labels.lines() {
+        let label = line.split('\t').nth(1).unwrap();
+        // In the wall-time ratios, the CPU ratios and the medians, a number in every cell.
+        let rows: Vec<&str> = table
+            .lines()
+            .filter(|l| l.starts_with(&format!("| {label} |")))
+            .collect();
+        assert_eq!(rows.len(), 3, "{label}: {table}");
+        for row in rows {
+            assert!(!row.contains('—') && !row.contains('!'), "{row}");
+        }
+    }
+    let memory = table
+        .lines()
+        .find(|l| l.starts_with("| peak RSS / bytes stored |"))
+        .unwrap_or_else(|| panic!("no memory row: {table}"));
+    assert_eq!(memory.matches('(').count(), names.len() - 1, "{memory}");
+
+    let svg = out.join("phases.svg");
+    let check = Command::new("python3")
+        .args([
+            "-c",
+            "import sys, xml.dom.minidom as m; m.parse(sys.argv[1])",
+        ])
+        .arg(&svg)
+        .status()
+        .unwrap();
+    assert!(check.success(), "phases.svg is not well-formed XML");
+    let text = std::fs::read_to_string(&svg).unwrap();
+    for word in phases.iter().chain(&names[1..]) {
+        assert!(
+            text.contains(&format!(">{word}<")),
+            "{word} missing from the chart"
+        );
+    }
+}

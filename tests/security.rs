@@ -14,6 +14,9 @@ const NOBODY: &str = "setpriv --reuid=65534 --regid=65534 --clear-groups";
 /// Each line prints the mode bits (or error) after one step; run as root in `dir`.
 fn security_script() -> String {
     let u = NOBODY;
+    // Root without CAP_FSETID, and nobody as a supplementary member of group 100.
+    let nofsetid = "setpriv --bounding-set=-fsetid";
+    let member = "setpriv --reuid=65534 --regid=65534 --groups=100";
     format!(
         r#"
 chmod 1777 .
@@ -24,6 +27,16 @@ chmod 6755 f; {u} dd if=/dev/zero of=f bs=1 count=1 seek=3 conv=notrunc status=n
 chmod 2745 f; {u} sh -c 'echo m >> f'; stat -c 'sgid without group exec survives a write: %a' f
 chmod 6755 f; echo x >> f; stat -c 'write by root keeps both: %a' f
 chmod 6755 f; chown 65534:65534 f; stat -c 'chown clears: %a' f
+chmod 6755 f; {u} sh -c ': > f'; stat -c 'O_TRUNC open by owner: %a' f
+chmod 6755 f; {u} chgrp 65534 f; stat -c 'chgrp by owner: %a' f
+chmod 6755 f; {nofsetid} sh -c 'echo r >> f'; stat -c 'write by root without CAP_FSETID: %a' f
+chmod 6755 f; {nofsetid} truncate -s 0 f; stat -c 'truncate by root without CAP_FSETID: %a' f
+chmod 6755 f; truncate -s 0 f; stat -c 'truncate by root keeps both: %a' f
+chown 65534:100 f; chmod 2666 f; {u} sh -c 'echo n >> f'; stat -c 'sgid without group exec, write by a non-member: %a' f
+chmod 2666 f; {member} sh -c 'echo n >> f'; stat -c 'write by a supplementary member: %a' f
+chmod 6645 f; chown 65534:100 f; stat -c 'chown by root keeps sgid without group exec: %a' f
+chmod 2645 f; {nofsetid} chown 65534:100 f; stat -c 'chown by root without CAP_FSETID: %a' f
+chown 65534:65534 f
 mkdir -p open; chmod 777 open; echo z > open/g; chmod 6777 open/g
 {u} sh -c 'echo w >> open/g'; stat -c 'write by another user: %a' open/g
 echo a > rootfile; {u} rm -f rootfile 2>&1 | sed 's/.*: //'; ls rootfile
@@ -62,6 +75,14 @@ fn permissions_ownership_and_mode_clearing_match_tmpfs() {
         "write by root keeps both: 6755",
         "chown clears: 755",
         "sgid without group exec survives a write: 2745",
+        "O_TRUNC open by owner: 755",
+        "chgrp by owner: 755",
+        "write by root without CAP_FSETID: 755",
+        "truncate by root keeps both: 6755",
+        "sgid without group exec, write by a non-member: 666",
+        "write by a supplementary member: 2666",
+        "chown by root keeps sgid without group exec: 2645",
+        "chown by root without CAP_FSETID: 645",
         "Operation not permitted",
         "sg/sub 2755 100",
         "chmod g+s by non-member drops it: 755",

@@ -241,3 +241,67 @@ fn stats_command_and_stats_out() {
     let s: Stats = serde_json::from_slice(&std::fs::read(out_file.path()).unwrap()).unwrap();
     assert_eq!(s.logical_bytes, 100_000);
 }
+
+/// The kernel keeps a file's pages and a directory's listing across opens (FOPEN_KEEP_CACHE):
+/// every change must still show, whichever name or descriptor made it, and `.memfs`, whose
+/// listings change without the kernel seeing it, must never show a stale one.
+#[test]
+fn cached_pages_and_listings_follow_every_change() {
+    let m = Mount::new();
+    let f = m.join("cached.txt");
+    let read = || std::fs::read_to_string(&f).unwrap();
+    write_once(&f, "first version, the longer one\n");
+    assert_eq!(read(), "first version, the longer one\n");
+    assert_eq!(
+        read(),
+        "first version, the longer one\n",
+        "read from the cache"
+    );
+
+    // The same inode under another name, and a second descriptor.
+    std::fs::hard_link(&f, m.join("alias.txt")).unwrap();
+    write_once(&m.join("alias.txt"), "second\n");
+    assert_eq!(read(), "second\n");
+    let versions = m.join(".memfs/versions/cached.txt");
+    let listed = || -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(&versions)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(listed(), ["1", "2"]);
+    let mut listing = std::fs::read_dir(m.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect::<Vec<_>>();
+    listing.sort();
+    assert_eq!(listing, ["alias.txt", "cached.txt"]);
+
+    // A third version appears under .memfs at once, and restore reads back the first.
+    write_once(&f, "third\n");
+    assert_eq!(listed(), ["1", "2", "3"]);
+    let (ok, _, err) = memfs(&["restore", f.to_str().unwrap(), "1"]);
+    assert!(ok, "{err}");
+    assert_eq!(read(), "first version, the longer one\n");
+    assert_eq!(listed(), ["1", "2", "3", "4"]);
+    assert_eq!(
+        std::fs::read_to_string(versions.join("2")).unwrap(),
+        "second\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(versions.join("4")).unwrap(),
+        "first version, the longer one\n"
+    );
+
+    // A listing kept across opens still shows what was added and removed since.
+    std::fs::remove_file(m.join("alias.txt")).unwrap();
+    std::fs::write(m.join("new.txt"), b"n").unwrap();
+    let mut listing = std::fs::read_dir(m.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect::<Vec<_>>();
+    listing.sort();
+    assert_eq!(listing, ["cached.txt", "new.txt"]);
+}

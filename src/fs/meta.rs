@@ -5,10 +5,10 @@ use std::sync::atomic::Ordering;
 use std::time::SystemTime;
 
 use super::attr::{Attr, Caller, FileKind, SetAttr, SetTime, StatFs};
+use super::budget::{xattr_cost, ENTRY_BYTES, INODE_BYTES, XATTR_MAP_BYTES};
 use super::error::{Errno, Result};
-use super::inode::{attr_of, Body};
-use super::usage::{xattr_cost, ENTRY_BYTES, INODE_BYTES, XATTR_MAP_BYTES};
-use super::version::CommitCause;
+use super::history::CommitCause;
+use super::namespace::inode::{attr_of, Body};
 use super::{Fs, NAME_MAX};
 
 /// The virtual extended attribute holding a directory's descendant count.
@@ -27,17 +27,17 @@ const BLOCK_SIZE: u64 = 4096;
 
 impl Fs {
     pub fn getattr(&self, ino: u64) -> Result<Attr> {
-        Ok(self.inode(ino)?.attr())
+        Ok(self.namespace.get(ino)?.attr())
     }
 
     pub fn setattr(&self, ino: u64, set: &SetAttr) -> Result<Attr> {
-        let inode = self.inode(ino)?;
+        let inode = self.namespace.get(ino)?;
         let now = SystemTime::now();
         let mut data = inode.data.write();
         if let Some(size) = set.size {
             let (meta, content) = data.file_mut()?;
             let delta = content.truncate(size)?;
-            self.add_dirty(delta);
+            self.budget.add_dirty(delta);
             meta.touch_modified(now);
         }
         // A truncate with no writer open has no close to commit it: commit it now.
@@ -107,7 +107,7 @@ impl Fs {
         if value.len() > XATTR_SIZE_MAX {
             return Err(Errno::E2BIG);
         }
-        let inode = self.inode(ino)?;
+        let inode = self.namespace.get(ino)?;
         check_user_xattr_kind(name, inode.kind)?;
         self.with_room(|_| {
             let mut data = inode.data.write();
@@ -128,8 +128,8 @@ impl Fs {
                 now = now.saturating_add(XATTR_MAP_BYTES);
             }
             let before = old.map_or(0, |len| xattr_cost(name.len(), len));
-            self.charge_meta(now.saturating_sub(before))?;
-            self.release_meta(before.saturating_sub(now));
+            self.budget.charge_meta(now.saturating_sub(before))?;
+            self.budget.release_meta(before.saturating_sub(now));
             let xattrs = data.meta.xattrs.get_or_insert_with(Default::default);
             xattrs.insert(name.into(), value.into());
             data.meta.ctime = SystemTime::now();
@@ -139,7 +139,7 @@ impl Fs {
 
     pub fn getxattr(&self, ino: u64, name: &[u8]) -> Result<Vec<u8>> {
         check_xattr_name(name)?;
-        let inode = self.inode(ino)?;
+        let inode = self.namespace.get(ino)?;
         if name == DESCENDANTS_XATTR && inode.kind == FileKind::Directory {
             self.repair_if_needed();
             return Ok(inode.descendants().to_string().into_bytes());
@@ -158,7 +158,7 @@ impl Fs {
 
     /// Names of the stored extended attributes, each followed by a NUL byte.
     pub fn listxattr(&self, ino: u64) -> Result<Vec<u8>> {
-        let inode = self.inode(ino)?;
+        let inode = self.namespace.get(ino)?;
         let data = inode.data.read();
         let mut out = Vec::new();
         for name in data.meta.xattrs.iter().flat_map(|x| x.keys()) {
@@ -173,16 +173,17 @@ impl Fs {
         if name == DESCENDANTS_XATTR || name == VERSIONS_XATTR {
             return Err(Errno::EPERM);
         }
-        let inode = self.inode(ino)?;
+        let inode = self.namespace.get(ino)?;
         let mut data = inode.data.write();
         let removed = data.meta.xattrs.as_mut().and_then(|x| x.remove(name));
         let Some(value) = removed else {
             return Err(Errno::ENODATA);
         };
-        self.release_meta(xattr_cost(name.len(), value.len()));
+        self.budget
+            .release_meta(xattr_cost(name.len(), value.len()));
         if data.meta.xattrs.as_ref().is_some_and(|x| x.is_empty()) {
             data.meta.xattrs = None;
-            self.release_meta(XATTR_MAP_BYTES);
+            self.budget.release_meta(XATTR_MAP_BYTES);
         }
         data.meta.ctime = SystemTime::now();
         Ok(())
@@ -190,7 +191,7 @@ impl Fs {
 
     /// The descendant count of a directory.
     pub fn descendants(&self, ino: u64) -> Result<u64> {
-        let inode = self.inode(ino)?;
+        let inode = self.namespace.get(ino)?;
         let is_dir = matches!(inode.data.read().body, Body::Dir(_));
         if is_dir {
             self.repair_if_needed();

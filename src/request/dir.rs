@@ -3,7 +3,7 @@
 use crate::fs::Result;
 use crate::trace::{Flags, Op};
 
-use super::{Args, Context, DirPlusSink, DirSink, Opened, Request, Server, FOPEN_CACHE_DIR};
+use super::{Args, Context, DirPlusSink, DirSink, Opened, Request, Server};
 
 pub struct Opendir {
     pub ino: u64,
@@ -23,13 +23,11 @@ impl Request for Opendir {
         }
     }
 
-    /// Listings may stay in the kernel's cache (FOPEN_CACHE_DIR): the kernel drops them on
-    /// the changes it makes itself.
     fn handle(self, server: &Server, _ctx: &Context) -> Result<Opened> {
         let fh = server.core.opendir(self.ino, self.flags)?;
         Ok(Opened {
             fh,
-            flags: FOPEN_CACHE_DIR,
+            flags: server.opendir_flags(self.ino),
         })
     }
 }

@@ -1,7 +1,7 @@
 //! Requests on open files: open, read, write, flush, fsync, release, fallocate, lseek,
 //! copy_file_range, ioctl.
 
-use crate::fs::{Errno, Result};
+use crate::fs::{Errno, Result, SetidChange};
 use crate::router::CopyEnd;
 use crate::trace::{Flags, Op};
 
@@ -11,6 +11,9 @@ pub struct Open {
     pub ino: u64,
     /// `open(2)` flags.
     pub flags: i32,
+    /// The kernel asks memfs to clear setuid/setgid: an `O_TRUNC` open by a caller without
+    /// `CAP_FSETID` (`FUSE_HANDLE_KILLPRIV_V2`).
+    pub kill_suidgid: bool,
 }
 
 impl Request for Open {
@@ -25,7 +28,10 @@ impl Request for Open {
         }
     }
 
-    fn handle(self, server: &Server, _ctx: &Context) -> Result<Opened> {
+    fn handle(self, server: &Server, ctx: &Context) -> Result<Opened> {
+        if self.kill_suidgid {
+            server.clear_setid(self.ino, SetidChange::Modify, ctx)?;
+        }
         let fh = server.core.open(self.ino, self.flags)?;
         Ok(Opened {
             fh,
@@ -63,6 +69,9 @@ pub struct Write<'a> {
     pub fh: u64,
     pub offset: u64,
     pub data: &'a [u8],
+    /// The kernel asks memfs to clear setuid/setgid: a write by a caller without
+    /// `CAP_FSETID` (`FUSE_WRITE_KILL_SUIDGID`).
+    pub kill_suidgid: bool,
 }
 
 impl Request for Write<'_> {
@@ -78,7 +87,10 @@ impl Request for Write<'_> {
         }
     }
 
-    fn handle(self, server: &Server, _ctx: &Context) -> Result<u32> {
+    fn handle(self, server: &Server, ctx: &Context) -> Result<u32> {
+        if self.kill_suidgid {
+            server.clear_setid(self.ino, SetidChange::Modify, ctx)?;
+        }
         server.core.write(self.ino, self.fh, self.offset, self.data)
     }
 }
@@ -223,9 +235,9 @@ impl Request for Lseek {
         let written_back = matches!(self.whence, libc::SEEK_DATA | libc::SEEK_HOLE)
             && server.core.may_cache_writes(self.ino, self.fh)
             && server
-                .kernel_cache
-                .get()
-                .is_some_and(|cache| cache.write_back(self.ino));
+                .kernel
+                .as_ref()
+                .is_some_and(|kernel| kernel.write_back(self.ino));
         server
             .core
             .lseek(self.ino, self.fh, self.offset, self.whence, written_back)

@@ -1,7 +1,7 @@
 //! Requests about an inode's metadata: attributes, symlink targets, extended attributes,
 //! permission checks, and the file system's numbers.
 
-use crate::fs::{Result, SetAttr, StatFs};
+use crate::fs::{Result, SetAttr, SetidChange, StatFs};
 use crate::trace::{Flags, Op};
 
 use super::{Args, Attributes, Context, Request, Server, XattrValue};
@@ -36,6 +36,9 @@ pub struct Setattr {
     pub ino: u64,
     pub fh: Option<u64>,
     pub set: SetAttr,
+    /// The kernel asks memfs to clear setuid/setgid along with this chown, or this truncate
+    /// by a caller without `CAP_FSETID` (`FATTR_KILL_SUIDGID`).
+    pub kill_suidgid: bool,
 }
 
 impl Request for Setattr {
@@ -52,7 +55,16 @@ impl Request for Setattr {
         }
     }
 
-    fn handle(self, server: &Server, _ctx: &Context) -> Result<Attributes> {
+    fn handle(self, server: &Server, ctx: &Context) -> Result<Attributes> {
+        if self.kill_suidgid {
+            // Before the change: a chown's rule looks at the group the file is leaving.
+            let change = if self.set.uid.is_some() || self.set.gid.is_some() {
+                SetidChange::Chown
+            } else {
+                SetidChange::Modify
+            };
+            server.clear_setid(self.ino, change, ctx)?;
+        }
         let attr = server.core.setattr(self.ino, &self.set)?;
         Ok(Attributes {
             attr,

@@ -23,16 +23,16 @@ pub use namespace::{Create, Link, Lookup, Mkdir, Mknod, Rename, Rmdir, Symlink, 
 pub use recording::{Args, Noted};
 pub use reply::{
     Attributes, Committed, Created, DirPlusSink, DirSink, Entry, Opened, Xattr, XattrValue,
-    FOPEN_CACHE_DIR, FOPEN_DIRECT_IO, GENERATION,
+    FOPEN_CACHE_DIR, FOPEN_DIRECT_IO, FOPEN_KEEP_CACHE, GENERATION,
 };
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tracing::{debug, error};
 
-use crate::fs::{Attr, Caller, Errno, Result};
+use crate::fs::{Attr, Caller, Errno, Result, SetidChange};
 use crate::router::Router;
 use crate::trace::{Op, Outcome, Tracer};
 
@@ -52,6 +52,12 @@ pub struct KernelOptions {
     pub max_write: u32,
     /// Answer `readdir` with attributes, saving a lookup per entry.
     pub readdirplus: bool,
+    /// Let the kernel keep a file's pages and a directory's listing across opens
+    /// (`FOPEN_KEEP_CACHE`), which holds because every change to memfs passes through it.
+    pub keep_cache: bool,
+    /// Clear setuid/setgid in memfs when the kernel asks (`FUSE_HANDLE_KILLPRIV_V2`),
+    /// sparing it a `getxattr(security.capability)` round trip per write and chown.
+    pub handle_killpriv: bool,
 }
 
 impl Default for KernelOptions {
@@ -61,6 +67,8 @@ impl Default for KernelOptions {
             writeback_cache: true,
             max_write: 1 << 20,
             readdirplus: true,
+            keep_cache: true,
+            handle_killpriv: true,
         }
     }
 }
@@ -84,6 +92,18 @@ impl Context {
     }
 }
 
+/// What the request layer may tell the kernel outside a reply, provided by the transport.
+pub trait KernelCache: Send + Sync {
+    /// The kernel must fetch the attributes of `ino` again: memfs changed them along with a
+    /// request whose reply does not carry them.
+    fn forget_attributes(&self, ino: u64);
+
+    /// Has the kernel write back the file's dirty pages and drop its cached pages; returns
+    /// once it has (the writes come in as WRITE requests on other threads). False if it
+    /// could not be done now (no thread to spare for those writes).
+    fn write_back(&self, ino: u64) -> bool;
+}
+
 /// One FUSE op's request: its arguments, what the trace shows of them, and its handler.
 pub trait Request: Sized {
     const OP: Op;
@@ -96,21 +116,12 @@ pub trait Request: Sized {
     fn handle(self, server: &Server, ctx: &Context) -> Result<Self::Reply>;
 }
 
-/// What the request layer may ask of the kernel's caches, through the transport.
-pub trait KernelCache: Send + Sync {
-    /// Has the kernel write back the file's dirty pages and drop its cached pages; returns
-    /// once it has (the writes come in as WRITE requests on other threads). False if it
-    /// could not be done now (no thread to spare for those writes).
-    fn write_back(&self, ino: u64) -> bool;
-}
-
 /// Serves requests from any transport: the core, the kernel options, and the tracer.
 pub struct Server {
     core: Arc<Core>,
     options: KernelOptions,
     tracer: Option<Arc<Tracer>>,
-    /// Set by the transport once the session exists.
-    kernel_cache: Arc<OnceLock<Box<dyn KernelCache>>>,
+    kernel: Option<Arc<dyn KernelCache>>,
 }
 
 impl Server {
@@ -120,13 +131,16 @@ impl Server {
             core,
             options,
             tracer,
-            kernel_cache: Arc::default(),
+            kernel: None,
         }
     }
 
-    /// Where the transport puts its [`KernelCache`] once the session exists.
-    pub fn kernel_cache_slot(&self) -> Arc<OnceLock<Box<dyn KernelCache>>> {
-        self.kernel_cache.clone()
+    /// This server, telling the kernel through `kernel` what it caches that memfs changed.
+    pub fn with_kernel_cache(self, kernel: Arc<dyn KernelCache>) -> Server {
+        Server {
+            kernel: Some(kernel),
+            ..self
+        }
     }
 
     pub fn options(&self) -> &KernelOptions {
@@ -220,14 +234,45 @@ impl Server {
         }
     }
 
-    /// The open flags of a file: generated files (stats.json) have no size until read, so
-    /// they bypass the page cache.
+    /// The open flags of a file. Its pages stay cached across opens, as every change reaches
+    /// memfs through this kernel. Control files are the exception: generated ones
+    /// (stats.json) have no size until read, so they bypass the page cache, and the others
+    /// can take a number another node had, so their pages are dropped at each open.
     fn open_flags(&self, ino: u64) -> u32 {
-        if self.core.direct_io(ino) {
-            FOPEN_DIRECT_IO
+        if self.core.is_control(ino) {
+            if self.core.direct_io(ino) {
+                FOPEN_DIRECT_IO
+            } else {
+                0
+            }
+        } else if self.options.keep_cache {
+            FOPEN_KEEP_CACHE
         } else {
             0
         }
+    }
+
+    /// The open flags of a directory: the kernel may cache its listing (it drops it on the
+    /// changes it makes itself), and keeps it across opens except under `.memfs`, whose
+    /// listings change without the kernel seeing it.
+    fn opendir_flags(&self, ino: u64) -> u32 {
+        if self.options.keep_cache && !self.core.is_control(ino) {
+            FOPEN_CACHE_DIR | FOPEN_KEEP_CACHE
+        } else {
+            FOPEN_CACHE_DIR
+        }
+    }
+
+    /// Clears setuid/setgid of `ino` as the kernel asked with a flagged request. Writes and
+    /// opens answer without attributes, and the writeback cache keeps the mode the kernel
+    /// knew, so the kernel is told to fetch them again.
+    fn clear_setid(&self, ino: u64, change: SetidChange, ctx: &Context) -> Result<()> {
+        if self.core.clear_setid(ino, change, ctx.caller())? {
+            if let Some(kernel) = &self.kernel {
+                kernel.forget_attributes(ino);
+            }
+        }
+        Ok(())
     }
 
     fn entry(&self, attr: Attr) -> Entry {

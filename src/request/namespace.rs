@@ -150,13 +150,17 @@ impl Request for Create<'_> {
             server
                 .core
                 .create(self.parent, self.name, self.mode, self.flags, ctx.caller())?;
+        let opened = Opened {
+            fh,
+            flags: server.open_flags(attr.ino),
+        };
         Ok(Created {
             entry: Entry {
                 attr,
                 ttl: server.options.ttl,
                 generation: super::GENERATION,
             },
-            opened: Opened { fh, flags: 0 },
+            opened,
         })
     }
 }

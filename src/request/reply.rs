@@ -6,6 +6,7 @@ use crate::fs::{Attr, DirEntry, Errno, FileKind, Result};
 
 /// `fuse_open_out` flags, as the kernel's `fuse.h` numbers them.
 pub const FOPEN_DIRECT_IO: u32 = 1 << 0;
+pub const FOPEN_KEEP_CACHE: u32 = 1 << 1;
 pub const FOPEN_CACHE_DIR: u32 = 1 << 3;
 
 /// The generation of every inode: memfs never reuses an inode number within a mount.

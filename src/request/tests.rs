@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::fs::{DirEntry, Errno, Fs, FsConfig, ROOT_INO};
+use crate::fs::{DirEntry, Errno, Fs, FsConfig, SetAttr, ROOT_INO};
 use crate::router::Router;
 use crate::trace::{Header, Op, Outcome, Record, Tracer};
 
@@ -58,7 +58,7 @@ fn handlers_answer_plain_values_with_the_cache_policy() {
         flags: libc::O_WRONLY | libc::O_CREAT,
     };
     let created = s.call(&CTX, create).unwrap();
-    assert_eq!(created.opened.flags, 0);
+    assert_eq!(created.opened.flags, FOPEN_KEEP_CACHE);
     let ino = created.entry.attr.ino;
     let fh = created.opened.fh;
     let write = Write {
@@ -66,6 +66,7 @@ fn handlers_answer_plain_values_with_the_cache_policy() {
         fh,
         offset: 0,
         data: b"hello",
+        kill_suidgid: false,
     };
     assert_eq!(s.call(&CTX, write).unwrap(), 5);
     let flushed = s.call(&CTX, Flush { ino, fh }).unwrap();
@@ -92,7 +93,7 @@ fn handlers_answer_plain_values_with_the_cache_policy() {
             },
         )
         .unwrap();
-    assert_eq!(dir.flags, FOPEN_CACHE_DIR);
+    assert_eq!(dir.flags, FOPEN_CACHE_DIR | FOPEN_KEEP_CACHE);
     let mut names = Names(Vec::new());
     let readdir = Readdir {
         ino: ROOT_INO,
@@ -113,6 +114,111 @@ fn handlers_answer_plain_values_with_the_cache_policy() {
     assert_eq!(s.call(&CTX, bad_rename), Err(Errno::EINVAL));
     let ioctl = Ioctl { ino, fh, cmd: 0 };
     assert_eq!(s.call(&CTX, ioctl), Err(Errno::ENOTTY));
+}
+
+/// Looks `name` up in `parent`.
+fn lookup(s: &Server, parent: u64, name: &[u8]) -> u64 {
+    s.call(&CTX, Lookup { parent, name }).unwrap().attr.ino
+}
+
+#[test]
+fn caches_are_kept_across_opens_except_under_dot_memfs() {
+    let s = server(None);
+    let control = lookup(&s, ROOT_INO, b".memfs");
+    let stats = lookup(&s, control, b"stats.json");
+    let versions = lookup(&s, control, b"versions");
+    let open = |ino| Open {
+        ino,
+        flags: libc::O_RDONLY,
+        kill_suidgid: false,
+    };
+    let opendir = |ino| Opendir { ino, flags: 0 };
+    assert_eq!(s.call(&CTX, open(stats)).unwrap().flags, FOPEN_DIRECT_IO);
+    for dir in [control, versions] {
+        assert_eq!(s.call(&CTX, opendir(dir)).unwrap().flags, FOPEN_CACHE_DIR);
+    }
+
+    let uncached = Server::new(
+        s.core.clone(),
+        KernelOptions {
+            keep_cache: false,
+            ..KernelOptions::default()
+        },
+        None,
+    );
+    let dir = uncached.call(&CTX, opendir(ROOT_INO)).unwrap();
+    assert_eq!(dir.flags, FOPEN_CACHE_DIR);
+}
+
+#[test]
+fn setuid_and_setgid_are_cleared_when_the_kernel_asks() {
+    let s = server(None);
+    let create = Create {
+        parent: ROOT_INO,
+        name: b"prog",
+        mode: 0o6755,
+        flags: libc::O_WRONLY | libc::O_CREAT,
+    };
+    let created = s.call(&CTX, create).unwrap();
+    let (ino, fh) = (created.entry.attr.ino, created.opened.fh);
+    let perm = || s.call(&CTX, Getattr { ino, fh: None }).unwrap().attr.perm;
+    let set_mode = || {
+        let chmod = Setattr {
+            ino,
+            fh: None,
+            set: SetAttr {
+                mode: Some(0o6755),
+                ..SetAttr::default()
+            },
+            kill_suidgid: false,
+        };
+        s.call(&CTX, chmod).unwrap();
+    };
+    let write = |kill_suidgid| Write {
+        ino,
+        fh,
+        offset: 0,
+        data: b"x",
+        kill_suidgid,
+    };
+
+    s.call(&CTX, write(false)).unwrap();
+    assert_eq!(perm(), 0o6755, "a write the kernel did not flag");
+    s.call(&CTX, write(true)).unwrap();
+    assert_eq!(perm(), 0o755, "a flagged write");
+
+    set_mode();
+    let truncate = Setattr {
+        ino,
+        fh: None,
+        set: SetAttr {
+            size: Some(0),
+            ..SetAttr::default()
+        },
+        kill_suidgid: true,
+    };
+    assert_eq!(s.call(&CTX, truncate).unwrap().attr.perm, 0o755);
+
+    set_mode();
+    let chown = Setattr {
+        ino,
+        fh: None,
+        set: SetAttr {
+            uid: Some(1000),
+            ..SetAttr::default()
+        },
+        kill_suidgid: true,
+    };
+    assert_eq!(s.call(&CTX, chown).unwrap().attr.perm, 0o755);
+
+    set_mode();
+    let open = Open {
+        ino,
+        flags: libc::O_WRONLY | libc::O_TRUNC,
+        kill_suidgid: true,
+    };
+    s.call(&CTX, open).unwrap();
+    assert_eq!(perm(), 0o755, "a flagged truncating open");
 }
 
 #[test]

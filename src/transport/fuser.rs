@@ -11,9 +11,10 @@ use std::time::{Duration, SystemTime};
 
 use ::fuser::{
     AccessFlags, CopyFileRangeFlags, FileAttr, FileHandle, FileType, Filesystem, FopenFlags,
-    Generation, INodeNo, InitFlags, KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr,
-    ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyIoctl,
-    ReplyLseek, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
+    Generation, INodeNo, InitFlags, KernelConfig, LockOwner, Notifier, OpenFlags, RenameFlags,
+    ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry,
+    ReplyIoctl, ReplyLseek, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow,
+    WriteFlags,
 };
 use tracing::debug;
 
@@ -27,53 +28,74 @@ use crate::trace::Tracer;
 /// The `fuser::Filesystem` over the request layer.
 pub struct MemFuse {
     server: Server,
+    notifier: NotifierSlot,
 }
 
 impl MemFuse {
     /// An adapter over `core`; with a tracer, every request is recorded.
     pub fn new(core: Arc<rq::Core>, options: KernelOptions, tracer: Option<Arc<Tracer>>) -> Self {
+        let notifier = NotifierSlot::default();
         MemFuse {
-            server: Server::new(core, options, tracer),
+            server: Server::new(core, options, tracer)
+                .with_kernel_cache(Arc::new(notifier.clone())),
+            notifier,
         }
     }
 
-    /// Where [`Notifications`] go once the session exists.
-    pub fn kernel_cache_slot(&self) -> Arc<OnceLock<Box<dyn KernelCache>>> {
-        self.server.kernel_cache_slot()
+    /// Where the session's notifier goes once the session exists (it takes this adapter).
+    pub fn notifier_slot(&self) -> NotifierSlot {
+        self.notifier.clone()
     }
 }
 
-/// The kernel's caches, reached through fuser's notifications.
-pub struct Notifications {
-    notifier: ::fuser::Notifier,
+/// The session's [`Notifier`], filled in after the session is made and before it serves.
+#[derive(Clone, Default)]
+pub struct NotifierSlot {
+    notifier: Arc<OnceLock<Notifier>>,
     /// Serving threads free to serve the WRITEs a write-back sends: the thread asking waits
     /// inside the kernel until they are answered, so one thread is always kept back.
-    spare_threads: AtomicUsize,
+    spare_threads: Arc<AtomicUsize>,
 }
 
-impl Notifications {
-    pub fn new(notifier: ::fuser::Notifier, threads: usize) -> Notifications {
-        Notifications {
-            notifier,
-            spare_threads: AtomicUsize::new(threads.saturating_sub(1)),
+impl NotifierSlot {
+    /// The session's notifier, and how many threads serve it.
+    pub fn fill(&self, notifier: Notifier, threads: usize) {
+        if self.notifier.set(notifier).is_ok() {
+            self.spare_threads
+                .store(threads.saturating_sub(1), Ordering::Release);
         }
     }
 }
 
-impl KernelCache for Notifications {
+impl KernelCache for NotifierSlot {
+    fn forget_attributes(&self, ino: u64) {
+        // A negative offset invalidates the attributes and leaves the pages.
+        if let Some(Err(e)) = self
+            .notifier
+            .get()
+            .map(|n| n.inval_inode(INodeNo(ino), -1, 0))
+        {
+            // ENOENT: the kernel holds no such inode, so nothing is stale.
+            debug!(ino, "invalidating attributes: {e}");
+        }
+    }
+
     /// FUSE_NOTIFY_INVAL_INODE over the whole file: the kernel launders each dirty page (a
     /// WRITE it waits for) before dropping it.
     fn write_back(&self, ino: u64) -> bool {
+        let Some(notifier) = self.notifier.get() else {
+            return false;
+        };
         let took = self
             .spare_threads
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
         if took.is_err() {
             return false;
         }
-        let done = self.notifier.inval_inode(INodeNo(ino), 0, 0);
+        let done = notifier.inval_inode(INodeNo(ino), 0, 0);
         self.spare_threads.fetch_add(1, Ordering::AcqRel);
         if let Err(e) = &done {
-            debug!(ino, error = %e, "write-back notification failed");
+            debug!(ino, "writing back cached pages: {e}");
         }
         done.is_ok()
     }
@@ -242,6 +264,11 @@ impl Filesystem for MemFuse {
         if options.readdirplus {
             wanted |= InitFlags::FUSE_DO_READDIRPLUS | InitFlags::FUSE_READDIRPLUS_AUTO;
         }
+        if options.handle_killpriv {
+            // The kernel then flags the writes, truncates, opens and chowns that must clear
+            // setuid/setgid, instead of asking for security.capability before each.
+            wanted |= InitFlags::FUSE_HANDLE_KILLPRIV_V2;
+        }
         for flag in wanted.iter() {
             if config.add_capabilities(flag).is_err() {
                 debug!("kernel does not support {flag:?}");
@@ -293,6 +320,7 @@ impl Filesystem for MemFuse {
         _chgtime: Option<SystemTime>,
         _bkuptime: Option<SystemTime>,
         _flags: Option<::fuser::BsdFileFlags>,
+        kill_suidgid: bool,
         reply: ReplyAttr,
     ) {
         let request = rq::Setattr {
@@ -307,6 +335,7 @@ impl Filesystem for MemFuse {
                 mtime: set_time(mtime),
                 ctime: ctime.map(pre_epoch_fixed),
             },
+            kill_suidgid,
         };
         answer(reply, self.server.call(&context(req), request), send_attr);
     }
@@ -428,10 +457,18 @@ impl Filesystem for MemFuse {
         answer(reply, self.server.call(&context(req), request), send_entry);
     }
 
-    fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+    fn open(
+        &self,
+        req: &Request,
+        ino: INodeNo,
+        flags: OpenFlags,
+        kill_suidgid: bool,
+        reply: ReplyOpen,
+    ) {
         let request = rq::Open {
             ino: ino.0,
             flags: flags.0,
+            kill_suidgid,
         };
         answer(reply, self.server.call(&context(req), request), send_opened);
     }
@@ -467,7 +504,7 @@ impl Filesystem for MemFuse {
         fh: FileHandle,
         offset: u64,
         data: &[u8],
-        _write_flags: WriteFlags,
+        write_flags: WriteFlags,
         _flags: OpenFlags,
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
@@ -477,6 +514,7 @@ impl Filesystem for MemFuse {
             fh: fh.0,
             offset,
             data,
+            kill_suidgid: write_flags.contains(WriteFlags::FUSE_WRITE_KILL_SUIDGID),
         };
         answer(reply, self.server.call(&context(req), request), |r, n| {
             r.written(n)

@@ -10,9 +10,9 @@ use std::time::SystemTime;
 use dashmap::DashMap;
 use serde::Serialize;
 
-use super::error::{Errno, Result};
-use super::inode::Body;
-use super::Fs;
+use crate::fs::error::{Errno, Result};
+use crate::fs::namespace::inode::Body;
+use crate::fs::Fs;
 use crate::store::{Recipe, RecipeRef};
 
 /// One version of a file, as `memfs log` shows it.
@@ -40,14 +40,14 @@ pub struct VersionStat {
 
 /// The recipes of the open version readers, so a store check can count what they hold.
 #[derive(Debug, Default)]
-pub(super) struct OpenVersions {
+pub(crate) struct OpenVersions {
     next_id: AtomicU64,
     open: DashMap<u64, RecipeRef>,
 }
 
 impl OpenVersions {
     /// The recipes open readers hold now.
-    pub(super) fn recipes(&self) -> Vec<RecipeRef> {
+    pub(crate) fn recipes(&self) -> Vec<RecipeRef> {
         self.open.iter().map(|e| e.value().clone()).collect()
     }
 }
@@ -88,7 +88,7 @@ impl Fs {
     /// The versions a regular file keeps, oldest first. ENODATA when `ino` is not a regular
     /// file.
     pub fn versions(&self, ino: u64) -> Result<Vec<VersionInfo>> {
-        let inode = self.inode(ino)?;
+        let inode = self.namespace.get(ino)?;
         let data = inode.data.read();
         let Body::File(f) = &data.body else {
             return Err(Errno::ENODATA);
@@ -110,7 +110,7 @@ impl Fs {
     /// Number, size and time of each version a regular file keeps, oldest first (cheaper
     /// than [`Fs::versions`]: no chunk counts). ENODATA when `ino` is not a regular file.
     pub fn version_stats(&self, ino: u64) -> Result<Vec<VersionStat>> {
-        let inode = self.inode(ino)?;
+        let inode = self.namespace.get(ino)?;
         let data = inode.data.read();
         let Body::File(f) = &data.body else {
             return Err(Errno::ENODATA);
@@ -128,7 +128,7 @@ impl Fs {
     /// Version `number` of a regular file. ENOENT when the file does not keep it, ENODATA
     /// when `ino` is not a regular file.
     pub fn version_stat(&self, ino: u64, number: u64) -> Result<VersionStat> {
-        let inode = self.inode(ino)?;
+        let inode = self.namespace.get(ino)?;
         let data = inode.data.read();
         let Body::File(f) = &data.body else {
             return Err(Errno::ENODATA);
@@ -144,7 +144,7 @@ impl Fs {
     /// Opens version `number` of a regular file for reading. Errors as
     /// [`Fs::version_stat`].
     pub fn open_version(&self, ino: u64, number: u64) -> Result<VersionReader> {
-        let inode = self.inode(ino)?;
+        let inode = self.namespace.get(ino)?;
         let data = inode.data.read();
         let Body::File(f) = &data.body else {
             return Err(Errno::ENODATA);

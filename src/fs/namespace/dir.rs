@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use super::attr::FileKind;
+use crate::fs::attr::FileKind;
 
 /// The first cookie of a real entry (1 is ".", 2 is "..").
 pub const FIRST_COOKIE: u64 = 3;

@@ -13,13 +13,12 @@
 //!   recount.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use serde::Serialize;
 
-use super::inode::Body;
-use super::Fs;
+use crate::fs::namespace::inode::Body;
+use crate::fs::Fs;
 use crate::store::{ChunkId, ChunkInfo, PieceData, RecipeRef};
 
 /// How many times a check that found problems is run again before they are reported: a
@@ -69,7 +68,7 @@ impl Fs {
             recipes.entry(Arc::as_ptr(r)).or_insert_with(|| r.clone());
         };
         let mut dirty = 0u64;
-        let inodes: Vec<_> = self.inodes.iter().map(|e| e.value().clone()).collect();
+        let inodes = self.namespace.collect(|_| true);
         for inode in &inodes {
             let data = inode.data.read();
             if let Body::File(f) = &data.body {
@@ -151,7 +150,7 @@ impl Fs {
                 stored.len()
             ));
         }
-        let counted = self.dirty_bytes.load(Ordering::Relaxed);
+        let counted = self.budget.dirty();
         if counted != dirty {
             problems.push(format!(
                 "dirty bytes counter {counted}, contents hold {dirty}"
@@ -173,8 +172,8 @@ impl Fs {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{Caller, FsConfig, ROOT_INO};
     use super::*;
+    use crate::fs::{Caller, FsConfig, ROOT_INO};
 
     #[test]
     fn a_fresh_and_a_used_file_system_check_clean_and_a_leak_is_found() {

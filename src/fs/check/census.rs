@@ -1,10 +1,8 @@
 //! Counts over the whole tree, for statistics (the control plane's `stats.json` and
 //! `--stats-out`). Only computed on demand: it visits every inode.
 
-use std::sync::atomic::Ordering;
-
-use super::inode::Body;
-use super::Fs;
+use crate::fs::namespace::inode::Body;
+use crate::fs::Fs;
 
 /// What the live tree holds, counted now.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -25,7 +23,7 @@ impl Fs {
     /// Counts the files, directories, symlinks and versions the tree holds now.
     pub fn census(&self) -> Census {
         let mut c = Census::default();
-        let inodes: Vec<_> = self.inodes.iter().map(|e| e.value().clone()).collect();
+        let inodes = self.namespace.collect(|_| true);
         for inode in inodes {
             let data = inode.data.read();
             match &data.body {
@@ -43,10 +41,5 @@ impl Fs {
             }
         }
         c
-    }
-
-    /// Bytes written but not yet committed.
-    pub fn dirty_bytes(&self) -> u64 {
-        self.dirty_bytes.load(Ordering::Relaxed)
     }
 }

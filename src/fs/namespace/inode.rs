@@ -8,11 +8,12 @@ use std::time::SystemTime;
 use crate::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use crate::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use super::attr::{Attr, FileKind};
-use super::content::FileContent;
+use crate::fs::attr::{Attr, FileKind};
+use crate::fs::data::FileContent;
+use crate::fs::error::{Errno, Result};
+use crate::fs::history::History;
+
 use super::dir::Directory;
-use super::error::{Errno, Result};
-use super::version::History;
 
 /// Size `stat` shows for a directory: 20 bytes per entry plus "." and "..", as tmpfs does.
 const DIRENT_SIZE: u64 = 20;
@@ -121,9 +122,13 @@ impl InodeData {
 /// Events that may have left counts half-updated, in this process: each inode write lock
 /// or namespace change a panic cut short, and each removal of a poisoned directory, adds
 /// one. Process-wide because the guards that see the panic know no `Fs`; a file system
-/// that finds it moved repairs itself (see `Fs::repair`), and a repair where nothing was
-/// wrong changes nothing.
-static DAMAGE_SEEN: AtomicU64 = AtomicU64::new(0);
+/// that finds it moved repairs itself (see `Namespace::repair_if_needed`), and a repair
+/// where nothing was wrong changes nothing.
+///
+/// Always std's atomic, even in the shuttle model check: a static outlives shuttle's
+/// executions (and is shared by tests that run side by side), which its atomics do not
+/// support.
+static DAMAGE_SEEN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// How many such events there have been so far.
 pub fn damage_seen() -> u64 {
@@ -146,7 +151,7 @@ const POISONED_LOGGED: u8 = 2;
 /// parking_lot locks do not poison, so without this a request that panicked halfway through
 /// a change would leave the change half-made for the next one to serve. A write guard
 /// dropped while its thread unwinds marks the inode poisoned instead; from then on the core
-/// answers EIO for it (`Fs::inode`, `Fs::handle`), and only removing its names and letting
+/// answers EIO for it (`Namespace::get`, `Handles::get`), and only removing its names and letting
 /// it be freed is allowed.
 #[derive(Debug)]
 pub struct InodeLock {
@@ -294,5 +299,18 @@ pub fn attr_of(ino: u64, kind: FileKind, data: &InodeData) -> Attr {
         mtime: m.mtime,
         ctime: m.ctime,
         crtime: m.crtime,
+    }
+}
+
+/// Says once per inode, when it is first refused or met by a repair, that it is poisoned
+/// (the write guard that poisons it does not know its number).
+pub fn log_poisoned(inode: &Inode) {
+    if inode.data.take_unlogged_poison() {
+        tracing::error!(
+            ino = inode.ino,
+            "inode {} was left half-changed by a panicking request; it answers EIO until it \
+             is removed",
+            inode.ino
+        );
     }
 }

@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use super::error::{Errno, Result};
+use crate::fs::error::{Errno, Result};
 use crate::store::recipe::{Piece, PieceData, Recipe, RecipeRef};
 use crate::store::{Chunker, ContentStore, Put};
 

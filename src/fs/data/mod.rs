@@ -1,0 +1,10 @@
+//! File data: contents with their uncommitted overlays (`content`), the handle table
+//! (`handles`), and the I/O on open files (`file`).
+
+mod content;
+mod file;
+mod handles;
+
+pub use content::{FileContent, MAX_FILE_SIZE};
+pub use handles::Handle;
+pub(crate) use handles::Handles;

@@ -1,0 +1,13 @@
+//! History: the versions a file keeps (`version`), reading them back (`versions`), making
+//! them (`commit`), and dropping old ones to make room (`retention`).
+
+mod commit;
+mod retention;
+mod version;
+mod versions;
+
+#[cfg(test)]
+pub(crate) use retention::bytes_freed;
+pub use version::{CommitCause, History, Version};
+pub(crate) use versions::OpenVersions;
+pub use versions::{VersionInfo, VersionReader, VersionStat};
