@@ -2097,8 +2097,9 @@ fn lseek_data_and_hole_once_no_writer_is_open() {
 }
 
 /// With the writeback cache, written bytes may still sit in the kernel when SEEK_DATA comes
-/// (the kernel does not flush first). Skipping them would make `cp` and `tar` lose data, so
-/// while a writer is open memfs may report holes as data, but never data as a hole.
+/// (the kernel does not flush first). Skipping them would make `cp` and `tar` lose data:
+/// memfs has the kernel write the file back first (or, with one serving thread, reports
+/// holes as data), and never reports data as a hole.
 #[test]
 fn lseek_never_skips_data_still_in_the_kernel_cache() {
     const K64: i64 = 64 * KIB as i64;
