@@ -10,6 +10,7 @@ command -v cc >/dev/null || need+=(build-essential)
 command -v make >/dev/null || need+=(make)
 command -v fusermount3 >/dev/null || need+=(fuse3)
 command -v python3 >/dev/null || need+=(python3) # tests/versions.rs writes files with it
+command -v stress-ng >/dev/null || need+=(stress-ng) # tests/seek_cached.rs runs its seek stressor
 [ -x /usr/bin/time ] || need+=(time)                # tests/trace.rs measures peak memory with it
 # tests/bench.rs: bench.py draws its plots with matplotlib, which comes from PyPI into a venv
 # of our own (kept between runs under ~/.cache) that goes first on PATH for the tests.
@@ -54,3 +55,5 @@ cargo build --all-targets --quiet
 cargo test --all-targets -- --color never "$@"
 # The model check of the namespace's locking, with shuttle's locks in place of parking_lot's.
 cargo test --features shuttle --test shuttle_namespace -- --color never
+# Lint: the code stays clippy-clean, warnings counted as errors.
+cargo clippy --all-targets --quiet -- -D warnings

@@ -220,7 +220,7 @@ pub fn run(config: MountConfig) -> Result<()> {
             mount_error(&e)
         )
     })?;
-    notifier.fill(session.notifier());
+    notifier.fill(session.notifier(), config.threads.max(1));
     let device = find_mount(&mountpoint)?.unwrap_or_default();
     eprintln!(
         "memfs: mounted at {} ({} threads); stop with Ctrl-C or `umount {}`",
@@ -252,7 +252,7 @@ pub fn run(config: MountConfig) -> Result<()> {
         let n = tracer
             .finish()
             .with_context(|| format!("writing trace {}", path.display()))?;
-        info!(records = n, "trace complete");
+        info!(records = n, stalls = tracer.stalls(), "trace complete");
     }
     if let Some(path) = &config.stats_out {
         let json = serde_json::to_vec_pretty(&crate::control::stats(&fs))?;

@@ -355,11 +355,23 @@ impl Router {
         self.fs.fallocate(fh, offset, len, mode)
     }
 
-    pub fn lseek(&self, ino: u64, fh: u64, offset: i64, whence: i32) -> Result<i64> {
+    pub fn lseek(
+        &self,
+        ino: u64,
+        fh: u64,
+        offset: i64,
+        whence: i32,
+        written_back: bool,
+    ) -> Result<i64> {
         if self.is_control(ino) {
             return Err(Errno::EBADF);
         }
-        self.fs.lseek(fh, offset, whence)
+        self.fs.lseek(fh, offset, whence, written_back)
+    }
+
+    /// Whether writes to the open file may still sit in the kernel's cache.
+    pub fn may_cache_writes(&self, ino: u64, fh: u64) -> bool {
+        !self.is_control(ino) && self.fs.may_cache_writes(fh).unwrap_or(false)
     }
 
     /// Copies up to `len` bytes between two open files, a control file (a version, say)

@@ -227,10 +227,20 @@ impl Request for Lseek {
         }
     }
 
+    /// The kernel sends SEEK_DATA/SEEK_HOLE without writing back the pages a writer left in
+    /// its cache, so the file's end and data may lie beyond what the core has. While that may
+    /// be so, the kernel is asked to write them back first; then the core's answer is exact.
+    /// If it cannot be asked, the core answers coarsely (all data from the offset on).
     fn handle(self, server: &Server, _ctx: &Context) -> Result<i64> {
+        let written_back = matches!(self.whence, libc::SEEK_DATA | libc::SEEK_HOLE)
+            && server.core.may_cache_writes(self.ino, self.fh)
+            && server
+                .kernel
+                .as_ref()
+                .is_some_and(|kernel| kernel.write_back(self.ino));
         server
             .core
-            .lseek(self.ino, self.fh, self.offset, self.whence)
+            .lseek(self.ino, self.fh, self.offset, self.whence, written_back)
     }
 }
 

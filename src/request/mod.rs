@@ -97,6 +97,11 @@ pub trait KernelCache: Send + Sync {
     /// The kernel must fetch the attributes of `ino` again: memfs changed them along with a
     /// request whose reply does not carry them.
     fn forget_attributes(&self, ino: u64);
+
+    /// Has the kernel write back the file's dirty pages and drop its cached pages; returns
+    /// once it has (the writes come in as WRITE requests on other threads). False if it
+    /// could not be done now (no thread to spare for those writes).
+    fn write_back(&self, ino: u64) -> bool;
 }
 
 /// One FUSE op's request: its arguments, what the trace shows of them, and its handler.

@@ -2,7 +2,7 @@
 //! [`super::Server::call`] is the one place that records; the handlers know nothing of it.
 
 use crate::fs::StatFs;
-use crate::trace::{Flags, Op, Outcome, Record};
+use crate::trace::{Flags, Name, Op, Outcome, Queued, Record};
 
 use super::{Attributes, Committed, Context, Created, Entry, Opened, XattrValue};
 
@@ -45,13 +45,9 @@ impl Args<'_> {
     }
 }
 
-fn name_text(name: &[u8]) -> String {
-    String::from_utf8_lossy(name).into_owned()
-}
-
 /// A record of a request's arguments, made before it runs. The caller sets times and
 /// result. Without a context (destroy), the caller fields stay empty.
-pub fn record(ctx: Option<&Context>, op: Op, args: Args) -> Record<Flags> {
+pub fn record(ctx: Option<&Context>, op: Op, args: Args) -> Queued {
     Record {
         unique: ctx.map_or(0, |c| c.unique),
         t_ns: 0,
@@ -59,9 +55,9 @@ pub fn record(ctx: Option<&Context>, op: Op, args: Args) -> Record<Flags> {
         op,
         ino: args.ino,
         parent: args.parent,
-        name: args.name.map(name_text),
+        name: args.name.map(Name::new),
         newparent: args.newparent,
-        newname: args.newname.map(name_text),
+        newname: args.newname.map(Name::new),
         fh: args.fh,
         pid: ctx.map(|c| c.pid),
         uid: ctx.map(|c| c.uid),
@@ -77,7 +73,7 @@ pub fn record(ctx: Option<&Context>, op: Op, args: Args) -> Record<Flags> {
 
 /// What a reply adds to its request's trace record.
 pub trait Noted {
-    fn note(&self, _record: &mut Record<Flags>) {}
+    fn note(&self, _record: &mut Queued) {}
 }
 
 impl Noted for () {}
@@ -86,7 +82,7 @@ impl Noted for StatFs {}
 
 /// A negative entry names no inode.
 impl Noted for Entry {
-    fn note(&self, record: &mut Record<Flags>) {
+    fn note(&self, record: &mut Queued) {
         if !self.is_negative() {
             record.ino = Some(self.attr.ino);
         }
@@ -94,48 +90,48 @@ impl Noted for Entry {
 }
 
 impl Noted for Attributes {
-    fn note(&self, record: &mut Record<Flags>) {
+    fn note(&self, record: &mut Queued) {
         record.ino = Some(self.attr.ino);
     }
 }
 
 impl Noted for Created {
-    fn note(&self, record: &mut Record<Flags>) {
+    fn note(&self, record: &mut Queued) {
         record.ino = Some(self.entry.attr.ino);
         record.fh = Some(self.opened.fh);
     }
 }
 
 impl Noted for Opened {
-    fn note(&self, record: &mut Record<Flags>) {
+    fn note(&self, record: &mut Queued) {
         record.fh = Some(self.fh);
     }
 }
 
 /// Bytes transferred.
 impl Noted for Vec<u8> {
-    fn note(&self, record: &mut Record<Flags>) {
+    fn note(&self, record: &mut Queued) {
         record.bytes = Some(self.len() as u64);
     }
 }
 
 /// The whole value, whatever part of it the caller's buffer takes.
 impl Noted for XattrValue {
-    fn note(&self, record: &mut Record<Flags>) {
+    fn note(&self, record: &mut Queued) {
         record.bytes = Some(self.len() as u64);
     }
 }
 
 /// Bytes written.
 impl Noted for u32 {
-    fn note(&self, record: &mut Record<Flags>) {
+    fn note(&self, record: &mut Queued) {
         record.bytes = Some(*self as u64);
     }
 }
 
 /// The version a flush, fsync or release committed.
 impl Noted for Committed {
-    fn note(&self, record: &mut Record<Flags>) {
+    fn note(&self, record: &mut Queued) {
         record.version = self.version;
     }
 }

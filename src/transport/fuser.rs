@@ -5,6 +5,7 @@
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
@@ -49,21 +50,54 @@ impl MemFuse {
 
 /// The session's [`Notifier`], filled in after the session is made and before it serves.
 #[derive(Clone, Default)]
-pub struct NotifierSlot(Arc<OnceLock<Notifier>>);
+pub struct NotifierSlot {
+    notifier: Arc<OnceLock<Notifier>>,
+    /// Serving threads free to serve the WRITEs a write-back sends: the thread asking waits
+    /// inside the kernel until they are answered, so one thread is always kept back.
+    spare_threads: Arc<AtomicUsize>,
+}
 
 impl NotifierSlot {
-    pub fn fill(&self, notifier: Notifier) {
-        let _ = self.0.set(notifier);
+    /// The session's notifier, and how many threads serve it.
+    pub fn fill(&self, notifier: Notifier, threads: usize) {
+        if self.notifier.set(notifier).is_ok() {
+            self.spare_threads
+                .store(threads.saturating_sub(1), Ordering::Release);
+        }
     }
 }
 
 impl KernelCache for NotifierSlot {
     fn forget_attributes(&self, ino: u64) {
         // A negative offset invalidates the attributes and leaves the pages.
-        if let Some(Err(e)) = self.0.get().map(|n| n.inval_inode(INodeNo(ino), -1, 0)) {
+        if let Some(Err(e)) = self
+            .notifier
+            .get()
+            .map(|n| n.inval_inode(INodeNo(ino), -1, 0))
+        {
             // ENOENT: the kernel holds no such inode, so nothing is stale.
             debug!(ino, "invalidating attributes: {e}");
         }
+    }
+
+    /// FUSE_NOTIFY_INVAL_INODE over the whole file: the kernel launders each dirty page (a
+    /// WRITE it waits for) before dropping it.
+    fn write_back(&self, ino: u64) -> bool {
+        let Some(notifier) = self.notifier.get() else {
+            return false;
+        };
+        let took = self
+            .spare_threads
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+        if took.is_err() {
+            return false;
+        }
+        let done = notifier.inval_inode(INodeNo(ino), 0, 0);
+        self.spare_threads.fetch_add(1, Ordering::AcqRel);
+        if let Err(e) = &done {
+            debug!(ino, "writing back cached pages: {e}");
+        }
+        done.is_ok()
     }
 }
 

@@ -161,25 +161,35 @@ impl Fs {
         Ok(())
     }
 
+    /// Whether bytes written through `fh`'s file may still sit in the kernel's cache: the
+    /// writeback cache is on and a writer has the file open.
+    pub fn may_cache_writes(&self, fh: u64) -> Result<bool> {
+        let handle = self.handles.get(fh)?;
+        Ok(self.config().writes_cached_above && handle.inode.writers.load(Ordering::Acquire) > 0)
+    }
+
     /// `lseek` with `SEEK_DATA` or `SEEK_HOLE` (the kernel answers the other whences).
-    pub fn lseek(&self, fh: u64, offset: i64, whence: i32) -> Result<i64> {
+    /// `written_back`: the caller had the kernel write back the file's cached pages, so our
+    /// holes and size are the file's.
+    pub fn lseek(&self, fh: u64, offset: i64, whence: i32, written_back: bool) -> Result<i64> {
         let handle = self.handles.get(fh)?;
         let offset = u64::try_from(offset).map_err(|_| Errno::ENXIO)?;
-        // Bytes a writer wrote may still wait in the kernel's cache, where our holes would
-        // hide them from `cp`/`tar`: while anyone may write, call the whole file data
-        // (always a correct answer).
-        let coarse =
-            self.config().writes_cached_above && handle.inode.writers.load(Ordering::Acquire) > 0;
+        // Bytes a writer wrote may still wait in the kernel's cache, up to an end of file
+        // only the kernel knows, where our holes and size would hide them from `cp`/`tar`.
+        // Unless they were written back, call all of the file from `offset` on data, to an
+        // end we cannot name: the only answers that never skip data (a copier reads to the
+        // end of the file).
+        let coarse = !written_back && self.may_cache_writes(fh)?;
         let data = handle.inode.data.read();
         let content = data.file()?;
         let found = match whence {
+            libc::SEEK_DATA if coarse => offset,
+            libc::SEEK_HOLE if coarse => i64::MAX as u64,
             _ if offset >= content.size()
                 && matches!(whence, libc::SEEK_DATA | libc::SEEK_HOLE) =>
             {
                 return Err(Errno::ENXIO)
             }
-            libc::SEEK_DATA if coarse => offset,
-            libc::SEEK_HOLE if coarse => content.size(),
             libc::SEEK_DATA => content.seek_data(offset)?,
             libc::SEEK_HOLE => content.seek_hole(offset)?,
             _ => return Err(Errno::EINVAL),

@@ -1,0 +1,200 @@
+//! A record as a line of JSON, written by hand for the writer thread. serde_json's derived
+//! serializer escaped every key and went through a map serializer per field, which was most
+//! of the writer's time (`perf` on `benches/trace.rs`); the keys here are constants and only
+//! names and unknown op or errno names can need escaping. The bytes are serde_json's own:
+//! the test below holds the two to each other.
+
+use super::name::NameText;
+use super::{Flags, Op, Outcome, Record};
+
+/// Appends `record` and a newline to `line`.
+pub fn write_record<N: NameText>(line: &mut Vec<u8>, r: &Record<Flags, N>) {
+    let mut buf = itoa::Buffer::new();
+    line.push(b'{');
+    if r.unique != 0 {
+        line.extend_from_slice(b"\"unique\":");
+        line.extend_from_slice(buf.format(r.unique).as_bytes());
+        line.push(b',');
+    }
+    line.extend_from_slice(b"\"t_ns\":");
+    line.extend_from_slice(buf.format(r.t_ns).as_bytes());
+    line.extend_from_slice(b",\"dur_ns\":");
+    line.extend_from_slice(buf.format(r.dur_ns).as_bytes());
+    line.extend_from_slice(b",\"op\":");
+    match &r.op {
+        Op::Other(name) => string(line, name),
+        op => plain(line, op.as_str()),
+    }
+    number(line, &mut buf, "ino", r.ino);
+    number(line, &mut buf, "parent", r.parent);
+    text(line, "name", r.name.as_ref());
+    number(line, &mut buf, "newparent", r.newparent);
+    text(line, "newname", r.newname.as_ref());
+    number(line, &mut buf, "fh", r.fh);
+    number(line, &mut buf, "pid", r.pid);
+    number(line, &mut buf, "uid", r.uid);
+    number(line, &mut buf, "gid", r.gid);
+    number(line, &mut buf, "offset", r.offset);
+    number(line, &mut buf, "size", r.size);
+    if let Some(flags) = r.flags {
+        line.extend_from_slice(b",\"flags\":");
+        // Flag names, octal modes and `to ino=.. fh=.. off=..`: nothing to escape.
+        plain(line, &flags.describe());
+    }
+    line.extend_from_slice(b",\"result\":");
+    match &r.result {
+        Outcome::Other(name) => string(line, name),
+        outcome => plain(line, outcome.as_str()),
+    }
+    number(line, &mut buf, "bytes", r.bytes);
+    number(line, &mut buf, "version", r.version);
+    line.extend_from_slice(b"}\n");
+}
+
+fn number<N: itoa::Integer>(line: &mut Vec<u8>, buf: &mut itoa::Buffer, key: &str, v: Option<N>) {
+    if let Some(v) = v {
+        key_of(line, key);
+        line.extend_from_slice(buf.format(v).as_bytes());
+    }
+}
+
+fn text<N: NameText>(line: &mut Vec<u8>, key: &str, v: Option<&N>) {
+    if let Some(v) = v {
+        key_of(line, key);
+        string(line, &v.text());
+    }
+}
+
+fn key_of(line: &mut Vec<u8>, key: &str) {
+    line.extend_from_slice(b",\"");
+    line.extend_from_slice(key.as_bytes());
+    line.extend_from_slice(b"\":");
+}
+
+/// A string known to need no escaping.
+fn plain(line: &mut Vec<u8>, s: &str) {
+    line.push(b'"');
+    line.extend_from_slice(s.as_bytes());
+    line.push(b'"');
+}
+
+/// Any string, escaped as serde_json escapes it.
+fn string(line: &mut Vec<u8>, s: &str) {
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        plain(line, s);
+    } else {
+        // Writing to a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *line, s);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fs::Errno;
+    use crate::trace::Name;
+
+    fn base<N>() -> Record<Flags, N> {
+        Record {
+            unique: 0,
+            t_ns: 12,
+            dur_ns: 3400,
+            op: Op::Lookup,
+            ino: None,
+            parent: None,
+            name: None,
+            newparent: None,
+            newname: None,
+            fh: None,
+            pid: None,
+            uid: None,
+            gid: None,
+            offset: None,
+            size: None,
+            flags: None,
+            result: Outcome::Ok,
+            bytes: None,
+            version: None,
+        }
+    }
+
+    #[test]
+    fn lines_are_serde_jsons_bytes() {
+        let every = Record {
+            unique: 77,
+            ino: Some(u64::MAX),
+            parent: Some(1),
+            name: Some("a \"quoted\"\\ näme\u{1}\n".into()),
+            newparent: Some(2),
+            newname: Some("plain".into()),
+            fh: Some(9),
+            pid: Some(42),
+            uid: Some(0),
+            gid: Some(u32::MAX),
+            offset: Some(-5),
+            size: Some(4096),
+            flags: Some(Flags::Open(libc::O_WRONLY | libc::O_CREAT)),
+            result: Outcome::Err(Errno::ENOENT),
+            bytes: Some(0),
+            version: Some(3),
+            ..base()
+        };
+        let records = [
+            base(),
+            every,
+            Record {
+                op: Op::Other("batch\"forget".into()),
+                result: Outcome::Other("E?".into()),
+                flags: Some(Flags::CopyTo(1, 2, 3)),
+                ..base()
+            },
+            Record {
+                op: Op::CopyFileRange,
+                flags: Some(Flags::Mode(0o644)),
+                name: Some(String::new()),
+                ..base()
+            },
+        ];
+        for r in &records {
+            let mut line = Vec::new();
+            write_record(&mut line, r);
+            let mut expected = serde_json::to_vec(r).unwrap();
+            expected.push(b'\n');
+            assert_eq!(
+                String::from_utf8(line).unwrap(),
+                String::from_utf8(expected).unwrap()
+            );
+        }
+    }
+
+    /// Names queued as bytes are written as their text, invalid UTF-8 replaced.
+    #[test]
+    fn queued_names_are_written_as_text() {
+        let long = "long".repeat(40);
+        for (bytes, text) in [
+            (b"f\xffo".as_slice(), "f\u{fffd}o"),
+            (b"tab\tquote\"".as_slice(), "tab\tquote\""),
+            (long.as_bytes(), long.as_str()),
+        ] {
+            let queued = Record {
+                name: Some(Name::new(bytes)),
+                newname: Some(Name::new(b"n")),
+                ..base()
+            };
+            let read_back = Record {
+                name: Some(text.to_string()),
+                newname: Some("n".to_string()),
+                ..base()
+            };
+            let mut line = Vec::new();
+            write_record(&mut line, &queued);
+            let mut expected = serde_json::to_vec(&read_back).unwrap();
+            expected.push(b'\n');
+            assert_eq!(line, expected);
+            assert_eq!(
+                serde_json::to_vec(&queued).unwrap(),
+                &expected[..expected.len() - 1]
+            );
+        }
+    }
+}
