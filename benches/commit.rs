@@ -37,6 +37,11 @@
 //! append_4k_to_256m / full_256m = 200.7 µs / 702.6 ms = 0.029% (about 1/3,500; at most
 //! 0.034% taking the ends of the ranges against each other), far under the required 1%.
 //! edit_12b_in_256m / full_256m = 0.039%.
+//!
+//! With each commit's chunks hashed on all cores while the next batch is cut, and each byte
+//! copied out of the overlay once (same machine, load about 4 from other builds): before
+//! (main) full_256m 662.6 ms [641.3, 688.6], append 218.8 µs, edit 288.4 µs; after
+//! full_256m 353.9 ms [333.3, 379.0] (723 MiB/s), append 127.3 µs, edit 152.5 µs.
 
 use std::hint::black_box;
 use std::sync::Arc;

@@ -167,6 +167,10 @@ pub fn run(config: MountConfig) -> Result<()> {
         capacity: config.max_memory,
         ..FsConfig::default()
     }));
+    // Big commits are chunked and hashed off the request path, one file per worker.
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    fs.start_commit_workers(workers)
+        .context("starting the commit workers")?;
     let tracer = match &config.trace {
         Some(path) => {
             let header = Header {
@@ -242,6 +246,8 @@ pub fn run(config: MountConfig) -> Result<()> {
     let served = session.run();
     signal_handle.close();
     let _ = watcher.join();
+    // Commits handed off by the last closes are installed before anything is reported.
+    fs.drain_commits();
     if let (Some(tracer), Some(path)) = (&tracer, &config.trace) {
         let n = tracer
             .finish()

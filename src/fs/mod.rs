@@ -44,6 +44,12 @@
 //!
 //! The budget's prune lock is taken by `make_room` with no other lock held, and each inode
 //! lock under it one at a time.
+//!
+//! Commit workers (`history::pending`, started by a mount) chunk and hash with no lock held
+//! and take one file's write lock at a time, briefly, to snapshot and to install; the pool's
+//! queue mutex is innermost (taken under an inode lock to hand a file over, never the other
+//! way). Waiting for a file's commits (`history::commit`, on reading its versions) happens
+//! with no lock held.
 
 mod attr;
 mod budget;
@@ -75,7 +81,7 @@ use crate::store::{Chunker, ContentStore, MemoryStore};
 
 use budget::Budget;
 use data::Handles;
-use history::OpenVersions;
+use history::{CommitQueue, OpenVersions};
 use namespace::dir::Directory;
 use namespace::inode::{Body, Inode, Meta};
 use namespace::Namespace;
@@ -130,6 +136,16 @@ pub struct Fs {
     budget: Budget,
     store: Arc<dyn ContentStore>,
     config: FsConfig,
+    /// Files with commits handed to the workers (`history::pending`).
+    commit_queue: Arc<CommitQueue>,
+}
+
+impl Drop for Fs {
+    fn drop(&mut self) {
+        // The workers finish what is queued (they cannot: they hold the file system only
+        // weakly) and exit.
+        self.commit_queue.close();
+    }
 }
 
 impl Fs {
@@ -152,6 +168,7 @@ impl Fs {
             budget: Budget::new(config.capacity, store.clone()),
             store,
             config,
+            commit_queue: Arc::default(),
         }
     }
 
@@ -216,8 +233,8 @@ impl Fs {
 
 /// Debug builds only: panics if `MEMFS_TEST_PANIC_IN` names this point, so tests can show
 /// what a panic halfway through a request leaves behind. The variable holds `op:NAME` items
-/// separated by commas; `op` is `lookup`, `mkdir` (NAME: the new entry) or `write` (NAME: the
-/// first bytes written). `MEMFS_TEST_PANIC_ON_LOOKUP=NAME` is the older spelling of
+/// separated by commas; `op` is `lookup`, `mkdir` (NAME: the new entry), `write` (NAME: the
+/// first bytes written) or `commit` (a commit worker; NAME: the first bytes of the changes). `MEMFS_TEST_PANIC_ON_LOOKUP=NAME` is the older spelling of
 /// `lookup:NAME`.
 #[cfg(debug_assertions)]
 fn test_panic_point(op: &str, name: &[u8]) {
@@ -231,7 +248,7 @@ fn test_panic_point(op: &str, name: &[u8]) {
                 return false;
             };
             match op {
-                "write" => !want.is_empty() && name.starts_with(want),
+                "write" | "commit" => !want.is_empty() && name.starts_with(want),
                 _ => want == name,
             }
         })

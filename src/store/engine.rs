@@ -48,6 +48,12 @@ pub trait ContentStore: Send + Sync {
     /// Takes one reference to the chunk that holds `bytes`, storing it first if it is new.
     fn put(&self, bytes: &[u8]) -> Put;
 
+    /// [`ContentStore::put`] of bytes the caller gives away, so a new chunk can keep them
+    /// without a copy.
+    fn put_owned(&self, bytes: Vec<u8>) -> Put {
+        self.put(&bytes)
+    }
+
     /// Takes one more reference to a stored chunk; `None` if it is not stored.
     fn reference(&self, id: &ChunkId) -> Option<ChunkRef>;
 

@@ -6,6 +6,7 @@
 //! lock only within one call, and never drops a [`ChunkRef`] or calls out while holding it,
 //! except into a `for_each_chunk` visitor, which must not call back.
 
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
@@ -46,9 +47,10 @@ impl AsRef<[u8]> for Lent {
     }
 }
 
-impl ContentStore for MemoryStore {
-    fn put(&self, bytes: &[u8]) -> Put {
-        let id = ChunkId::of(bytes);
+impl MemoryStore {
+    /// `put` and `put_owned`: a new chunk keeps owned bytes as they are.
+    fn put_cow(&self, bytes: Cow<'_, [u8]>) -> Put {
+        let id = ChunkId::of(&bytes);
         // Most chunks of a commit are already stored: a shard read lock finds them. Taking
         // a reference under it keeps `reclaim` (which needs the write lock) from freeing a
         // chunk whose count is at zero on its way out.
@@ -65,17 +67,28 @@ impl ContentStore for MemoryStore {
             },
             Entry::Vacant(e) => {
                 let this: Weak<dyn ContentStore> = self.this.clone();
-                let chunk = Chunk::new(id, bytes.into(), this);
+                let len = bytes.len() as u64;
+                let chunk = Chunk::new(id, bytes.into_owned().into_boxed_slice(), this);
                 let taken = chunk.acquire();
                 e.insert(chunk);
                 self.chunks.fetch_add(1, Ordering::Relaxed);
-                self.bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+                self.bytes.fetch_add(len, Ordering::Relaxed);
                 Put {
                     chunk: taken,
                     new: true,
                 }
             }
         }
+    }
+}
+
+impl ContentStore for MemoryStore {
+    fn put(&self, bytes: &[u8]) -> Put {
+        self.put_cow(Cow::Borrowed(bytes))
+    }
+
+    fn put_owned(&self, bytes: Vec<u8>) -> Put {
+        self.put_cow(Cow::Owned(bytes))
     }
 
     fn reference(&self, id: &ChunkId) -> Option<ChunkRef> {

@@ -22,6 +22,8 @@ pub struct Census {
 impl Fs {
     /// Counts the files, directories, symlinks and versions the tree holds now.
     pub fn census(&self) -> Census {
+        // Every version a close that has returned made is counted.
+        self.drain_commits();
         let mut c = Census::default();
         let inodes = self.namespace.collect(|_| true);
         for inode in inodes {

@@ -48,6 +48,8 @@ impl Fs {
     /// system; with changes running at the same time it retries, and may still report a
     /// difference that was only passing.
     pub fn verify_store(&self) -> StoreCheck {
+        // A commit in a worker's hands holds chunks no recipe holds yet.
+        self.drain_commits();
         self.repair_if_needed();
         let mut check = self.verify_store_once();
         for _ in 1..ATTEMPTS {

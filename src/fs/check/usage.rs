@@ -6,6 +6,7 @@ impl Fs {
     /// Recomputes the metadata estimate and the count of droppable versions by walking
     /// every inode, and compares them with the counters (for tests; takes the tree lock).
     pub fn verify_usage(&self) -> std::result::Result<(), String> {
+        self.drain_commits();
         self.repair_if_needed();
         let _still = self.namespace.still();
         let inodes = self.namespace.collect(|_| true);

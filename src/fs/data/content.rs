@@ -1,55 +1,41 @@
-//! The bytes of a regular file: the last committed recipe overlaid with dirty extents.
+//! The bytes of a regular file: the last committed recipe under a stack of layers of
+//! changes (`layer.rs`).
 //!
-//! Writers change only the overlay (what POSIX readers see at once). A commit folds the
-//! overlay into a new immutable recipe, re-chunking only from the chunk that holds the first
-//! changed byte until a new cut lands on an old boundary past the last changed byte, and
-//! reusing every other chunk. Runs of zeros (holes, punched ranges, zero-filled chunks) are
-//! zero pieces that cost no memory and are chunked without being scanned, so a recipe is the
-//! same whether a content was written in one go or through any sequence of edits.
+//! Writers change only the top layer, the live one (what POSIX readers see at once). A
+//! commit point either folds every layer into a new immutable recipe at once (a small
+//! change, inline) or freezes the live layer: it becomes an immutable pending layer shared
+//! with a commit worker, and a new empty live layer starts above it. Reads always see the
+//! recipe with every pending layer and the live one applied, in order. The worker builds a
+//! new recipe from the recipe and the frozen layers alone (no lock held: they cannot
+//! change), and installs it with [`FileContent::install_layers`], which drops those layers
+//! from the bottom of the stack; the layers above were made over exactly those bytes.
+//!
+//! A commit re-chunks only from the chunk that holds the first changed byte until a new cut
+//! lands on an old boundary past the last changed byte, reusing every other chunk. Runs of
+//! zeros (holes, punched ranges, zero-filled chunks) are zero pieces that cost no memory and
+//! are chunked without being scanned, so a recipe is the same whether a content was written
+//! in one go or through any sequence of edits. The chunks of one commit are hashed and
+//! stored in parallel (rayon), in batches cut sequentially, so boundaries do not change.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
+
+use rayon::prelude::*;
 
 use crate::fs::error::{Errno, Result};
 use crate::store::recipe::{Piece, PieceData, Recipe, RecipeRef};
 use crate::store::{Chunker, ContentStore, Put};
 
+use super::layer::{Extent, Layer};
+
 /// The largest file size, as on Linux (`MAX_LFS_FILESIZE`).
 pub const MAX_FILE_SIZE: u64 = i64::MAX as u64;
 
-/// A dirty extent grows by appends up to this size before a new one starts, so a long
-/// sequential write never reallocates one huge buffer.
-const EXTENT_MAX: usize = 1 << 20;
+/// Chunks cut before they are hashed together, and the bytes they may hold at most.
+const HASH_BATCH: usize = 256;
+const HASH_BATCH_BYTES: usize = 16 << 20;
 
-#[derive(Clone, Debug)]
-enum Extent {
-    Data(Vec<u8>),
-    Zeros(u64),
-}
-
-impl Extent {
-    fn len(&self) -> u64 {
-        match self {
-            Extent::Data(v) => v.len() as u64,
-            Extent::Zeros(n) => *n,
-        }
-    }
-
-    /// The part from `from` (relative) to the end.
-    fn tail(&self, from: u64) -> Extent {
-        match self {
-            Extent::Data(v) => Extent::Data(v[from as usize..].to_vec()),
-            Extent::Zeros(n) => Extent::Zeros(n - from),
-        }
-    }
-
-    fn truncate(&mut self, len: u64) {
-        match self {
-            Extent::Data(v) => v.truncate(len as usize),
-            Extent::Zeros(n) => *n = len,
-        }
-    }
-}
+/// The most a commit reads ahead of its cuts.
+const READ_AHEAD_MAX: usize = 4 << 20;
 
 /// The end of `offset..offset+len`, or EFBIG past the largest file size.
 pub fn checked_end(offset: u64, len: u64) -> Result<u64> {
@@ -59,17 +45,23 @@ pub fn checked_end(offset: u64, len: u64) -> Result<u64> {
     }
 }
 
-#[derive(Debug, Clone, Default)]
+/// A frozen layer of changes waiting for its commit (see the module doc).
+pub type PendingLayer = Arc<Layer>;
+
+#[derive(Debug, Clone)]
 pub struct FileContent {
     /// The last committed content.
     base: RecipeRef,
-    /// Base bytes at or past this offset were cut off by a truncate and read as zeros.
-    base_valid: u64,
-    /// Changes since the last commit, by start offset; never overlapping.
-    extents: BTreeMap<u64, Extent>,
-    /// Bytes held by `Data` extents.
-    dirty_bytes: u64,
-    size: u64,
+    /// Frozen layers whose commit is not installed yet, oldest (lowest) first.
+    pending: Vec<PendingLayer>,
+    /// The layer writes go to.
+    live: Layer,
+}
+
+impl Default for FileContent {
+    fn default() -> Self {
+        FileContent::from_recipe(RecipeRef::default())
+    }
 }
 
 /// A commit chunked and stored but not yet installed (see [`FileContent::prepare_commit`]).
@@ -95,16 +87,22 @@ impl FileContent {
     /// A content whose committed state is `recipe`.
     pub fn from_recipe(recipe: RecipeRef) -> FileContent {
         FileContent {
-            size: recipe.size(),
-            base_valid: recipe.size(),
+            live: Layer::over(recipe.size()),
             base: recipe,
-            extents: BTreeMap::new(),
-            dirty_bytes: 0,
+            pending: Vec::new(),
+        }
+    }
+
+    fn view(&self) -> View<'_> {
+        View {
+            base: &self.base,
+            below: &self.pending,
+            top: Some(&self.live),
         }
     }
 
     pub fn size(&self) -> u64 {
-        self.size
+        self.live.size
     }
 
     /// The last committed recipe.
@@ -112,149 +110,268 @@ impl FileContent {
         &self.base
     }
 
-    /// Whether anything changed since the last commit.
+    /// Whether anything changed since the last installed commit.
     pub fn is_dirty(&self) -> bool {
-        !self.extents.is_empty()
-            || self.size != self.base.size()
-            || self.base_valid < self.base.size()
+        !self.pending.is_empty() || self.live_changed()
     }
 
-    /// Bytes of uncommitted data this content holds.
+    /// Whether the live layer changes anything (something to commit at a commit point).
+    pub fn live_changed(&self) -> bool {
+        let below = self.pending.last().map_or(self.base.size(), |l| l.size);
+        self.live.changes(below)
+    }
+
+    /// Bytes of uncommitted data this content holds, pending layers included.
     pub fn dirty_bytes(&self) -> u64 {
-        self.dirty_bytes
+        self.pending.iter().map(|l| l.dirty_bytes()).sum::<u64>() + self.live.dirty_bytes()
+    }
+
+    /// Bytes of data written since the last commit point.
+    pub fn live_dirty_bytes(&self) -> u64 {
+        self.live.dirty_bytes()
     }
 
     /// Bytes that are not holes (for `st_blocks`): committed chunks plus dirty data.
     pub fn allocated(&self) -> u64 {
-        self.base.data_bytes().min(self.base_valid) + self.dirty_bytes
+        self.base.data_bytes().min(self.view().base_valid()) + self.dirty_bytes()
     }
 
     /// Up to `len` bytes from `offset`, fewer at the end of the file.
     pub fn read(&self, offset: u64, len: usize) -> Vec<u8> {
-        if offset >= self.size {
-            return Vec::new();
-        }
-        let end = offset.saturating_add(len as u64).min(self.size);
-        let mut out = vec![0u8; (end - offset) as usize];
-        let base_end = end.min(self.base_valid).min(self.base.size());
-        if offset < base_end {
-            self.base
-                .read_into(offset, &mut out[..(base_end - offset) as usize]);
-        }
-        for (&s, e) in self.overlapping(offset, end) {
-            let from = offset.max(s);
-            let to = end.min(s + e.len());
-            let dst = &mut out[(from - offset) as usize..(to - offset) as usize];
-            match e {
-                Extent::Data(v) => dst.copy_from_slice(&v[(from - s) as usize..(to - s) as usize]),
-                Extent::Zeros(_) => dst.fill(0),
-            }
-        }
-        out
-    }
-
-    /// Extents that overlap `a..b`, in order.
-    fn overlapping(&self, a: u64, b: u64) -> impl Iterator<Item = (&u64, &Extent)> {
-        let before = self
-            .extents
-            .range(..a)
-            .next_back()
-            .filter(|(&s, e)| s + e.len() > a);
-        before.into_iter().chain(self.extents.range(a..b))
-    }
-
-    /// Removes every extent byte in `a..b`, splitting extents at the edges.
-    fn clip(&mut self, a: u64, b: u64) {
-        if a >= b {
-            return;
-        }
-        if let Some((&s, e)) = self.extents.range_mut(..a).next_back() {
-            let end = s + e.len();
-            if end > a {
-                let right = (end > b).then(|| e.tail(b - s));
-                let cut = end - a;
-                e.truncate(a - s);
-                if matches!(e, Extent::Data(_)) {
-                    self.dirty_bytes -= cut;
-                }
-                if let Some(right) = right {
-                    if let Extent::Data(v) = &right {
-                        self.dirty_bytes += v.len() as u64;
-                    }
-                    self.extents.insert(b, right);
-                }
-            }
-        }
-        let inside: Vec<u64> = self.extents.range(a..b).map(|(&s, _)| s).collect();
-        for s in inside {
-            let Some(e) = self.extents.remove(&s) else {
-                continue;
-            };
-            if let Extent::Data(v) = &e {
-                self.dirty_bytes -= v.len() as u64;
-            }
-            if s + e.len() > b {
-                let right = e.tail(b - s);
-                if let Extent::Data(v) = &right {
-                    self.dirty_bytes += v.len() as u64;
-                }
-                self.extents.insert(b, right);
-            }
-        }
+        self.view().read(offset, len)
     }
 
     /// Writes `data` at `offset`, growing the file as needed. Returns the change in bytes
     /// held.
     pub fn write(&mut self, offset: u64, data: &[u8]) -> Result<i64> {
-        let end = checked_end(offset, data.len() as u64)?;
-        if data.is_empty() {
-            return Ok(0);
-        }
-        let before = self.dirty_bytes;
-        // Overwrite inside one data extent: copy in place.
-        if let Some((&s, Extent::Data(v))) = self.extents.range_mut(..=offset).next_back() {
-            if s + v.len() as u64 >= end {
-                v[(offset - s) as usize..(end - s) as usize].copy_from_slice(data);
-                return Ok(0);
-            }
-        }
-        self.clip(offset, end);
-        let extended = match self.extents.range_mut(..offset).next_back() {
-            Some((&s, Extent::Data(v))) if s + v.len() as u64 == offset && v.len() < EXTENT_MAX => {
-                v.extend_from_slice(data);
-                true
-            }
-            _ => false,
-        };
-        if !extended {
-            self.extents.insert(offset, Extent::Data(data.to_vec()));
-        }
-        self.dirty_bytes += data.len() as u64;
-        self.size = self.size.max(end);
-        Ok(self.dirty_bytes as i64 - before as i64)
+        self.live.write(offset, data)
     }
 
     /// The bytes held that a write of `len` bytes at `offset` would add: `write` returns
     /// exactly this. Dirty data it overwrites is reused, everything else is new.
     pub fn write_growth(&self, offset: u64, len: u64) -> u64 {
-        let end = offset.saturating_add(len);
-        let reused: u64 = self
-            .overlapping(offset, end)
-            .filter(|(_, e)| matches!(e, Extent::Data(_)))
-            .map(|(&s, e)| {
-                end.min(s.saturating_add(e.len()))
-                    .saturating_sub(offset.max(s))
-            })
-            .sum();
-        len.saturating_sub(reused)
+        self.live.write_growth(offset, len)
     }
 
     /// Bytes of `offset..end` that hold no data: holes, zero runs and anything past the end
     /// of file (what `fallocate` would have to provide).
     pub fn hole_bytes(&self, offset: u64, end: u64) -> u64 {
-        let mut holes = end.saturating_sub(self.size.max(offset));
+        self.view().hole_bytes(offset, end)
+    }
+
+    /// Sets the size; bytes past a shrink are gone, a grow reads as zeros. Returns the change
+    /// in bytes held.
+    pub fn truncate(&mut self, size: u64) -> Result<i64> {
+        self.live.truncate(size)
+    }
+
+    /// Zeros `offset..offset+len` within the file without changing its size. Returns the
+    /// change in bytes held.
+    pub fn punch_hole(&mut self, offset: u64, len: u64) -> i64 {
+        self.live.punch_hole(offset, len)
+    }
+
+    /// The first offset at or after `offset` that holds data (`SEEK_DATA`).
+    pub fn seek_data(&self, offset: u64) -> Result<u64> {
+        self.view().seek_data(offset)
+    }
+
+    /// The first offset at or after `offset` inside a hole (`SEEK_HOLE`); the end of the
+    /// file counts as one.
+    pub fn seek_hole(&self, offset: u64) -> Result<u64> {
+        self.view().seek_hole(offset)
+    }
+
+    /// Folds the changes into a new committed recipe. `None` when nothing changed.
+    pub fn commit(&mut self, chunker: &Chunker, store: &dyn ContentStore) -> Option<Committed> {
+        let prepared = self.prepare_commit(chunker, store)?;
+        self.install(prepared)
+    }
+
+    /// The first half of an inline commit of every layer: chunks the changes and stores new
+    /// chunks, but leaves this content as it was, so the caller can still decide against it
+    /// (for lack of space) by dropping the result, which frees the chunks only it held.
+    /// `None` when nothing changed since the last commit.
+    pub fn prepare_commit(&self, chunker: &Chunker, store: &dyn ContentStore) -> Option<Prepared> {
+        self.view().prepare(chunker, store)
+    }
+
+    /// The second half of an inline commit: the prepared recipe becomes the committed content
+    /// and every layer is let go. Returns what was committed, `None` when the content is the
+    /// same as before.
+    pub fn install(&mut self, prepared: Prepared) -> Option<Committed> {
+        self.pending.clear();
+        self.live = Layer::over(self.live.size);
+        let recipe = prepared.recipe?;
+        self.base = recipe.clone();
+        Some(Committed {
+            recipe,
+            new_bytes: prepared.new_bytes,
+            chunked_bytes: prepared.chunked_bytes,
+        })
+    }
+
+    /// A commit point handed to a worker: the live layer becomes the newest pending layer
+    /// (even if it changes nothing, so that the commit covers layers left pending by a
+    /// commit that did not fit), and writes go to a new layer above it.
+    pub fn freeze(&mut self) -> PendingLayer {
+        let size = self.live.size;
+        let live = std::mem::replace(&mut self.live, Layer::over(size));
+        let layer = Arc::new(live);
+        self.pending.push(layer.clone());
+        layer
+    }
+
+    /// The pending layers, oldest first.
+    pub fn pending(&self) -> &[PendingLayer] {
+        &self.pending
+    }
+
+    /// The pending layers up to and including `through`, or `None` if it is not pending
+    /// any more (the file was freed or committed inline meanwhile).
+    pub fn pending_through(&self, through: &PendingLayer) -> Option<&[PendingLayer]> {
+        let i = self.pending.iter().position(|l| Arc::ptr_eq(l, through))?;
+        Some(&self.pending[..=i])
+    }
+
+    /// Installs a worker's commit of the pending layers up to and including `through`: they
+    /// are let go and `recipe` (`None`: the same bytes as the committed recipe) becomes the
+    /// committed content. Returns the dirty bytes released, or `None` (and changes nothing)
+    /// if `through` is not pending.
+    pub fn install_layers(
+        &mut self,
+        through: &PendingLayer,
+        recipe: Option<RecipeRef>,
+    ) -> Option<u64> {
+        let n = self.pending_through(through)?.len();
+        let released = self.pending.drain(..n).map(|l| l.dirty_bytes()).sum();
+        if let Some(recipe) = recipe {
+            self.base = recipe;
+        }
+        Some(released)
+    }
+}
+
+/// Chunks and stores the content `layers` (frozen, oldest first) make of `base`, for a
+/// commit worker that holds no lock. `None` when the layers change nothing.
+pub fn prepare_layers(
+    base: &RecipeRef,
+    layers: &[PendingLayer],
+    chunker: &Chunker,
+    store: &dyn ContentStore,
+) -> Option<Prepared> {
+    View {
+        base,
+        below: layers,
+        top: None,
+    }
+    .prepare(chunker, store)
+}
+
+/// A recipe with layers applied over it, bottom first: the content a reader or a commit
+/// sees.
+#[derive(Clone, Copy)]
+struct View<'a> {
+    base: &'a RecipeRef,
+    below: &'a [PendingLayer],
+    top: Option<&'a Layer>,
+}
+
+impl<'a> View<'a> {
+    fn layers(&self) -> impl DoubleEndedIterator<Item = &'a Layer> + Clone {
+        self.below.iter().map(|l| &**l).chain(self.top)
+    }
+
+    fn size(&self) -> u64 {
+        self.layers()
+            .next_back()
+            .map_or(self.base.size(), |l| l.size)
+    }
+
+    /// Base bytes at or past this offset read as zeros (cut off by a truncate).
+    fn base_valid(&self) -> u64 {
+        self.layers()
+            .map(|l| l.cut)
+            .fold(self.base.size(), u64::min)
+    }
+
+    fn is_dirty(&self) -> bool {
+        let mut below = self.base.size();
+        for l in self.layers() {
+            if l.changes(below) {
+                return true;
+            }
+            below = l.size;
+        }
+        false
+    }
+
+    fn read(&self, offset: u64, len: usize) -> Vec<u8> {
+        let size = self.size();
+        if offset >= size {
+            return Vec::new();
+        }
+        let end = offset.saturating_add(len as u64).min(size);
+        let mut out = vec![0u8; (end - offset) as usize];
+        let base_end = end.min(self.base.size());
+        if offset < base_end {
+            self.base
+                .read_into(offset, &mut out[..(base_end - offset) as usize]);
+        }
+        for layer in self.layers() {
+            if layer.cut < end {
+                out[(layer.cut.max(offset) - offset) as usize..].fill(0);
+            }
+            for (&s, e) in layer.overlapping(offset, end) {
+                let from = offset.max(s);
+                let to = end.min(s + e.len());
+                if from >= to {
+                    continue;
+                }
+                let dst = &mut out[(from - offset) as usize..(to - offset) as usize];
+                match e {
+                    Extent::Data(v) => {
+                        dst.copy_from_slice(&v[(from - s) as usize..(to - s) as usize])
+                    }
+                    Extent::Zeros(_) => dst.fill(0),
+                }
+            }
+        }
+        out
+    }
+
+    /// The run that holds byte `pos` (< size): its end, and whether it is data (or zeros).
+    fn span_at(&self, pos: u64) -> (u64, bool) {
+        let mut limit = self.size();
+        for layer in self.layers().rev() {
+            if let Some((&s, e)) = layer.extents.range(..=pos).next_back() {
+                if s + e.len() > pos {
+                    return ((s + e.len()).min(limit), matches!(e, Extent::Data(_)));
+                }
+            }
+            if let Some((&s, _)) = layer.extents.range(pos..).next() {
+                limit = limit.min(s);
+            }
+            if pos >= layer.cut {
+                return (limit, false);
+            }
+            limit = limit.min(layer.cut);
+        }
+        if pos >= self.base.size() {
+            return (limit, false);
+        }
+        let Some(i) = self.base.index_at(pos) else {
+            return (limit, false);
+        };
+        let p = &self.base.pieces()[i];
+        (p.end().min(limit), matches!(p.data, PieceData::Chunk(_)))
+    }
+
+    fn hole_bytes(&self, offset: u64, end: u64) -> u64 {
+        let size = self.size();
+        let mut holes = end.saturating_sub(size.max(offset));
         let mut pos = offset;
-        let stop = end.min(self.size);
+        let stop = end.min(size);
         while pos < stop {
             let (next, data) = self.span_at(pos);
             let next = next.clamp(pos + 1, stop);
@@ -266,131 +383,85 @@ impl FileContent {
         holes
     }
 
-    /// Sets the size; bytes past a shrink are gone, a grow reads as zeros. Returns the change
-    /// in bytes held.
-    pub fn truncate(&mut self, size: u64) -> Result<i64> {
-        if size > MAX_FILE_SIZE {
-            return Err(Errno::EFBIG);
-        }
-        let before = self.dirty_bytes;
-        if size < self.size {
-            self.clip(size, self.size);
-            self.base_valid = self.base_valid.min(size);
-        }
-        self.size = size;
-        Ok(self.dirty_bytes as i64 - before as i64)
-    }
-
-    /// Zeros `offset..offset+len` within the file without changing its size. Returns the
-    /// change in bytes held.
-    pub fn punch_hole(&mut self, offset: u64, len: u64) -> i64 {
-        let before = self.dirty_bytes;
-        let end = offset.saturating_add(len).min(self.size);
-        if offset < end {
-            self.clip(offset, end);
-            self.extents.insert(offset, Extent::Zeros(end - offset));
-        }
-        self.dirty_bytes as i64 - before as i64
-    }
-
-    /// The run that holds byte `pos` (< size): its end, and whether it is data (or zeros).
-    fn span_at(&self, pos: u64) -> (u64, bool) {
-        if let Some((&s, e)) = self.extents.range(..=pos).next_back() {
-            if s + e.len() > pos {
-                return (s + e.len(), matches!(e, Extent::Data(_)));
-            }
-        }
-        let next = self
-            .extents
-            .range(pos..)
-            .next()
-            .map_or(self.size, |(&s, _)| s)
-            .min(self.size);
-        let base_end = self.base_valid.min(self.base.size());
-        if pos >= base_end {
-            return (next, false);
-        }
-        let Some(i) = self.base.index_at(pos) else {
-            return (next, false);
-        };
-        let p = &self.base.pieces()[i];
-        let end = p.end().min(base_end).min(next);
-        (end, matches!(p.data, PieceData::Chunk(_)))
-    }
-
-    /// The first offset at or after `offset` that holds data (`SEEK_DATA`).
-    pub fn seek_data(&self, offset: u64) -> Result<u64> {
+    fn seek_data(&self, offset: u64) -> Result<u64> {
+        let size = self.size();
         let mut pos = offset;
-        while pos < self.size {
+        while pos < size {
             let (end, data) = self.span_at(pos);
             if data {
                 return Ok(pos);
             }
-            pos = end;
+            pos = end.max(pos + 1);
         }
         Err(Errno::ENXIO)
     }
 
-    /// The first offset at or after `offset` inside a hole (`SEEK_HOLE`); the end of the
-    /// file counts as one.
-    pub fn seek_hole(&self, offset: u64) -> Result<u64> {
-        if offset >= self.size {
+    fn seek_hole(&self, offset: u64) -> Result<u64> {
+        let size = self.size();
+        if offset >= size {
             return Err(Errno::ENXIO);
         }
         let mut pos = offset;
-        while pos < self.size {
+        while pos < size {
             let (end, data) = self.span_at(pos);
             if !data {
                 return Ok(pos);
             }
-            pos = end;
+            pos = end.max(pos + 1);
         }
-        Ok(self.size)
+        Ok(size)
     }
 
     /// How far zeros are known to run from `pos` without reading any byte.
     fn known_zeros(&self, pos: u64) -> u64 {
+        let size = self.size();
         let mut end = pos;
-        while end < self.size {
+        while end < size {
             let (next, data) = self.span_at(end);
             if data {
                 break;
             }
-            end = next;
+            end = next.max(end + 1);
         }
-        end - pos
+        end.min(size) - pos
     }
 
-    /// Folds the changes into a new committed recipe. `None` when nothing changed.
-    pub fn commit(&mut self, chunker: &Chunker, store: &dyn ContentStore) -> Option<Committed> {
-        let prepared = self.prepare_commit(chunker, store)?;
-        self.install(prepared)
-    }
-
-    /// The first half of a commit: chunks the changes and stores new chunks, but leaves this
-    /// content as it was, so the caller can still decide against it (for lack of space) by
-    /// dropping the result, which frees the chunks only it held. `None` when nothing
-    /// changed since the last commit.
-    pub fn prepare_commit(&self, chunker: &Chunker, store: &dyn ContentStore) -> Option<Prepared> {
+    fn prepare(&self, chunker: &Chunker, store: &dyn ContentStore) -> Option<Prepared> {
         if !self.is_dirty() {
             return None;
         }
+        // A scope for the thread that hashes one batch while the next is cut (only a commit
+        // of more than one batch starts it).
+        std::thread::scope(|scope| Some(self.prepare_in(chunker, store, scope)))
+    }
+
+    fn prepare_in<'scope, 'env>(
+        &self,
+        chunker: &Chunker,
+        store: &'env dyn ContentStore,
+        scope: &'scope std::thread::Scope<'scope, 'env>,
+    ) -> Prepared {
         let old = self.base.clone();
         let old_size = old.size();
         // The changed range [first, last): dirty extents, truncated base bytes, a new end.
-        let mut first = self.extents.keys().next().copied().unwrap_or(u64::MAX);
-        let mut last = self
-            .extents
-            .iter()
-            .next_back()
-            .map_or(0, |(&s, e)| s + e.len());
-        if self.base_valid < old_size {
-            first = first.min(self.base_valid);
-            last = last.max(old_size);
+        let mut first = u64::MAX;
+        let mut last = 0;
+        for layer in self.layers() {
+            if let Some(&s) = layer.extents.keys().next() {
+                first = first.min(s);
+            }
+            if let Some((&s, e)) = layer.extents.iter().next_back() {
+                last = last.max(s + e.len());
+            }
+            if layer.cut < old_size {
+                first = first.min(layer.cut);
+                last = last.max(old_size);
+            }
         }
-        if self.size != old_size {
-            first = first.min(self.size.min(old_size));
-            last = last.max(self.size.max(old_size));
+        let size = self.size();
+        if size != old_size {
+            first = first.min(size.min(old_size));
+            last = last.max(size.max(old_size));
         }
         // Start at the old chunk boundary before the first change. FastCDC decides a cut by
         // the byte at the cut too, so a boundary right at the first change may move: start
@@ -411,27 +482,40 @@ impl FileContent {
                 }
             }
         };
-        let mut pieces: Vec<Piece> = old.pieces()[..keep].to_vec();
+        let mut out = Pieces {
+            pieces: old.pieces()[..keep].to_vec(),
+            batch: Vec::new(),
+            batch_bytes: 0,
+            new_bytes: 0,
+            store,
+            scope,
+            in_flight: None,
+        };
         if start > old.pieces().get(keep).map_or(start, |p| p.start) {
             // Part of a zero run before the first change stays.
             let p = &old.pieces()[keep];
-            push_zeros(&mut pieces, p.start, start - p.start);
+            out.zeros(p.start, start - p.start);
         }
         let mut pos = start;
-        let mut new_bytes = 0u64;
         let mut chunked_bytes = 0u64;
-        let end = self.size;
+        let mut ahead = ReadAhead {
+            start: 0,
+            bytes: Vec::new(),
+            next_len: 0,
+        };
+        let end = size;
         while pos < end {
             if pos >= last && pos < old_size {
                 if let Some(rest) = old_pieces_from(&old, pos, zero_cut) {
+                    out.flush();
                     let mut rest = rest.into_iter();
                     if let Some(first) = rest.next() {
                         match first.data {
-                            PieceData::Zeros => push_zeros(&mut pieces, first.start, first.len),
-                            _ => pieces.push(first),
+                            PieceData::Zeros => push_zeros(&mut out.pieces, first.start, first.len),
+                            _ => out.pieces.push(first),
                         }
                     }
-                    pieces.extend(rest);
+                    out.pieces.extend(rest);
                     break;
                 }
             }
@@ -448,57 +532,146 @@ impl FileContent {
                     zeros / zero_cut * zero_cut
                 };
                 if n > 0 {
-                    push_zeros(&mut pieces, pos, n);
+                    out.zeros(pos, n);
                     pos += n;
                     continue;
                 }
             }
-            let window = self.read(pos, (chunker.max as u64).min(end - pos) as usize);
-            let n = chunker.cut(&window);
+            let want = (chunker.max as u64).min(end - pos) as usize;
+            if pos < ahead.start || pos + want as u64 > ahead.start + ahead.bytes.len() as u64 {
+                ahead.refill(self, pos, want.max(chunker.max), end);
+            }
+            let at = (pos - ahead.start) as usize;
+            let window = &ahead.bytes[at..at + want];
+            let n = chunker.cut(window);
             let chunk = &window[..n];
             chunked_bytes += n as u64;
             if chunk.iter().all(|&b| b == 0) {
-                push_zeros(&mut pieces, pos, n as u64);
+                out.zeros(pos, n as u64);
             } else {
-                let Put { chunk: stored, new } = store.put(chunk);
-                if new {
-                    new_bytes += n as u64;
-                }
-                pieces.push(Piece {
-                    start: pos,
-                    len: n as u64,
-                    data: PieceData::Chunk(stored),
-                });
+                out.chunk(pos, chunk.to_vec());
             }
             pos += n as u64;
         }
-        let recipe = Recipe::new(pieces);
+        out.flush();
+        let recipe = Recipe::new(out.pieces);
         let recipe = (recipe != *old).then(|| Arc::new(recipe));
-        Some(Prepared {
+        Prepared {
             recipe,
-            new_bytes,
+            new_bytes: out.new_bytes,
             chunked_bytes,
-        })
+        }
+    }
+}
+
+/// The bytes a commit cuts chunks from, read ahead of the cuts so that each byte is copied
+/// out of the layers once (a window of `max` bytes per cut would copy each about
+/// `max / avg` times). It starts small, since most commits stop a few chunks after the
+/// change, and doubles up to [`READ_AHEAD_MAX`].
+struct ReadAhead {
+    start: u64,
+    bytes: Vec<u8>,
+    next_len: usize,
+}
+
+impl ReadAhead {
+    /// Reads from `pos` at least `min` bytes (fewer at `end`).
+    fn refill(&mut self, view: &View<'_>, pos: u64, min: usize, end: u64) {
+        let least = min.saturating_mul(2);
+        self.next_len = self
+            .next_len
+            .saturating_mul(2)
+            .clamp(least, READ_AHEAD_MAX.max(least));
+        let len = (self.next_len as u64).min(end - pos) as usize;
+        self.start = pos;
+        self.bytes = view.read(pos, len);
+    }
+}
+
+/// A stored chunk of a batch: its offset, length and reference.
+type Stored = (u64, u64, Put);
+
+/// The pieces of a recipe being built, with chunks cut but not yet hashed and stored.
+struct Pieces<'scope, 'env> {
+    pieces: Vec<Piece>,
+    /// Cut chunks waiting to be hashed, by offset; they come after `in_flight`'s.
+    batch: Vec<(u64, Vec<u8>)>,
+    batch_bytes: usize,
+    new_bytes: u64,
+    store: &'env dyn ContentStore,
+    scope: &'scope std::thread::Scope<'scope, 'env>,
+    /// The batch before, being hashed on another thread while this one is cut; its chunks
+    /// come right after `pieces`.
+    in_flight: Option<std::thread::ScopedJoinHandle<'scope, Vec<Stored>>>,
+}
+
+impl Pieces<'_, '_> {
+    fn chunk(&mut self, start: u64, bytes: Vec<u8>) {
+        self.batch_bytes += bytes.len();
+        self.batch.push((start, bytes));
+        if self.batch.len() >= HASH_BATCH || self.batch_bytes >= HASH_BATCH_BYTES {
+            // A big commit: hash this batch while the next one is cut, so the sequential
+            // cutting and the hashing run on different cores.
+            self.land();
+            let batch = std::mem::take(&mut self.batch);
+            self.batch_bytes = 0;
+            let store = self.store;
+            self.in_flight = Some(self.scope.spawn(move || hash(store, batch)));
+        }
     }
 
-    /// The second half of a commit: the prepared recipe becomes the committed content and
-    /// the dirty extents are let go. Returns what was committed, `None` when the content is
-    /// the same as before.
-    pub fn install(&mut self, prepared: Prepared) -> Option<Committed> {
-        self.extents.clear();
-        self.dirty_bytes = 0;
-        let Some(recipe) = prepared.recipe else {
-            // The same bytes as the committed recipe: all of it is valid again.
-            self.base_valid = self.base.size();
-            return None;
-        };
-        self.base_valid = recipe.size();
-        self.base = recipe.clone();
-        Some(Committed {
-            recipe,
-            new_bytes: prepared.new_bytes,
-            chunked_bytes: prepared.chunked_bytes,
-        })
+    fn zeros(&mut self, start: u64, len: u64) {
+        self.flush();
+        push_zeros(&mut self.pieces, start, len);
+    }
+
+    /// Takes in the batch being hashed, if any.
+    fn land(&mut self) {
+        if let Some(hashing) = self.in_flight.take() {
+            // A panic there (a bug) goes on here, where the commit is caught.
+            let stored = hashing
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            self.push(stored);
+        }
+    }
+
+    /// Hashes and stores every waiting chunk, so that the pieces are complete.
+    fn flush(&mut self) {
+        self.land();
+        if !self.batch.is_empty() {
+            let batch = std::mem::take(&mut self.batch);
+            self.batch_bytes = 0;
+            let stored = hash(self.store, batch);
+            self.push(stored);
+        }
+    }
+
+    fn push(&mut self, stored: Vec<Stored>) {
+        for (start, len, Put { chunk, new }) in stored {
+            if new {
+                self.new_bytes += len;
+            }
+            self.pieces.push(Piece {
+                start,
+                len,
+                data: PieceData::Chunk(chunk),
+            });
+        }
+    }
+}
+
+/// Hashes and stores a batch of cut chunks, on every core when there are several (the cuts
+/// were made already, so the boundaries are those of a sequential pass).
+fn hash(store: &dyn ContentStore, batch: Vec<(u64, Vec<u8>)>) -> Vec<Stored> {
+    let put = |(start, bytes): (u64, Vec<u8>)| {
+        let len = bytes.len() as u64;
+        (start, len, store.put_owned(bytes))
+    };
+    if batch.len() > 2 {
+        batch.into_par_iter().map(put).collect()
+    } else {
+        batch.into_iter().map(put).collect()
     }
 }
 

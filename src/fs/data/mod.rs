@@ -4,7 +4,8 @@
 mod content;
 mod file;
 mod handles;
+mod layer;
 
-pub use content::{FileContent, MAX_FILE_SIZE};
+pub use content::{prepare_layers, FileContent, PendingLayer, Prepared, MAX_FILE_SIZE};
 pub use handles::Handle;
 pub(crate) use handles::Handles;

@@ -1,21 +1,44 @@
 //! Commit: a file's uncommitted changes become its newest version, within the budget,
 //! dropping the versions `--keep-versions` does not keep (and, to fit, older ones).
+//!
+//! A small change is committed inline, under the file's write lock, as it always was: it
+//! costs microseconds. A change of more than [`INLINE_MAX`] dirty bytes, or any change
+//! while an earlier commit of the file is still pending, is handed to a commit worker (see
+//! `pending.rs`) when workers run: the commit point freezes the live layer, reserves the
+//! version number (the number the close or fsync reports) and returns. The worker chunks
+//! and hashes the frozen layers with no lock held, then installs the version under a short
+//! write lock with the same budget check as an inline commit. Until it is installed the
+//! frozen bytes stay dirty: charged to the budget and readable.
+//!
+//! A handed-off commit that does not fit even after dropping old versions is given up: its
+//! number stays unused, its layers stay pending (dirty and readable), and the file's next
+//! commit point covers them too. A handed-off commit that turns out to change nothing (the
+//! same bytes rewritten) makes no version either; its number is skipped too.
 
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use crate::fs::budget::{version_cost, Fail};
+use crate::fs::data::{prepare_layers, Prepared};
 use crate::fs::error::{Errno, Result};
-use crate::fs::namespace::inode::{FileState, Inode};
-use crate::fs::Fs;
+use crate::fs::namespace::inode::{Body, FileState, Inode};
+use crate::fs::{test_panic_point, Fs};
 
+use super::pending::Job;
 use super::retention::bytes_freed;
-use super::version::CommitCause;
+use super::version::{CommitCause, Version};
+
+/// Commits of at most this many dirty bytes are made inline: chunking and hashing them
+/// costs less than handing them off.
+pub const INLINE_MAX: u64 = 1 << 20;
 
 impl Fs {
     /// Commits a file's uncommitted changes as a new version, if there are any. Returns the
-    /// new version's number. ENOSPC if the result does not fit even after dropping old
-    /// versions: then nothing changes, the changes stay dirty and readable.
-    pub(crate) fn commit(&self, inode: &Inode, cause: CommitCause) -> Result<Option<u64>> {
+    /// new version's number (reserved, when the commit is handed to a worker). ENOSPC if an
+    /// inline commit does not fit even after dropping old versions: then nothing changes,
+    /// the changes stay dirty and readable.
+    pub(crate) fn commit(&self, inode: &Arc<Inode>, cause: CommitCause) -> Result<Option<u64>> {
         // Half-changed content is never made a version.
         if inode.is_poisoned() {
             return Err(Errno::EIO);
@@ -23,14 +46,15 @@ impl Fs {
         self.with_room(|second_try| self.try_commit(inode, cause, second_try))
     }
 
-    /// One try at a commit. Its new chunks are stored first, then the result is checked
-    /// against the cap: what it adds (new chunks, the version's metadata) less what it lets
-    /// go (the dirty bytes, and the old versions it drops). On a `second_try` it may drop
-    /// all of this file's older versions, oldest first, as far as that is needed to fit: once
-    /// the new version is in, none of them is the file's content any more.
+    /// One try at a commit. Hands it to a worker if it should be (see the module doc).
+    /// Otherwise its new chunks are stored first, then the result is checked against the
+    /// cap: what it adds (new chunks, the version's metadata) less what it lets go (the
+    /// dirty bytes, and the old versions it drops). On a `second_try` it may drop all of
+    /// this file's older versions, oldest first, as far as that is needed to fit: once the
+    /// new version is in, none of them is the file's content any more.
     fn try_commit(
         &self,
-        inode: &Inode,
+        inode: &Arc<Inode>,
         cause: CommitCause,
         second_try: bool,
     ) -> std::result::Result<Option<u64>, Fail> {
@@ -38,6 +62,25 @@ impl Fs {
         let Ok(state) = data.file_state_mut() else {
             return Ok(None);
         };
+        if self.commit_queue.started() {
+            // Layers a commit that did not fit left behind (no job covers them).
+            let left_over = match (state.content.pending().last(), state.commits.newest()) {
+                (None, _) => false,
+                (Some(_), None) => true,
+                (Some(layer), Some(job)) => !Arc::ptr_eq(layer, &job.through),
+            };
+            let live = state.content.live_changed();
+            if !state.commits.is_empty() || left_over {
+                if !live && !left_over {
+                    // The pending commits already cover every change.
+                    return Ok(None);
+                }
+                return Ok(Some(self.hand_off(inode, state, cause)));
+            }
+            if live && state.content.live_dirty_bytes() > INLINE_MAX {
+                return Ok(Some(self.hand_off(inode, state, cause)));
+            }
+        }
         let dirty = state.content.dirty_bytes();
         let Some(prepared) = state
             .content
@@ -51,8 +94,49 @@ impl Fs {
             self.budget.release_dirty(dirty);
             return Ok(None);
         };
-        let added = version_cost(&recipe);
-        drop(recipe);
+        let drop_n = self.fit(state, &recipe, dirty, second_try)?;
+        let number = state.history.reserve();
+        let Some(committed) = state.content.install(prepared) else {
+            return Ok(None);
+        };
+        self.budget.release_dirty(dirty);
+        let version = Version::new(
+            number,
+            committed.recipe,
+            cause,
+            committed.new_bytes,
+            SystemTime::now(),
+        );
+        self.add_version(state, version, drop_n);
+        Ok(Some(number))
+    }
+
+    /// Freezes the live layer as a job for a worker; returns the version number it reserves.
+    fn hand_off(&self, inode: &Arc<Inode>, state: &mut FileState, cause: CommitCause) -> u64 {
+        let through = state.content.freeze();
+        let number = state.history.reserve();
+        let job = Job {
+            number,
+            cause,
+            time: SystemTime::now(),
+            through,
+        };
+        if state.commits.push(job) {
+            self.commit_queue.push(inode.clone());
+        }
+        number
+    }
+
+    /// How many of the oldest versions must go for a commit of `recipe` that lets go of
+    /// `dirty` bytes to fit (see `try_commit`), or how much room it lacks.
+    fn fit(
+        &self,
+        state: &FileState,
+        recipe: &crate::store::RecipeRef,
+        dirty: u64,
+        second_try: bool,
+    ) -> std::result::Result<usize, Fail> {
+        let added = version_cost(recipe);
         let old = state.history.len();
         let keep = self.config.keep_versions.max(1);
         // The oldest `must` versions go in any case (beyond --keep-versions); up to `may`
@@ -73,22 +157,20 @@ impl Fs {
                     break;
                 }
                 if drop_n >= may {
-                    // Dropping `prepared` frees the chunks only it held.
+                    // Dropping the prepared commit frees the chunks only it held.
                     return Err(Fail::Short(after - cap));
                 }
                 drop_n += 1;
             }
         }
-        let Some(committed) = state.content.install(prepared) else {
-            return Ok(None);
-        };
-        self.budget.release_dirty(dirty);
-        let number = state.history.push(
-            committed.recipe,
-            cause,
-            committed.new_bytes,
-            SystemTime::now(),
-        );
+        Ok(drop_n)
+    }
+
+    /// Records an installed commit as the newest version and drops the `drop_n` oldest.
+    fn add_version(&self, state: &mut FileState, version: Version, drop_n: usize) {
+        let added = version_cost(&version.recipe);
+        let old = state.history.len();
+        state.history.push(version);
         self.budget.add_meta(added);
         if old > 0 {
             // The previous newest is an old version now.
@@ -100,7 +182,146 @@ impl Fs {
                 self.budget.release_prunable(1);
             }
         }
-        Ok(Some(number))
+    }
+
+    /// A worker's turn at a file: installs its jobs, oldest first, until none is left. A
+    /// panic poisons only this file: its jobs are dropped and their waiters woken.
+    pub(super) fn run_commits(&self, inode: &Arc<Inode>) {
+        loop {
+            let step = catch_unwind(AssertUnwindSafe(|| self.run_one_commit(inode)));
+            match step {
+                Ok(true) => continue,
+                Ok(false) => return,
+                Err(_) => {
+                    inode.data.poison();
+                    tracing::error!(ino = inode.ino, "a commit worker panicked");
+                    let mut data = inode.data.write();
+                    if let Body::File(f) = &mut data.body {
+                        f.commits.abandon();
+                        f.commits.release_worker();
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Installs the file's oldest job; `false` when there is none left (the worker lets the
+    /// file go).
+    fn run_one_commit(&self, inode: &Arc<Inode>) -> bool {
+        let (base, layers, job) = {
+            let mut data = inode.data.write();
+            let poisoned = inode.is_poisoned();
+            let Body::File(f) = &mut data.body else {
+                return false;
+            };
+            if poisoned {
+                f.commits.abandon();
+            }
+            let Some(job) = f.commits.oldest().cloned() else {
+                f.commits.release_worker();
+                return false;
+            };
+            let Some(layers) = f.content.pending_through(&job.through) else {
+                // Cannot happen: a job's layers leave only with the job.
+                f.commits.pop();
+                f.commits.settled().settle(job.number);
+                return true;
+            };
+            (f.content.base().clone(), layers.to_vec(), job)
+        };
+        if let Some(first) = layers.first() {
+            test_panic_point("commit", first.first_data());
+        }
+        let prepared = prepare_layers(&base, &layers, &self.config.chunker, self.store.as_ref());
+        drop((base, layers));
+        let mut prepared = Some(prepared);
+        let outcome =
+            self.with_room(|second_try| self.install_job(inode, &job, &mut prepared, second_try));
+        let mut data = inode.data.write();
+        if let Body::File(f) = &mut data.body {
+            if f.commits.oldest().is_some_and(|j| j.number == job.number) {
+                f.commits.pop();
+            }
+            f.commits.settled().settle(job.number);
+        }
+        drop(data);
+        if let Err(e) = outcome {
+            tracing::warn!(
+                ino = inode.ino,
+                version = job.number,
+                "a commit handed off at close was given up ({e:?}); its changes stay \
+                 uncommitted until the next commit point"
+            );
+        }
+        true
+    }
+
+    /// Installs a worker's prepared commit of `job` if it fits (see `try_commit`).
+    fn install_job(
+        &self,
+        inode: &Inode,
+        job: &Job,
+        prepared: &mut Option<Option<Prepared>>,
+        second_try: bool,
+    ) -> std::result::Result<(), Fail> {
+        let mut data = inode.data.write();
+        let Ok(state) = data.file_state_mut() else {
+            return Ok(());
+        };
+        if state
+            .commits
+            .oldest()
+            .is_none_or(|j| j.number != job.number)
+        {
+            // The file was freed (or poisoned) meanwhile.
+            return Ok(());
+        }
+        let Some(layers) = state.content.pending_through(&job.through) else {
+            return Ok(());
+        };
+        let dirty: u64 = layers.iter().map(|l| l.dirty_bytes()).sum();
+        let recipe = match prepared.as_ref() {
+            Some(Some(p)) => p.recipe.clone(),
+            _ => None,
+        };
+        let Some(recipe) = recipe else {
+            // Nothing changed: the layers go, no version.
+            if let Some(released) = state.content.install_layers(&job.through, None) {
+                self.budget.release_dirty(released);
+            }
+            return Ok(());
+        };
+        let drop_n = self.fit(state, &recipe, dirty, second_try)?;
+        let Some(Some(p)) = prepared.take() else {
+            return Ok(());
+        };
+        if let Some(released) = state
+            .content
+            .install_layers(&job.through, Some(recipe.clone()))
+        {
+            self.budget.release_dirty(released);
+        }
+        let version = Version::new(job.number, recipe, job.cause, p.new_bytes, job.time);
+        self.add_version(state, version, drop_n);
+        Ok(())
+    }
+
+    /// Waits until the commits of `inode` made so far are installed, so that its versions
+    /// are all there once the close that made them has returned. EIO if a commit worker's
+    /// panic poisoned the file meanwhile.
+    pub(crate) fn wait_for_commits(&self, inode: &Inode) -> Result<()> {
+        let target = match &inode.data.read().body {
+            Body::File(f) => f.commits.wait_target(),
+            _ => None,
+        };
+        if let Some((settled, number)) = target {
+            settled.wait(number);
+            if inode.is_poisoned() {
+                return Err(Errno::EIO);
+            }
+        }
+        Ok(())
     }
 
     /// What dropping the oldest `n` versions of a file would free once a commit has replaced

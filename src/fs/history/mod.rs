@@ -2,10 +2,13 @@
 //! them (`commit`), and dropping old ones to make room (`retention`).
 
 mod commit;
+mod pending;
 mod retention;
 mod version;
 mod versions;
 
+pub(crate) use pending::CommitQueue;
+pub use pending::PendingCommits;
 #[cfg(test)]
 pub(crate) use retention::bytes_freed;
 pub use version::{CommitCause, History, Version};

@@ -43,26 +43,42 @@ pub struct History {
     last_number: u64,
 }
 
-impl History {
-    /// Records a new version; it is the newest, the file's committed content. Returns its
-    /// number. The caller drops old versions beyond what it keeps with [`History::pop_oldest`].
-    pub fn push(
-        &mut self,
+impl Version {
+    pub fn new(
+        number: u64,
         recipe: RecipeRef,
         cause: CommitCause,
         new_bytes: u64,
         time: SystemTime,
-    ) -> u64 {
-        self.last_number += 1;
-        self.versions.push_back(Version {
-            number: self.last_number,
+    ) -> Version {
+        Version {
+            number,
             time,
             size: recipe.size(),
             recipe,
             cause,
             new_bytes,
-        });
+        }
+    }
+}
+
+impl History {
+    /// The number of the next version, taken at its commit point (a commit handed to a
+    /// worker is installed later, with this number; one that is given up leaves it unused).
+    pub fn reserve(&mut self) -> u64 {
+        self.last_number += 1;
         self.last_number
+    }
+
+    /// Records a new version (numbered by [`History::reserve`]); it is the newest, the
+    /// file's committed content. The caller drops old versions beyond what it keeps with
+    /// [`History::pop_oldest`].
+    pub fn push(&mut self, version: Version) {
+        debug_assert!(self
+            .versions
+            .back()
+            .is_none_or(|v| v.number < version.number));
+        self.versions.push_back(version);
     }
 
     /// Takes out the oldest version, never the newest (the committed content).

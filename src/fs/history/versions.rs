@@ -89,6 +89,7 @@ impl Fs {
     /// file.
     pub fn versions(&self, ino: u64) -> Result<Vec<VersionInfo>> {
         let inode = self.namespace.get(ino)?;
+        self.wait_for_commits(&inode)?;
         let data = inode.data.read();
         let Body::File(f) = &data.body else {
             return Err(Errno::ENODATA);
@@ -111,6 +112,7 @@ impl Fs {
     /// than [`Fs::versions`]: no chunk counts). ENODATA when `ino` is not a regular file.
     pub fn version_stats(&self, ino: u64) -> Result<Vec<VersionStat>> {
         let inode = self.namespace.get(ino)?;
+        self.wait_for_commits(&inode)?;
         let data = inode.data.read();
         let Body::File(f) = &data.body else {
             return Err(Errno::ENODATA);
@@ -129,6 +131,7 @@ impl Fs {
     /// when `ino` is not a regular file.
     pub fn version_stat(&self, ino: u64, number: u64) -> Result<VersionStat> {
         let inode = self.namespace.get(ino)?;
+        self.wait_for_commits(&inode)?;
         let data = inode.data.read();
         let Body::File(f) = &data.body else {
             return Err(Errno::ENODATA);
@@ -145,6 +148,7 @@ impl Fs {
     /// [`Fs::version_stat`].
     pub fn open_version(&self, ino: u64, number: u64) -> Result<VersionReader> {
         let inode = self.namespace.get(ino)?;
+        self.wait_for_commits(&inode)?;
         let data = inode.data.read();
         let Body::File(f) = &data.body else {
             return Err(Errno::ENODATA);

@@ -11,7 +11,7 @@ use crate::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use crate::fs::attr::{Attr, FileKind};
 use crate::fs::data::FileContent;
 use crate::fs::error::{Errno, Result};
-use crate::fs::history::History;
+use crate::fs::history::{History, PendingCommits};
 
 use super::dir::Directory;
 
@@ -62,6 +62,8 @@ impl Meta {
 pub struct FileState {
     pub content: FileContent,
     pub history: History,
+    /// Commits handed to a worker and not yet installed.
+    pub commits: PendingCommits,
 }
 
 #[derive(Debug)]
@@ -176,6 +178,14 @@ impl InodeLock {
             guard: self.lock.write(),
             state: &self.state,
         }
+    }
+
+    /// Marks the inode poisoned: a commit worker panicked on its data outside the lock.
+    pub fn poison(&self) {
+        let _ = self
+            .state
+            .compare_exchange(CLEAN, POISONED, Ordering::AcqRel, Ordering::Acquire);
+        note_damage();
     }
 
     /// Whether a writer panicked while holding the lock: the data may be half-changed.

@@ -121,6 +121,7 @@ impl Fs {
                 .release_prunable(f.history.len().saturating_sub(1) as u64);
             f.content = FileContent::default();
             f.history = History::default();
+            f.commits.abandon();
         }
         self.namespace.remove(inode.ino);
     }

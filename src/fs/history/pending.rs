@@ -1,0 +1,234 @@
+//! Commits handed to workers: each file's queue of commit points waiting to be installed,
+//! the signal readers of its versions wait on, and the pool of worker threads.
+//!
+//! A commit point of a big change (or of any change while an earlier one is still pending)
+//! freezes the file's live layer of changes (`FileContent::freeze`), reserves the next
+//! version number and queues a [`Job`] on the file; the close or fsync returns at once. The
+//! file itself (its `Arc<Inode>`) is queued on the pool at most once at a time, so one
+//! worker at a time takes its jobs, oldest first: versions are installed in commit order.
+//! A worker chunks and hashes with no lock held (the frozen layers cannot change) and
+//! installs the result under a short write lock, after checking that its job is still the
+//! file's oldest (an unlink that freed the file drops every job). See `commit.rs`.
+//!
+//! These use std's locks, not `crate::sync`'s: the workers are only started by a mount
+//! (`Fs::start_commit_workers`); without them, and so in the shuttle model check, every
+//! commit is made inline.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, Weak};
+use std::time::SystemTime;
+
+use crate::fs::data::PendingLayer;
+use crate::fs::namespace::inode::Inode;
+use crate::fs::Fs;
+
+use super::version::CommitCause;
+
+/// One commit point waiting for a worker.
+#[derive(Clone, Debug)]
+pub(crate) struct Job {
+    /// The version number reserved at the commit point.
+    pub number: u64,
+    pub cause: CommitCause,
+    /// The commit point's time, which the version records.
+    pub time: SystemTime,
+    /// The newest layer the commit covers: it commits every pending layer up to this one.
+    pub through: PendingLayer,
+}
+
+/// A file's commits in flight.
+#[derive(Debug, Default)]
+pub struct PendingCommits {
+    jobs: VecDeque<Job>,
+    /// Whether the file is in the pool's queue or a worker is taking its jobs.
+    queued: bool,
+    settled: Arc<Settled>,
+}
+
+impl PendingCommits {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.jobs.is_empty()
+    }
+
+    pub(crate) fn oldest(&self) -> Option<&Job> {
+        self.jobs.front()
+    }
+
+    pub(crate) fn newest(&self) -> Option<&Job> {
+        self.jobs.back()
+    }
+
+    /// Queues a job; returns whether the file must be handed to the pool (no worker has it).
+    pub(crate) fn push(&mut self, job: Job) -> bool {
+        self.jobs.push_back(job);
+        !std::mem::replace(&mut self.queued, true)
+    }
+
+    /// Takes out the oldest job once a worker is done with it (installed or failed).
+    pub(crate) fn pop(&mut self) -> Option<Job> {
+        self.jobs.pop_front()
+    }
+
+    /// A worker found no job left and lets the file go.
+    pub(crate) fn release_worker(&mut self) {
+        self.queued = false;
+    }
+
+    /// Drops every job (the file is freed or poisoned) and wakes whoever waits for them.
+    pub(crate) fn abandon(&mut self) {
+        self.jobs.clear();
+        self.settled.settle(u64::MAX);
+    }
+
+    /// What a reader must wait for to see every commit made so far: the signal and the
+    /// newest reserved number. `None` when nothing is pending.
+    pub(crate) fn wait_target(&self) -> Option<(Arc<Settled>, u64)> {
+        let newest = self.jobs.back()?;
+        Some((self.settled.clone(), newest.number))
+    }
+
+    pub(crate) fn settled(&self) -> &Arc<Settled> {
+        &self.settled
+    }
+}
+
+/// The newest version number of a file whose commit is over (installed, or given up for
+/// lack of space), with a condvar to wait for it.
+#[derive(Debug, Default)]
+pub struct Settled {
+    through: Mutex<u64>,
+    changed: Condvar,
+}
+
+impl Settled {
+    pub(crate) fn settle(&self, number: u64) {
+        let mut through = lock(&self.through);
+        *through = (*through).max(number);
+        self.changed.notify_all();
+    }
+
+    /// Waits until the commit that reserved `number` is over.
+    pub(crate) fn wait(&self, number: u64) {
+        let mut through = lock(&self.through);
+        while *through < number {
+            through = self
+                .changed
+                .wait(through)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+}
+
+/// A panic elsewhere never leaves these counters half-changed: take them anyway.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[derive(Default)]
+struct QueueState {
+    files: VecDeque<Arc<Inode>>,
+    /// Files queued or being worked on.
+    busy: usize,
+    closed: bool,
+}
+
+/// The files that have commits to install, shared by `Fs` and its worker threads.
+#[derive(Default)]
+pub(crate) struct CommitQueue {
+    state: Mutex<QueueState>,
+    work: Condvar,
+    idle: Condvar,
+    started: std::sync::atomic::AtomicBool,
+}
+
+impl CommitQueue {
+    /// Whether workers run (else every commit is made inline).
+    pub(crate) fn started(&self) -> bool {
+        self.started.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    pub(crate) fn push(&self, inode: Arc<Inode>) {
+        let mut state = lock(&self.state);
+        state.files.push_back(inode);
+        state.busy += 1;
+        self.work.notify_one();
+    }
+
+    /// The next file to work on; `None` once the queue is closed.
+    fn next(&self) -> Option<Arc<Inode>> {
+        let mut state = lock(&self.state);
+        loop {
+            if let Some(inode) = state.files.pop_front() {
+                return Some(inode);
+            }
+            if state.closed {
+                return None;
+            }
+            state = self
+                .work
+                .wait(state)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    fn done(&self) {
+        let mut state = lock(&self.state);
+        state.busy -= 1;
+        if state.busy == 0 {
+            self.idle.notify_all();
+        }
+    }
+
+    /// Waits until no file has a commit queued or in a worker's hands.
+    pub(crate) fn wait_idle(&self) {
+        let mut state = lock(&self.state);
+        while state.busy > 0 {
+            state = self
+                .idle
+                .wait(state)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    /// Lets the workers finish what is queued and exit.
+    pub(crate) fn close(&self) {
+        lock(&self.state).closed = true;
+        self.work.notify_all();
+    }
+}
+
+impl Fs {
+    /// Starts `n` commit workers: from now on big commits are made off the request path.
+    /// Without them every commit is inline. The workers hold the file system weakly and
+    /// exit when it is dropped.
+    pub fn start_commit_workers(self: &Arc<Fs>, n: usize) -> std::io::Result<()> {
+        if self
+            .commit_queue
+            .started
+            .swap(true, std::sync::atomic::Ordering::AcqRel)
+        {
+            return Ok(());
+        }
+        for i in 0..n.max(1) {
+            let fs: Weak<Fs> = Arc::downgrade(self);
+            let queue = self.commit_queue.clone();
+            std::thread::Builder::new()
+                .name(format!("memfs-commit-{i}"))
+                .spawn(move || {
+                    while let Some(inode) = queue.next() {
+                        if let Some(fs) = fs.upgrade() {
+                            fs.run_commits(&inode);
+                        }
+                        queue.done();
+                    }
+                })?;
+        }
+        Ok(())
+    }
+
+    /// Waits until every commit handed to a worker so far is installed (or given up): for
+    /// shutdown and the whole-file-system checks and statistics.
+    pub fn drain_commits(&self) {
+        self.commit_queue.wait_idle();
+    }
+}
