@@ -82,7 +82,7 @@ def summarize(phases, targets, rows, memory):
     for t in targets:
         runs = [r for r in memory.get(t, []) if r["peak_rss_bytes"] and r["stored_bytes"]]
         if runs:
-            rss = [int(r["peak_rss_bytes"]) for r in runs]
+            rss = [int(float(r["peak_rss_bytes"])) for r in runs]
             stored = [int(r["stored_bytes"]) for r in runs]
             mem[t] = (median(rss), median(stored),
                       median([a / b for a, b in zip(rss, stored) if b > 0]),

@@ -139,7 +139,7 @@ mount_target() {
 # empty for tmpfs.
 server_peak_rss() {
     [ -n "$CUR_PID" ] || return 0
-    awk '/^VmHWM:/ { print $2 * 1024 }' "/proc/$CUR_PID/status" 2>/dev/null || true
+    awk '/^VmHWM:/ { printf "%d\n", $2 * 1024 }' "/proc/$CUR_PID/status" 2>/dev/null || true
 }
 
 # unmount_target DIR: unmount and wait for the server's exit; fails if it exits non-zero
