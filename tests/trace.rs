@@ -48,8 +48,17 @@ fn memfs_trace(args: &[&str]) -> String {
 fn a_known_sequence_is_recorded_in_order_with_its_fields() {
     let dir = tempfile::tempdir().unwrap();
     let trace = dir.path().join("t.jsonl");
-    // Without the writeback cache every write(2) is a request of its own.
-    let m = Mount::with_args(&["--trace", trace.to_str().unwrap(), "--no-writeback-cache"]);
+    // Without the writeback cache every write(2) is a request of its own. One serving
+    // thread: the kernel sends RELEASE in the background after close, so with two threads
+    // the first handle's release and the reopen race each other into the trace; one thread
+    // takes them in the kernel's queue order.
+    let m = Mount::with_args(&[
+        "--trace",
+        trace.to_str().unwrap(),
+        "--no-writeback-cache",
+        "--threads",
+        "1",
+    ]);
     let f = m.join("file");
     {
         let mut w = std::fs::File::create(&f).unwrap();
