@@ -142,8 +142,9 @@ pub struct Fs {
 
 impl Drop for Fs {
     fn drop(&mut self) {
-        // The workers finish what is queued (they cannot: they hold the file system only
-        // weakly) and exit.
+        // Wake the commit workers so they exit. They hold the file system only weakly, so
+        // commits still queued now cannot run: they go with the file system (unmount drains
+        // the queue before it gets here).
         self.commit_queue.close();
     }
 }
