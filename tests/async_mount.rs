@@ -65,8 +65,12 @@ fn unmount_installs_pending_commits_before_the_stats_file() {
     }
     assert!(m.unmount().success());
     let s: Stats = serde_json::from_slice(&std::fs::read(out_file.path()).unwrap()).unwrap();
-    // dd-like writers open with O_TRUNC: an empty file's close is not a version, the data's is.
-    assert_eq!(s.versions, 4, "{s:?}");
+    // dd-like writers open with O_TRUNC: an empty file's close is not a version, the data's
+    // is. Other test threads fork and exec while this one holds a file open: each exec
+    // closes an inherited copy of the descriptor, a real FLUSH that may commit a partial
+    // version too. So: at least the four full versions, all installed.
+    assert!(s.versions >= 4, "{s:?}");
+    assert!(s.version_bytes >= 64 * MIB as u64, "{s:?}");
     assert_eq!(s.dirty_bytes, 0, "{s:?}");
     assert_eq!(s.logical_bytes, 64 * MIB as u64);
 }
