@@ -12,6 +12,7 @@ use memfs::request::KernelOptions;
 
 mod explore;
 mod history;
+mod snapshot_cli;
 mod tree;
 
 #[derive(Parser)]
@@ -34,11 +35,37 @@ enum Command {
         /// Show directories at most this deep below PATH.
         #[arg(long)]
         depth: Option<usize>,
+        /// Show each directory's Merkle hash (the first 16 hex digits of user.memfs.hash).
+        #[arg(long)]
+        hash: bool,
     },
     /// List the versions memfs keeps of a file.
     Log { path: PathBuf },
-    /// Make version N of a file its current content (committed as a new version).
-    Restore { path: PathBuf, version: u64 },
+    /// Make version N of a file its current content (committed as a new version), or with
+    /// --snapshot NAME make PATH (a file or a whole subtree) what it was in that snapshot.
+    Restore {
+        path: PathBuf,
+        #[arg(required_unless_present = "snapshot")]
+        version: Option<u64>,
+        /// Restore from this snapshot (see `memfs snapshot`) instead of a version.
+        #[arg(long, conflicts_with = "version")]
+        snapshot: Option<String>,
+        /// With --snapshot: also delete what the snapshot did not have below PATH.
+        #[arg(long, requires = "snapshot")]
+        delete: bool,
+    },
+    /// Take, list or delete whole-tree snapshots (.memfs/snapshots/NAME).
+    #[command(subcommand)]
+    Snapshot(SnapshotCommand),
+    /// Compare two directories on memfs (live or snapshots) by their Merkle hashes: one line
+    /// per difference, `A PATH`, `D PATH` or `M PATH`, sorted by path.
+    Diff {
+        a: PathBuf,
+        b: PathBuf,
+        /// Print {"changes": [{"kind", "path"}...], "visited": N} instead.
+        #[arg(long)]
+        json: bool,
+    },
     /// Show the blob, dedup and memory statistics of a live mount.
     Stats {
         mount: PathBuf,
@@ -60,6 +87,19 @@ enum Command {
         #[arg(long)]
         svg: Option<PathBuf>,
     },
+}
+
+#[derive(Subcommand)]
+enum SnapshotCommand {
+    /// Take a snapshot of the whole tree (NAME defaults to the UTC time).
+    Create {
+        mount: PathBuf,
+        name: Option<String>,
+    },
+    /// List the snapshots with their entry counts and root hashes.
+    List { mount: PathBuf },
+    /// Delete a snapshot (its chunks go unless something else holds them).
+    Delete { mount: PathBuf, name: String },
 }
 
 #[derive(Subcommand)]
@@ -341,10 +381,29 @@ fn run(cli: Cli) -> Result<()> {
                 },
             })
         }
-        Command::Tree { path, depth } => tree::print(&path, depth),
+        Command::Tree { path, depth, hash } => tree::print(&path, depth, hash),
         Command::Log { path } => history::log(&path),
         Command::Trace(cmd) => trace(cmd),
-        Command::Restore { path, version } => history::restore(&path, version),
+        Command::Restore {
+            path,
+            snapshot: Some(name),
+            delete,
+            ..
+        } => snapshot_cli::restore(&name, &path, delete),
+        Command::Restore {
+            path,
+            version: Some(version),
+            ..
+        } => history::restore(&path, version),
+        Command::Restore { .. } => anyhow::bail!("give a VERSION or --snapshot NAME"),
+        Command::Snapshot(SnapshotCommand::Create { mount, name }) => {
+            snapshot_cli::create(&mount, name.as_deref())
+        }
+        Command::Snapshot(SnapshotCommand::List { mount }) => snapshot_cli::list(&mount),
+        Command::Snapshot(SnapshotCommand::Delete { mount, name }) => {
+            snapshot_cli::delete(&mount, &name)
+        }
+        Command::Diff { a, b, json } => snapshot_cli::diff(&a, &b, json),
         Command::Stats { mount, json } => history::stats(&mount, json),
         Command::Chunks {
             file,

@@ -115,8 +115,7 @@ impl Router {
 
     pub fn readlink(&self, ino: u64) -> Result<Vec<u8>> {
         if self.is_control(ino) {
-            // No control node is a symlink; the core answers so for a number it lacks.
-            return Err(Errno::ENOENT);
+            return self.control.readlink(ino);
         }
         self.fs.readlink(ino)
     }
@@ -141,6 +140,10 @@ impl Router {
     }
 
     pub fn mkdir(&self, parent: u64, name: &[u8], mode: u32, caller: Caller) -> Result<Attr> {
+        if self.is_control(parent) {
+            // A snapshot in `.memfs/snapshots`; EROFS elsewhere.
+            return self.control.mkdir(parent, name);
+        }
         if self.touches_control(parent, name) {
             self.refuse_new_entry(parent, name)?;
         }
@@ -195,6 +198,10 @@ impl Router {
     }
 
     pub fn rmdir(&self, parent: u64, name: &[u8]) -> Result<()> {
+        if self.is_control(parent) {
+            // Deletes a snapshot in `.memfs/snapshots`; EROFS elsewhere.
+            return self.control.rmdir(parent, name);
+        }
         if self.touches_control(parent, name) {
             check_removal_name(name, true)?;
             return Err(Errno::EROFS);
@@ -321,7 +328,7 @@ impl Router {
     pub fn getxattr(&self, ino: u64, name: &[u8]) -> Result<Vec<u8>> {
         if self.is_control(ino) {
             check_xattr_name(name)?;
-            return Err(Errno::ENODATA);
+            return self.control.getxattr(ino, name);
         }
         self.fs.getxattr(ino, name)
     }

@@ -16,7 +16,15 @@ pub fn descendants(path: &Path) -> std::io::Result<u64> {
         .ok_or_else(|| std::io::Error::other("malformed count"))
 }
 
-pub fn print(path: &Path, depth: Option<usize>) -> Result<()> {
+/// The first 16 hex digits of a node's Merkle hash, or why there is none.
+fn short_hash(path: &Path) -> String {
+    match crate::history::getxattr(path, memfs::fs::HASH_XATTR) {
+        Ok(h) => String::from_utf8_lossy(h.get(..16).unwrap_or(&h)).into_owned(),
+        Err(e) => format!("? {e}"),
+    }
+}
+
+pub fn print(path: &Path, depth: Option<usize>, hash: bool) -> Result<()> {
     let meta = std::fs::metadata(path).with_context(|| format!("{}", path.display()))?;
     if !meta.is_dir() {
         bail!("{} is not a directory", path.display());
@@ -30,13 +38,23 @@ pub fn print(path: &Path, depth: Option<usize>) -> Result<()> {
         ),
     };
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    writeln!(out, "{} [{count}]", path.display())?;
-    walk(&mut out, path, "", depth.unwrap_or(usize::MAX))?;
+    let shown = |p: &Path, count: String| match hash {
+        true => format!("[{count}] {}", short_hash(p)),
+        false => format!("[{count}]"),
+    };
+    writeln!(out, "{} {}", path.display(), shown(path, count.to_string()))?;
+    walk(&mut out, path, "", depth.unwrap_or(usize::MAX), &shown)?;
     out.flush()?;
     Ok(())
 }
 
-fn walk(out: &mut impl Write, dir: &Path, prefix: &str, depth: usize) -> Result<()> {
+fn walk(
+    out: &mut impl Write,
+    dir: &Path,
+    prefix: &str,
+    depth: usize,
+    shown: &dyn Fn(&Path, String) -> String,
+) -> Result<()> {
     if depth == 0 {
         return Ok(());
     }
@@ -56,11 +74,12 @@ fn walk(out: &mut impl Write, dir: &Path, prefix: &str, depth: usize) -> Result<
         let count = descendants(sub).map_or_else(|e| format!("? {e}"), |c| c.to_string());
         writeln!(
             out,
-            "{prefix}{}{name}/ [{count}]",
-            if last { "└── " } else { "├── " }
+            "{prefix}{}{name}/ {}",
+            if last { "└── " } else { "├── " },
+            shown(sub, count)
         )?;
         let next = format!("{prefix}{}", if last { "    " } else { "│   " });
-        walk(out, sub, &next, depth - 1)?;
+        walk(out, sub, &next, depth - 1, shown)?;
     }
     Ok(())
 }

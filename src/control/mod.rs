@@ -4,6 +4,7 @@
 //! .memfs/stats.json                 store and memory statistics, made when read
 //! .memfs/fsck                       a check of the store's reference counts, made when read
 //! .memfs/versions/REL/PATH/N        version N of the file REL/PATH
+//! .memfs/snapshots/NAME/REL/PATH    REL/PATH as it was in snapshot NAME (mkdir takes one)
 //! ```
 //!
 //! `.memfs` is reachable by name but not listed in the root. It lives outside the core: its
@@ -13,6 +14,7 @@
 //! below it can be written; the router answers EROFS for changes.
 
 mod nodes;
+mod snapshots;
 mod stats;
 mod tree;
 
@@ -23,8 +25,10 @@ use std::sync::Arc;
 
 use dashmap::DashMap;
 
+use crate::fs::snapshot::{NodeId, Snapshot};
 use crate::fs::{
-    permits, Attr, Caller, DirEntry, Errno, FileKind, Fs, Result, VersionReader, NAME_MAX,
+    check_name, permits, Attr, Caller, DirEntry, Errno, FileKind, Fs, Result, VersionReader,
+    NAME_MAX,
 };
 use nodes::{Node, NodeTable};
 use tree::Parent;
@@ -40,6 +44,8 @@ enum OpenFile {
     Bytes(Vec<u8>),
     /// A kept version of a real file, readable until closed whatever the file does.
     Version(VersionReader),
+    /// A file of a snapshot, readable until closed even if the snapshot is deleted.
+    Snap(Arc<Snapshot>, NodeId),
 }
 
 /// The control plane: `.memfs` and everything below it.
@@ -140,6 +146,14 @@ impl Control {
                     .open_version(file, n)
                     .map_err(tree::no_file_is_enoent)?,
             ),
+            Node::Snap(snap, id) => {
+                let s = self.fs.snapshot_by_id(snap)?;
+                match s.node(id)?.kind() {
+                    FileKind::Regular => OpenFile::Snap(s, id),
+                    FileKind::Directory => OpenFile::Dir,
+                    _ => return Err(Errno::ENXIO),
+                }
+            }
             _ => OpenFile::Dir,
         };
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
@@ -163,6 +177,7 @@ impl Control {
                 b[start..end].to_vec()
             }
             OpenFile::Version(reader) => reader.read(offset, size),
+            OpenFile::Snap(s, id) => s.read(*id, offset, size)?,
         })
     }
 
@@ -179,6 +194,43 @@ impl Control {
     pub fn release(&self, fh: u64) -> Result<Option<u64>> {
         self.handles.remove(&fh).ok_or(Errno::EBADF)?;
         Ok(None)
+    }
+
+    /// `mkdir .memfs/snapshots/NAME`: takes a snapshot of the whole tree; a kernel
+    /// reference on its directory. EROFS anywhere else under `.memfs`.
+    pub fn mkdir(&self, parent: u64, name: &[u8]) -> Result<Attr> {
+        check_name(name)?;
+        if self.node(parent)? != Node::Snapshots {
+            return Err(Errno::EROFS);
+        }
+        let snapshot = self.fs.create_snapshot(name)?;
+        self.hold(Node::Snap(snapshot.id(), 0))
+    }
+
+    /// `rmdir .memfs/snapshots/NAME`: deletes the snapshot. EROFS anywhere else.
+    pub fn rmdir(&self, parent: u64, name: &[u8]) -> Result<()> {
+        crate::fs::check_removal_name(name, true)?;
+        if self.node(parent)? != Node::Snapshots {
+            return Err(Errno::EROFS);
+        }
+        self.fs.delete_snapshot(name)
+    }
+
+    /// The target of a symlink in a snapshot.
+    pub fn readlink(&self, ino: u64) -> Result<Vec<u8>> {
+        match self.node(ino)? {
+            Node::Snap(snap, id) => Ok(self.fs.snapshot_by_id(snap)?.readlink(id)?.to_vec()),
+            _ => Err(Errno::EINVAL),
+        }
+    }
+
+    /// The virtual attributes of snapshot nodes (`user.memfs.hash`, and a directory's
+    /// `user.memfs.descendants`); other control nodes have none.
+    pub fn getxattr(&self, ino: u64, name: &[u8]) -> Result<Vec<u8>> {
+        match self.node(ino)? {
+            Node::Snap(snap, id) => snapshots::getxattr(&self.fs, snap, id, name),
+            _ => Err(Errno::ENODATA),
+        }
     }
 
     /// Number of open control handles.

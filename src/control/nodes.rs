@@ -33,14 +33,20 @@ pub enum Node {
     History(u64),
     /// `.memfs/versions/.../FILE/N`: version N of a real file.
     Version(u64, u64),
+    /// `.memfs/snapshots`.
+    Snapshots,
+    /// A node of a snapshot: the snapshot's id and the node's place in it (0: its root,
+    /// `.memfs/snapshots/NAME`).
+    Snap(u64, u32),
 }
 
 /// The nodes every mount has, with fixed numbers that are never dropped.
-const FIXED: [(Node, u64); 4] = [
+const FIXED: [(Node, u64); 5] = [
     (Node::Control, u64::MAX),
     (Node::Stats, u64::MAX - 1),
     (Node::Fsck, u64::MAX - 2),
     (Node::Mirror(crate::fs::ROOT_INO), u64::MAX - 3),
+    (Node::Snapshots, u64::MAX - 4),
 ];
 
 /// The lowest number the table may hand out: half the range stays for real files whatever

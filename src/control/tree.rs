@@ -9,6 +9,8 @@
 //!     DIR/ ...                  Mirror(dir), one per real directory
 //!     FILE/                     History(file), one per real regular file
 //!       N                       Version(file, N), one per kept version
+//!   snapshots/                  Snapshots
+//!     NAME/...                  Snap(snapshot, node), the tree as it was (`snapshots`)
 //! ```
 
 use std::time::SystemTime;
@@ -16,6 +18,7 @@ use std::time::SystemTime;
 use crate::fs::{Attr, Errno, FileKind, Fs, Result, ROOT_INO};
 
 use super::nodes::Node;
+use super::snapshots;
 
 /// Where ".." of a control directory leads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -81,6 +84,8 @@ pub(super) fn attr_of(fs: &Fs, node: Node, ino: u64) -> Result<Attr> {
             let v = fs.version_stat(file, n).map_err(no_file_is_enoent)?;
             attr(fs, FileKind::Regular, v.size, v.time)
         }
+        Node::Snapshots => snapshots::dir_attr(fs, attr(fs, FileKind::Directory, 0, now)),
+        Node::Snap(snap, id) => snapshots::attr_of(fs, snap, id)?,
     };
     a.ino = ino;
     Ok(a)
@@ -106,6 +111,7 @@ pub(super) fn child(fs: &Fs, node: Node, name: &[u8]) -> Result<Node> {
                 .ok_or(Errno::ENOENT)?;
             Ok(Node::Version(file, n))
         }
+        Node::Snapshots | Node::Snap(..) => snapshots::child(fs, node, name),
         _ => entries(fs, node)?
             .into_iter()
             .find(|(n, _, _)| n == name)
@@ -125,7 +131,9 @@ pub(super) fn entries(fs: &Fs, node: Node) -> Result<Vec<(Vec<u8>, Node, FileKin
                 Node::Mirror(ROOT_INO),
                 FileKind::Directory,
             ),
+            (b"snapshots".to_vec(), Node::Snapshots, FileKind::Directory),
         ]),
+        Node::Snapshots | Node::Snap(..) => snapshots::entries(fs, node),
         Node::Mirror(dir) => {
             let mut out = Vec::new();
             // From cookie 2: past "." and "..".
@@ -170,6 +178,8 @@ pub(super) fn parent(fs: &Fs, node: Node) -> Parent {
                 Parent::Control(Node::Mirror(p))
             }),
         Node::History(_) => Parent::Control(Node::Mirror(ROOT_INO)),
+        Node::Snapshots => Parent::Control(Node::Control),
+        Node::Snap(snap, id) => snapshots::parent(fs, snap, id),
         _ => Parent::Real(ROOT_INO),
     }
 }

@@ -16,6 +16,10 @@ pub const DESCENDANTS_XATTR: &[u8] = b"user.memfs.descendants";
 /// The virtual extended attribute of a regular file that lists its versions as JSON.
 pub const VERSIONS_XATTR: &[u8] = b"user.memfs.versions";
 
+/// The virtual extended attribute holding a node's Merkle hash in hex (see
+/// `namespace::merkle` for what it covers).
+pub const HASH_XATTR: &[u8] = b"user.memfs.hash";
+
 /// The largest extended attribute value, as on Linux (`XATTR_SIZE_MAX`).
 const XATTR_SIZE_MAX: usize = 65536;
 
@@ -65,6 +69,9 @@ impl Fs {
         meta.ctime = set.ctime.unwrap_or(now);
         let attr = attr_of(ino, inode.kind, &data);
         drop(data);
+        if set.size.is_some() || set.mode.is_some() {
+            self.namespace.merkle_changed(&inode);
+        }
         if commit_now {
             // Best effort: a truncate that cannot be committed for lack of space stays
             // uncommitted (and readable), and a later commit takes it.
@@ -101,7 +108,7 @@ impl Fs {
 
     pub fn setxattr(&self, ino: u64, name: &[u8], value: &[u8], flags: i32) -> Result<()> {
         check_xattr_name(name)?;
-        if name == DESCENDANTS_XATTR || name == VERSIONS_XATTR {
+        if name == DESCENDANTS_XATTR || name == VERSIONS_XATTR || name == HASH_XATTR {
             return Err(Errno::EPERM);
         }
         if value.len() > XATTR_SIZE_MAX {
@@ -144,6 +151,10 @@ impl Fs {
             self.repair_if_needed();
             return Ok(inode.descendants().to_string().into_bytes());
         }
+        if name == HASH_XATTR {
+            let hash = self.merkle_hash(ino)?;
+            return Ok(super::namespace::merkle::hex(&hash).into_bytes());
+        }
         if name == VERSIONS_XATTR && inode.kind == FileKind::Regular {
             return serde_json::to_vec(&self.versions(ino)?).map_err(|_| Errno::EIO);
         }
@@ -170,7 +181,7 @@ impl Fs {
 
     pub fn removexattr(&self, ino: u64, name: &[u8]) -> Result<()> {
         check_xattr_name(name)?;
-        if name == DESCENDANTS_XATTR || name == VERSIONS_XATTR {
+        if name == DESCENDANTS_XATTR || name == VERSIONS_XATTR || name == HASH_XATTR {
             return Err(Errno::EPERM);
         }
         let inode = self.namespace.get(ino)?;

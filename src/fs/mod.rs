@@ -60,6 +60,7 @@ mod history;
 mod meta;
 mod namespace;
 mod privilege;
+pub mod snapshot;
 
 pub use attr::{Attr, Caller, DirEntry, FileKind, RenameMode, SetAttr, SetTime, StatFs};
 pub use budget::{
@@ -70,7 +71,8 @@ pub use check::{Census, StoreCheck};
 pub use data::{FileContent, Handle, MAX_FILE_SIZE};
 pub use error::{Errno, Result};
 pub use history::{CommitCause, History, Version, VersionInfo, VersionReader, VersionStat};
-pub use meta::{check_xattr_name, permits, DESCENDANTS_XATTR, VERSIONS_XATTR};
+pub use meta::{check_xattr_name, permits, DESCENDANTS_XATTR, HASH_XATTR, VERSIONS_XATTR};
+pub use namespace::merkle::{hex as hash_hex, Hash};
 pub use namespace::{check_name, check_removal_name, check_rename_names};
 pub use privilege::SetidChange;
 
@@ -138,6 +140,8 @@ pub struct Fs {
     config: FsConfig,
     /// Files with commits handed to the workers (`history::pending`).
     commit_queue: Arc<CommitQueue>,
+    /// Whole-tree snapshots (`snapshot`).
+    snapshots: snapshot::Snapshots,
 }
 
 impl Drop for Fs {
@@ -170,6 +174,7 @@ impl Fs {
             store,
             config,
             commit_queue: Arc::default(),
+            snapshots: Default::default(),
         }
     }
 

@@ -54,6 +54,8 @@ impl Fs {
         }
         meta.perm = perm;
         meta.ctime = SystemTime::now();
+        drop(data);
+        self.namespace.merkle_changed(&inode);
         Ok(true)
     }
 }

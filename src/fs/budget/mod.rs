@@ -163,6 +163,8 @@ pub struct Budget {
     dirty: AtomicU64,
     /// The metadata estimate.
     meta: AtomicU64,
+    /// The metadata of whole-tree snapshots (their chunks count in the store).
+    snapshots: AtomicU64,
     /// Kept versions that are not their file's newest: what `make_room` could drop.
     prunable: AtomicU64,
     /// Versions dropped to make room so far.
@@ -179,6 +181,7 @@ impl Budget {
             store,
             dirty: AtomicU64::new(0),
             meta: AtomicU64::new(INODE_BYTES),
+            snapshots: AtomicU64::new(0),
             prunable: AtomicU64::new(0),
             dropped_for_space: AtomicU64::new(0),
             prune_lock: Mutex::new(()),
@@ -199,12 +202,14 @@ impl Budget {
             .saturating_add(store.chunks.saturating_mul(BLOB_BYTES))
             .saturating_add(self.dirty.load(Ordering::SeqCst))
             .saturating_add(self.meta.load(Ordering::SeqCst))
+            .saturating_add(self.snapshots.load(Ordering::SeqCst))
     }
 
     /// The metadata part of `used`, blob overhead included.
     pub fn metadata(&self) -> u64 {
         self.meta
             .load(Ordering::Relaxed)
+            .saturating_add(self.snapshots.load(Ordering::Relaxed))
             .saturating_add(self.store.stats().chunks.saturating_mul(BLOB_BYTES))
     }
 
@@ -241,6 +246,20 @@ impl Budget {
     /// Charges `n` dirty bytes, or says how much room is missing.
     pub fn charge_dirty(&self, n: u64) -> std::result::Result<(), Fail> {
         self.try_charge(&self.dirty, n)
+    }
+
+    /// Charges `n` bytes of snapshot metadata, or says how much room is missing.
+    pub fn charge_snapshot(&self, n: u64) -> std::result::Result<(), Fail> {
+        self.try_charge(&self.snapshots, n)
+    }
+
+    pub fn release_snapshot(&self, n: u64) {
+        sub(&self.snapshots, n);
+    }
+
+    /// The snapshot metadata charged now.
+    pub fn snapshots(&self) -> u64 {
+        self.snapshots.load(Ordering::SeqCst)
     }
 
     /// Charges metadata whatever the cap (for changes too small and too vital to refuse,

@@ -5,12 +5,14 @@
 //! Checked:
 //! - every stored chunk's reference count, as the store keeps it, equals a fresh count of
 //!   the pieces of the distinct recipes that name it (live contents, kept versions, open
-//!   `.memfs/versions` files);
+//!   `.memfs/versions` files, snapshots);
 //! - every chunk a recipe names is in the store, with as many bytes as its piece;
 //! - every stored chunk's bytes hash back to its id;
 //! - recipes are contiguous from 0 and end at their size;
 //! - the store's chunk and byte counters, and the file system's dirty-byte counter, equal a
-//!   recount.
+//!   recount;
+//! - the root's cached Merkle hash equals one computed afresh (every cache made stale first),
+//!   which covers every cached hash on the way.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -18,7 +20,8 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::fs::namespace::inode::Body;
-use crate::fs::Fs;
+use crate::fs::namespace::merkle::hex;
+use crate::fs::{Fs, ROOT_INO};
 use crate::store::{ChunkId, ChunkInfo, PieceData, RecipeRef};
 
 /// How many times a check that found problems is run again before they are reported: a
@@ -62,6 +65,25 @@ impl Fs {
         check
     }
 
+    /// The root's cached Merkle hash against a fresh computation (O(tree), like the rest).
+    fn verify_merkle(&self) -> std::result::Result<(), String> {
+        let cached = self
+            .merkle_hash(ROOT_INO)
+            .map_err(|e| format!("merkle: {e:?}"))?;
+        self.namespace.merkle_forget_all();
+        let fresh = self
+            .merkle_hash(ROOT_INO)
+            .map_err(|e| format!("merkle: {e:?}"))?;
+        if cached != fresh {
+            return Err(format!(
+                "merkle: cached root hash {}, computed afresh {}",
+                hex(&cached),
+                hex(&fresh)
+            ));
+        }
+        Ok(())
+    }
+
     fn verify_store_once(&self) -> StoreCheck {
         let mut problems = Vec::new();
         // Every distinct recipe (by address: each `Recipe` holds one reference per piece).
@@ -82,6 +104,9 @@ impl Fs {
             }
         }
         for r in &self.open_versions.recipes() {
+            add(r);
+        }
+        for r in &self.snapshot_recipes() {
             add(r);
         }
 
@@ -158,6 +183,9 @@ impl Fs {
                 "dirty bytes counter {counted}, contents hold {dirty}"
             ));
         }
+        if let Err(problem) = self.verify_merkle() {
+            problems.push(problem);
+        }
         if problems.len() > MAX_PROBLEMS {
             let more = problems.len() - MAX_PROBLEMS;
             problems.truncate(MAX_PROBLEMS);
@@ -175,7 +203,7 @@ impl Fs {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fs::{Caller, FsConfig, ROOT_INO};
+    use crate::fs::{Caller, FsConfig};
 
     #[test]
     fn a_fresh_and_a_used_file_system_check_clean_and_a_leak_is_found() {

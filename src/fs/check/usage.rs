@@ -11,6 +11,11 @@ impl Fs {
         let _still = self.namespace.still();
         let inodes = self.namespace.collect(|_| true);
         // One inode locked at a time, as the walk goes.
-        self.budget.verify(inodes.iter().map(|i| i.data.read()))
+        self.budget.verify(inodes.iter().map(|i| i.data.read()))?;
+        let (charged, held) = (self.budget.snapshots(), self.snapshot_cost());
+        if charged != held {
+            return Err(format!("snapshot counter {charged}, snapshots hold {held}"));
+        }
+        Ok(())
     }
 }

@@ -34,6 +34,8 @@ impl Fs {
             let delta = content.truncate(0)?;
             meta.touch_modified(SystemTime::now());
             self.budget.add_dirty(delta);
+            drop(data);
+            self.namespace.merkle_changed(&inode);
         }
         let fh = self.handles.open(inode, flags);
         if writable && flags & libc::O_TRUNC != 0 {
@@ -83,6 +85,7 @@ impl Fs {
             meta.touch_modified(SystemTime::now());
             Ok(())
         })?;
+        self.namespace.merkle_changed(&handle.inode);
         handle.wrote.store(true, Ordering::Release);
         Ok(written)
     }
@@ -157,6 +160,7 @@ impl Fs {
             meta.touch_modified(now);
             Ok(())
         })?;
+        self.namespace.merkle_changed(&handle.inode);
         handle.wrote.store(true, Ordering::Release);
         Ok(())
     }

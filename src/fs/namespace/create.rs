@@ -105,6 +105,7 @@ impl Fs {
             inode
         };
         self.namespace.add_descendants(parent, 1);
+        self.namespace.merkle_dir_changed(parent);
         Ok(inode)
     }
 
@@ -248,6 +249,7 @@ impl Fs {
             }
             self.budget.charge_meta(entry_cost(name))?;
             idata.meta.nlink += 1;
+            inode.merkle.mark_linked();
             idata.meta.ctime = now;
             entries.set(name, ino, inode.kind);
             dmeta.touch_modified(now);
@@ -255,6 +257,8 @@ impl Fs {
             attr_of(ino, inode.kind, &idata)
         };
         self.namespace.add_descendants(parent, 1);
+        self.namespace.merkle_dir_changed(parent);
+        self.namespace.merkle_changed(&inode);
         Ok(attr)
     }
 }

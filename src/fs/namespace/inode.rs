@@ -14,6 +14,7 @@ use crate::fs::error::{Errno, Result};
 use crate::fs::history::{History, PendingCommits};
 
 use super::dir::Directory;
+use super::merkle::MerkleCell;
 
 /// Size `stat` shows for a directory: 20 bytes per entry plus "." and "..", as tmpfs does.
 const DIRENT_SIZE: u64 = 20;
@@ -251,8 +252,12 @@ pub struct Inode {
     pub writers: AtomicU64,
     /// Directories: entries below, recursively (the directory itself not included).
     pub descendants: AtomicU64,
-    /// Directories: the one directory that holds this one (the root holds itself).
+    /// Directories: the one directory that holds this one (the root holds itself). Other
+    /// kinds: the directory that holds their first name (for the Merkle hash's change
+    /// marks; untrusted once the inode has had a second name).
     pub parent: AtomicU64,
+    /// The inode's Merkle hash, cached (see `merkle`).
+    pub merkle: MerkleCell,
 }
 
 impl Inode {
@@ -266,6 +271,7 @@ impl Inode {
             writers: AtomicU64::new(0),
             descendants: AtomicU64::new(0),
             parent: AtomicU64::new(parent),
+            merkle: MerkleCell::default(),
         }
     }
 

@@ -7,6 +7,7 @@ pub mod dir;
 pub mod inode;
 mod list;
 mod lookup;
+pub mod merkle;
 mod names;
 mod remove;
 mod rename;

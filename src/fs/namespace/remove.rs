@@ -68,6 +68,7 @@ impl Fs {
             1
         };
         self.namespace.add_descendants(parent, -weight);
+        self.namespace.merkle_dir_changed(parent);
         if want_dir && child.is_poisoned() {
             self.discard_below(&child);
             // Entries below it may have been changing concurrently (their own directories

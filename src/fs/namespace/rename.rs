@@ -142,17 +142,17 @@ impl Fs {
             src.data.write().meta.ctime = now;
             dst.data.write().meta.ctime = now;
             if parent != newparent {
-                if src_is_dir {
-                    src.parent.store(newparent, Ordering::Release);
-                }
-                if dst_is_dir {
-                    dst.parent.store(parent, Ordering::Release);
-                }
+                // Files too: their parent link is where their Merkle change marks go.
+                src.parent.store(newparent, Ordering::Release);
+                dst.parent.store(parent, Ordering::Release);
+                self.namespace.merkle_dir_changed(parent);
+                self.namespace.merkle_dir_changed(newparent);
                 self.namespace
                     .add_descendants(parent, dst_weight - src_weight);
                 self.namespace
                     .add_descendants(newparent, src_weight - dst_weight);
             }
+            self.namespace.merkle_dir_changed(parent);
             return Ok(());
         }
 
@@ -201,7 +201,8 @@ impl Fs {
             }
         }
         src.data.write().meta.ctime = now;
-        if src_is_dir && parent != newparent {
+        if parent != newparent {
+            // Files too: their parent link is where their Merkle change marks go.
             src.parent.store(newparent, Ordering::Release);
         }
         if parent != newparent {
@@ -212,6 +213,8 @@ impl Fs {
             self.namespace.add_descendants(newparent, -1);
             self.maybe_free(&dst);
         }
+        self.namespace.merkle_dir_changed(parent);
+        self.namespace.merkle_dir_changed(newparent);
         Ok(())
     }
 }

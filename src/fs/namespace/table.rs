@@ -14,6 +14,7 @@ use crate::sync::atomic::{AtomicU64, Ordering};
 use crate::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use super::inode::{damage_seen, log_poisoned, note_damage, Body, Inode, InodeData};
+use super::merkle::MerkleEpoch;
 
 /// Every live inode, by number, and the lock that orders namespace changes.
 pub struct Namespace {
@@ -23,6 +24,8 @@ pub struct Namespace {
     /// `inode::damage_seen()` as of the last repair: while it is behind, a panic may have
     /// left counts half-updated.
     repaired_through: AtomicU64,
+    /// Makes every cached Merkle hash stale when bumped.
+    merkle_epoch: MerkleEpoch,
 }
 
 /// A live inode with its data locked for reading, as a repair sees it.
@@ -38,7 +41,13 @@ impl Namespace {
             next_ino: AtomicU64::new(ROOT_INO + 1),
             tree_lock: RwLock::new(()),
             repaired_through: AtomicU64::new(damage_seen()),
+            merkle_epoch: MerkleEpoch::default(),
         }
+    }
+
+    /// The epoch of every cached Merkle hash.
+    pub(super) fn merkle_epoch(&self) -> &MerkleEpoch {
+        &self.merkle_epoch
     }
 
     /// Makes `first` the number of the next new inode (tests of large numbers).
@@ -185,6 +194,7 @@ impl Namespace {
             return;
         }
         self.repair(recount);
+        self.merkle_forget_all();
         self.repaired_through.store(seen, Ordering::Release);
     }
 
