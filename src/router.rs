@@ -585,7 +585,14 @@ mod tests {
         assert_eq!(r.lookup(versions, b"f").unwrap().ino, history);
         assert_eq!(
             names(&r, control),
-            [&b"."[..], b"..", b"stats.json", b"fsck", b"versions"]
+            [
+                &b"."[..],
+                b"..",
+                b"stats.json",
+                b"fsck",
+                b"versions",
+                b"snapshots"
+            ]
         );
         // A listing shows the numbers a lookup gives.
         let mut listed = Vec::new();
@@ -667,7 +674,7 @@ mod tests {
             false
         })
         .unwrap();
-        assert_eq!(got.len(), 5);
+        assert_eq!(got.len(), 6);
         assert!(got.iter().all(|(_, same)| *same));
     }
 }

@@ -137,19 +137,26 @@ pub struct MerkleCell {
     /// A regular file that has had more than one name: its parent link is not trusted.
     linked: AtomicBool,
     /// The last hash computed, with the epoch and stamp it was computed at.
-    cached: Mutex<Option<(u64, u64, Hash)>>,
+    cached: Mutex<Cached>,
+}
+
+/// A hash and when it was computed. Epochs start at 1, so the default (epoch 0) matches
+/// nothing: no `Option` tag, which keeps the cell at 72 bytes.
+#[derive(Debug, Default)]
+struct Cached {
+    epoch: u64,
+    stamp: u64,
+    hash: Hash,
 }
 
 impl MerkleCell {
     fn cached(&self, epoch: u64, stamp: u64) -> Option<Hash> {
-        match *self.cached.lock() {
-            Some((e, s, h)) if e == epoch && s == stamp => Some(h),
-            _ => None,
-        }
+        let c = self.cached.lock();
+        (c.epoch == epoch && c.stamp == stamp).then_some(c.hash)
     }
 
     fn store(&self, epoch: u64, stamp: u64, hash: Hash) {
-        *self.cached.lock() = Some((epoch, stamp, hash));
+        *self.cached.lock() = Cached { epoch, stamp, hash };
     }
 
     /// Notes that the file got a second name.
@@ -159,8 +166,14 @@ impl MerkleCell {
 }
 
 /// The namespace-wide part: an epoch that makes every cached hash stale at once.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct MerkleEpoch(AtomicU64);
+
+impl Default for MerkleEpoch {
+    fn default() -> Self {
+        MerkleEpoch(AtomicU64::new(1))
+    }
+}
 
 impl Namespace {
     /// Marks `inode` and every directory above it as changed. Call after the change is
@@ -320,5 +333,14 @@ impl Fs {
             Body::Special => special_hash(inode.kind, data.meta.rdev),
             Body::Dir(_) => DirHasher::default().finish(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_cell_fits_what_the_budget_adds_for_it() {
+        let size = std::mem::size_of::<super::MerkleCell>() as u64;
+        assert!(size <= 72, "{size}");
     }
 }
