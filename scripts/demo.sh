@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job, end to end: build memfs, mount it in a temp dir, clone a real C project into
-# it with git, configure and build it with make -j2, run what was built, show the tree with
-# its descendant counts, and unmount. Installs what is missing (needs root for apt-get).
+# it with git, snapshot the tree, configure and build it with make -j2, run what was built,
+# show the tree with its descendant counts, diff the snapshot against what the build left,
+# and unmount. Installs what is missing (needs root for apt-get).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
@@ -72,6 +73,9 @@ for _ in $(seq 100); do grep -q " $mnt fuse" /proc/mounts && break; sleep 0.05; 
 say "git clone --no-local into memfs"
 time git clone -q --no-local "$src" "$mnt/hello"
 
+say "snapshot of the whole tree before the build (memfs snapshot create)"
+"$memfs" snapshot create "$mnt" after-clone
+
 say "configure and make -j2 on memfs"
 time (cd "$mnt/hello" && eval "$build")
 
@@ -83,6 +87,14 @@ git -C "$mnt/hello" status --short | head -5
 
 say "descendant counts (memfs tree --depth 2)"
 "$memfs" tree "$mnt" --depth 2 | head -20
+
+say "what the build changed (memfs diff of the snapshot and the live tree)"
+snap="$mnt/.memfs/snapshots/after-clone/hello"
+changes=$("$memfs" diff "$snap" "$mnt/hello")
+printf '%s\n' "$changes" | awk 'NF {n[$1]++} END {printf "%d added, %d deleted, %d modified\n", n["A"], n["D"], n["M"]}'
+printf '%s\n' "$changes" | sed -n '1,6p'
+visited=$("$memfs" diff --json "$snap" "$mnt/hello" | sed -n 's/.*"visited":\([0-9]*\).*/\1/p')
+echo "visited $visited nodes; the tree has $("$memfs" tree "$mnt/hello" --depth 0 | sed -n 's/.*\[\([0-9]*\)\]$/\1/p') entries"
 
 say "unmounting"
 umount "$mnt"

@@ -43,6 +43,12 @@ impl Router {
         ino >= self.control.floor()
     }
 
+    /// Whether `ino` is a control node that never changes (a snapshot's), which the kernel
+    /// may cache like a real one.
+    pub fn is_frozen(&self, ino: u64) -> bool {
+        self.is_control(ino) && self.control.is_frozen(ino)
+    }
+
     /// Whether reads of `ino` must bypass the kernel's page cache (generated files).
     pub fn direct_io(&self, ino: u64) -> bool {
         self.is_control(ino) && self.control.direct_io(ino)

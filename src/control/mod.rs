@@ -88,6 +88,13 @@ impl Control {
         matches!(self.nodes.node(ino), Some(Node::Stats | Node::Fsck))
     }
 
+    /// Whether `ino` is a node of a snapshot: it never changes while it exists, its number
+    /// is never another node's, and it goes only by an rmdir the kernel sees, so the
+    /// kernel may cache it as it caches real files.
+    pub fn is_frozen(&self, ino: u64) -> bool {
+        matches!(self.nodes.node(ino), Some(Node::Snap(..)))
+    }
+
     fn node(&self, ino: u64) -> Result<Node> {
         self.nodes.node(ino).ok_or(Errno::ENOENT)
     }

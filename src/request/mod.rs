@@ -225,9 +225,9 @@ impl Server {
 
     /// How long the kernel may cache an inode's attributes and name: the mount's TTL, but
     /// nothing for the control files under `.memfs`, which change without the kernel seeing
-    /// it.
+    /// it (snapshots' nodes excepted: they never change).
     fn attr_ttl(&self, ino: u64) -> Duration {
-        if self.core.is_control(ino) {
+        if self.core.is_control(ino) && !self.core.is_frozen(ino) {
             Duration::ZERO
         } else {
             self.options.ttl
@@ -239,7 +239,7 @@ impl Server {
     /// (stats.json) have no size until read, so they bypass the page cache, and the others
     /// can take a number another node had, so their pages are dropped at each open.
     fn open_flags(&self, ino: u64) -> u32 {
-        if self.core.is_control(ino) {
+        if self.core.is_control(ino) && !self.core.is_frozen(ino) {
             if self.core.direct_io(ino) {
                 FOPEN_DIRECT_IO
             } else {
@@ -256,7 +256,7 @@ impl Server {
     /// changes it makes itself), and keeps it across opens except under `.memfs`, whose
     /// listings change without the kernel seeing it.
     fn opendir_flags(&self, ino: u64) -> u32 {
-        if self.options.keep_cache && !self.core.is_control(ino) {
+        if self.options.keep_cache && (!self.core.is_control(ino) || self.core.is_frozen(ino)) {
             FOPEN_CACHE_DIR | FOPEN_KEEP_CACHE
         } else {
             FOPEN_CACHE_DIR

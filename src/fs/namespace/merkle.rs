@@ -215,7 +215,32 @@ impl Namespace {
     fn epoch_now(&self) -> u64 {
         self.merkle_epoch().0.load(Ordering::Acquire)
     }
+
+    /// Where `inode`'s hash stands now; read before reading the inode, so a hash computed
+    /// from what is read after can be filed under it (`merkle_seed`).
+    pub fn merkle_mark(&self, inode: &Inode) -> MerkleMark {
+        MerkleMark {
+            epoch: self.epoch_now(),
+            stamp: inode.merkle.stamp.load(Ordering::Acquire),
+        }
+    }
+
+    /// Files a hash computed elsewhere (a snapshot's) as `inode`'s, as of `mark`: served
+    /// only if nothing changed since.
+    pub fn merkle_seed(&self, inode: &Inode, mark: MerkleMark, hash: &Hash) {
+        inode.merkle.store(mark.epoch, mark.stamp, *hash);
+    }
 }
+
+/// Where an inode's hash stood when it was read (see `Namespace::merkle_mark`).
+#[derive(Clone, Copy, Debug)]
+pub struct MerkleMark {
+    epoch: u64,
+    stamp: u64,
+}
+
+/// An entry as a directory's hash covers it: name, kind, permission bits, and the inode.
+type Child = (Arc<[u8]>, FileKind, u16, Arc<Inode>);
 
 /// A directory whose hash is being computed: the children still to hash.
 struct Frame {
@@ -223,7 +248,7 @@ struct Frame {
     epoch: u64,
     stamp: u64,
     /// Name, kind, permission bits and inode of each entry, sorted by name.
-    entries: Vec<(Arc<[u8]>, FileKind, u16, Arc<Inode>)>,
+    entries: Vec<Child>,
     next: usize,
     hasher: DirHasher,
 }

@@ -14,12 +14,15 @@ use crate::store::RecipeRef;
 /// Where a node is in its snapshot; the root is 0.
 pub type NodeId = u32;
 
+/// A directory entry of a snapshot: its name and node.
+pub type Entry = (Arc<[u8]>, NodeId);
+
 /// What a frozen node holds.
 #[derive(Debug)]
 pub(super) enum Body {
     File(RecipeRef),
     /// Entries sorted by name.
-    Dir(Vec<(Arc<[u8]>, NodeId)>),
+    Dir(Vec<Entry>),
     Symlink(Box<[u8]>),
     Special,
 }
@@ -144,7 +147,7 @@ impl Snapshot {
     }
 
     /// The entries of directory `dir`, sorted by name.
-    pub fn entries(&self, dir: NodeId) -> Result<&[(Arc<[u8]>, NodeId)]> {
+    pub fn entries(&self, dir: NodeId) -> Result<&[Entry]> {
         match &self.node(dir)?.body {
             Body::Dir(entries) => Ok(entries),
             _ => Err(Errno::ENOTDIR),

@@ -24,6 +24,7 @@ use std::sync::Arc;
 use crate::fs::error::{Errno, Result};
 use crate::fs::namespace::check_name;
 use crate::fs::namespace::inode::{attr_of, Body as LiveBody, Inode};
+use crate::fs::namespace::merkle::MerkleMark;
 use crate::fs::{Fs, ROOT_INO};
 use crate::store::RecipeRef;
 use crate::sync::atomic::{AtomicU64, Ordering};
@@ -31,9 +32,11 @@ use crate::sync::Mutex;
 
 use frozen::Body;
 
-/// What one frozen node costs besides its name: the node (attributes, links, hash, body)
-/// and its slot in its directory's entry vector.
-pub const SNAPSHOT_NODE_BYTES: u64 = std::mem::size_of::<Node>() as u64 + 24;
+/// What one frozen node costs besides its name: the node (attributes, links, hash, body),
+/// its slot in its directory's entry vector, and the header of its name's allocation,
+/// which the snapshot keeps alive once the live entry goes.
+pub const SNAPSHOT_NODE_BYTES: u64 =
+    (std::mem::size_of::<Node>() + std::mem::size_of::<frozen::Entry>() + 16) as u64;
 /// What a snapshot costs besides its nodes.
 pub const SNAPSHOT_BYTES: u64 = 256;
 
@@ -72,7 +75,7 @@ impl Fs {
             return Err(Errno::EEXIST);
         }
         self.repair_if_needed();
-        let nodes = {
+        let (nodes, live) = {
             let _still = self.namespace.still();
             self.freeze_tree()
         };
@@ -83,9 +86,19 @@ impl Fs {
             };
             sum.saturating_add(SNAPSHOT_NODE_BYTES + *name_len as u64 + extra)
         });
-        let nodes: Vec<Node> = nodes.into_iter().map(|(n, _)| n).collect();
+        // Exactly as long as it needs to be: the cost above counts one node per node.
+        let mut nodes: Vec<Node> = nodes.into_iter().map(|(n, _)| n).collect();
+        nodes.shrink_to_fit();
         let id = self.snapshots.next_id.fetch_add(1, Ordering::Relaxed);
         let snapshot = Arc::new(Snapshot::new(id, name, nodes, cost));
+        // The live tree's hashes are the snapshot's wherever nothing changed since: a
+        // diff against the live tree then hashes only what changes after.
+        for (i, (inode, mark)) in live.iter().enumerate() {
+            if let Ok(node) = snapshot.node(i as NodeId) {
+                self.namespace.merkle_seed(inode, *mark, node.hash());
+            }
+        }
+        drop(live);
         self.with_room(|_| self.budget.charge_snapshot(cost))?;
         let mut all = self.snapshots.by_name.lock();
         if all.contains_key(name) {
@@ -141,18 +154,21 @@ impl Fs {
         self.snapshots.all().iter().map(|s| s.cost()).sum()
     }
 
-    /// Copies the tree breadth-first from the root: each node with its name's length.
-    /// Called with the tree still; takes one inode lock at a time.
-    fn freeze_tree(&self) -> Vec<(Node, usize)> {
-        let mut out: Vec<(Node, usize)> = Vec::new();
+    /// Copies the tree breadth-first from the root: each node with its name's length, and
+    /// the live inode it copies with where its hash stood. Called with the tree still;
+    /// takes one inode lock at a time.
+    fn freeze_tree(&self) -> (Vec<(Node, usize)>, Vec<(Arc<Inode>, MerkleMark)>) {
+        let mut out: Vec<(Node, usize)> = Vec::with_capacity(self.namespace.len());
         // Inodes to copy, in the order their nodes get their numbers.
         let mut queue: Vec<(Arc<Inode>, NodeId, usize)> = Vec::new();
         if let Ok(root) = self.namespace.get_even_poisoned(ROOT_INO) {
             queue.push((root, 0, 0));
         }
+        let mut live = Vec::with_capacity(self.namespace.len());
         let mut at = 0;
         while let Some((inode, parent, name_len)) = queue.get(at).cloned() {
             at += 1;
+            live.push((inode.clone(), self.namespace.merkle_mark(&inode)));
             let data = inode.data.read();
             let attr = attr_of(inode.ino, inode.kind, &data);
             let body = match &data.body {
@@ -181,7 +197,7 @@ impl Fs {
             drop(data);
             out.push((Node::new(attr, parent, body), name_len));
         }
-        out
+        (out, live)
     }
 
     /// The recipe of a file's current bytes: its committed recipe, or, with uncommitted
