@@ -350,3 +350,60 @@ fn a_change_deep_down_is_found_by_visiting_only_its_path() {
     // The root's 20 entries on each side, then d7's 50 on each side.
     assert_eq!(d.visited, 2 + 2 * 20 + 2 * 50);
 }
+
+#[test]
+fn snapshots_count_against_the_cap_and_keep_what_dropped_versions_held() {
+    let fs = Fs::new(FsConfig {
+        capacity: 2 << 20,
+        ..FsConfig::default()
+    });
+    let noise = |seed: u32, len: usize| -> Vec<u8> {
+        (0..len as u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761).wrapping_add(seed) >> 13) as u8)
+            .collect()
+    };
+    let (attr, fh) = fs
+        .create(ROOT_INO, b"f", 0o644, libc::O_RDWR, Caller::ROOT)
+        .unwrap();
+    let first = noise(1, 300_000);
+    fs.write(fh, 0, &first).unwrap();
+    fs.release(fh).unwrap();
+    let s = fs.create_snapshot(b"s").unwrap();
+    // New contents until old versions must be dropped for room: the snapshot's stay.
+    for seed in 2..12 {
+        let fh = fs.open(attr.ino, libc::O_RDWR).unwrap();
+        fs.write(fh, 0, &noise(seed, 300_000)).unwrap();
+        let _ = fs.release(fh);
+    }
+    assert!(fs.versions_dropped_for_space() > 0);
+    let id = s.lookup(0, b"f").unwrap();
+    assert_eq!(s.read(id, 0, 400_000).unwrap(), first);
+    fs.verify_usage().unwrap();
+    assert!(fs.verify_store().ok);
+    // With the room nearly gone, many small files' worth of snapshot metadata does not fit.
+    let mut n = 0;
+    while fs
+        .mknod(
+            ROOT_INO,
+            format!("e{n}").as_bytes(),
+            libc::S_IFREG | 0o644,
+            0,
+            Caller::ROOT,
+        )
+        .is_ok()
+    {
+        n += 1;
+    }
+    assert_eq!(
+        fs.create_snapshot(b"full").unwrap_err(),
+        memfs::fs::Errno::ENOSPC
+    );
+    assert!(fs.snapshot(b"full").is_err());
+    fs.verify_usage().unwrap();
+    // Deleting the first snapshot gives its room back.
+    let before = fs.used_bytes();
+    drop(s);
+    fs.delete_snapshot(b"s").unwrap();
+    assert!(fs.used_bytes() < before);
+    fs.verify_usage().unwrap();
+}
