@@ -27,8 +27,10 @@ use crate::fs::namespace::inode::{attr_of, Body as LiveBody, Inode};
 use crate::fs::namespace::merkle::MerkleMark;
 use crate::fs::{Fs, ROOT_INO};
 use crate::store::RecipeRef;
-use crate::sync::atomic::{AtomicU64, Ordering};
-use crate::sync::Mutex;
+// Plain locks, not `crate::sync`'s: the registry is held briefly with no other lock, and
+// the model check of the namespace does not take snapshots.
+use parking_lot::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use frozen::Body;
 
