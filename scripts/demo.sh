@@ -94,7 +94,8 @@ changes=$("$memfs" diff "$snap" "$mnt/hello")
 printf '%s\n' "$changes" | awk 'NF {n[$1]++} END {printf "%d added, %d deleted, %d modified\n", n["A"], n["D"], n["M"]}'
 printf '%s\n' "$changes" | sed -n '1,6p'
 visited=$("$memfs" diff --json "$snap" "$mnt/hello" | sed -n 's/.*"visited":\([0-9]*\).*/\1/p')
-echo "visited $visited nodes; the tree has $("$memfs" tree "$mnt/hello" --depth 0 | sed -n 's/.*\[\([0-9]*\)\]$/\1/p') entries"
+entries() { "$memfs" tree "$1" --depth 0 | sed -n 's/.*\[\([0-9]*\)\]$/\1/p'; }
+echo "visited $visited of the $(( $(entries "$snap") + $(entries "$mnt/hello") + 2 )) nodes of the two trees"
 
 say "unmounting"
 umount "$mnt"

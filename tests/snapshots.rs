@@ -252,3 +252,22 @@ fn tree_shows_hashes_and_a_chmod_or_a_write_changes_them_up_the_path() {
     let x = hash(&m.join("x"));
     assert!(out.contains(&format!("x/ [2] {}", &x[..16])), "{out}");
 }
+
+#[test]
+fn a_big_snapshot_directory_lists_every_entry_once() {
+    let m = Mount::new();
+    sh(
+        m.path(),
+        "mkdir big && python3 -c 'import os\nfor i in range(2500): open(\"big/f%d\" % i, \"w\").close()'",
+    );
+    std::fs::create_dir(m.join(".memfs/snapshots/s")).unwrap();
+    let mut names: Vec<String> = std::fs::read_dir(m.join(".memfs/snapshots/s/big"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    let mut live: Vec<String> = (0..2500).map(|i| format!("f{i}")).collect();
+    live.sort();
+    assert_eq!(names, live);
+    assert_eq!(descendants(&m.join(".memfs/snapshots/s/big")), 2500);
+}

@@ -33,6 +33,10 @@ use crate::fs::{
 use nodes::{Node, NodeTable};
 use tree::Parent;
 
+/// The most entries of a control directory one readdir call looks at (the kernel asks
+/// again from the last cookie for more).
+const LIST_WINDOW: usize = 1024;
+
 /// The name of the control directory in the root.
 pub const CONTROL_NAME: &[u8] = b".memfs";
 
@@ -309,13 +313,20 @@ impl Control {
             (b".".to_vec(), Target::Control(node), FileKind::Directory),
             (b"..".to_vec(), dotdot, FileKind::Directory),
         ];
+        // Entries past the offset only, a window at a time: a snapshot directory may hold
+        // 100,000 entries, and each call is one buffer of them.
+        let skip = usize::try_from(offset.saturating_sub(2)).unwrap_or(usize::MAX);
         entries.extend(
-            tree::entries(&self.fs, node)?
+            tree::entries_window(&self.fs, node, skip, LIST_WINDOW)?
                 .into_iter()
                 .map(|(name, child, kind)| (name, Target::Control(child), kind)),
         );
         for (i, (name, target, kind)) in entries.into_iter().enumerate() {
-            let cookie = i as u64 + 1;
+            // Entry i of the directory is cookie i + 3 (after "." and "..").
+            let cookie = match i {
+                0 | 1 => i as u64 + 1,
+                _ => (i - 2 + skip) as u64 + 3,
+            };
             if cookie <= offset {
                 continue;
             }

@@ -63,6 +63,33 @@ pub(super) fn entries(fs: &Fs, node: Node) -> Result<Vec<(Vec<u8>, Node, FileKin
     }
 }
 
+/// Up to `max` entries of a snapshot directory after the first `skip`, without listing the
+/// rest.
+pub(super) fn entries_window(
+    fs: &Fs,
+    node: Node,
+    skip: usize,
+    max: usize,
+) -> Result<Vec<(Vec<u8>, Node, FileKind)>> {
+    let Node::Snap(snap, id) = node else {
+        return entries(fs, node);
+    };
+    let s = fs.snapshot_by_id(snap)?;
+    let all = s.entries(id)?;
+    all.get(skip.min(all.len())..)
+        .unwrap_or_default()
+        .iter()
+        .take(max)
+        .map(|(name, child)| {
+            Ok((
+                name.to_vec(),
+                Node::Snap(snap, *child),
+                s.node(*child)?.kind(),
+            ))
+        })
+        .collect()
+}
+
 /// The node named `name` in `.memfs/snapshots` or in a snapshot directory.
 pub(super) fn child(fs: &Fs, node: Node, name: &[u8]) -> Result<Node> {
     match node {

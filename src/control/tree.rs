@@ -167,6 +167,23 @@ pub(super) fn entries(fs: &Fs, node: Node) -> Result<Vec<(Vec<u8>, Node, FileKin
     }
 }
 
+/// Up to `max` entries of directory `node` after the first `skip`.
+pub(super) fn entries_window(
+    fs: &Fs,
+    node: Node,
+    skip: usize,
+    max: usize,
+) -> Result<Vec<(Vec<u8>, Node, FileKind)>> {
+    match node {
+        Node::Snap(..) => snapshots::entries_window(fs, node, skip, max),
+        _ => Ok(entries(fs, node)?
+            .into_iter()
+            .skip(skip)
+            .take(max)
+            .collect()),
+    }
+}
+
 /// Where ".." of directory `node` leads. A file's versions lead back to `versions` itself,
 /// as they always have.
 pub(super) fn parent(fs: &Fs, node: Node) -> Parent {
