@@ -43,8 +43,9 @@ impl Router {
         ino >= self.control.floor()
     }
 
-    /// Whether `ino` is a control node that never changes (a snapshot's), which the kernel
-    /// may cache like a real one.
+    /// Whether `ino` is a control node that changes only through requests the kernel sees
+    /// (a snapshot's, and the directories above them), which the kernel may cache like a
+    /// real one.
     pub fn is_frozen(&self, ino: u64) -> bool {
         self.is_control(ino) && self.control.is_frozen(ino)
     }

@@ -92,11 +92,16 @@ impl Control {
         matches!(self.nodes.node(ino), Some(Node::Stats | Node::Fsck))
     }
 
-    /// Whether `ino` is a node of a snapshot: it never changes while it exists, its number
-    /// is never another node's, and it goes only by an rmdir the kernel sees, so the
-    /// kernel may cache it as it caches real files.
+    /// Whether `ino` changes only through requests the kernel sees, so the kernel may cache
+    /// it as it caches real files: a snapshot's nodes (they never change, their numbers are
+    /// never another node's, and a snapshot goes only by an rmdir), and the two directories
+    /// on the way to them, `.memfs` (fixed entries) and `.memfs/snapshots` (mkdir, rmdir).
+    /// Path walks into a snapshot then cost no lookups of those two.
     pub fn is_frozen(&self, ino: u64) -> bool {
-        matches!(self.nodes.node(ino), Some(Node::Snap(..)))
+        matches!(
+            self.nodes.node(ino),
+            Some(Node::Snap(..) | Node::Control | Node::Snapshots)
+        )
     }
 
     fn node(&self, ino: u64) -> Result<Node> {

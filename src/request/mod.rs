@@ -225,7 +225,8 @@ impl Server {
 
     /// How long the kernel may cache an inode's attributes and name: the mount's TTL, but
     /// nothing for the control files under `.memfs`, which change without the kernel seeing
-    /// it (snapshots' nodes excepted: they never change).
+    /// it (except snapshots and the directories above them, which change only through the
+    /// kernel).
     fn attr_ttl(&self, ino: u64) -> Duration {
         if self.core.is_control(ino) && !self.core.is_frozen(ino) {
             Duration::ZERO
