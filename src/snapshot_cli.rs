@@ -368,24 +368,30 @@ fn sync(src: &Path, dst: &Path, delete: bool, done: &mut Restored) -> Result<()>
 }
 
 pub fn restore(snapshot: &str, path: &Path, delete: bool) -> Result<()> {
-    let name = path
-        .file_name()
-        .with_context(|| format!("{}: name a file or directory", path.display()))?;
-    let parent = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
+    let (root, target) = match path.canonicalize() {
+        // The mount's root itself: the whole tree.
+        Ok(abs) if control(&abs).join("snapshots").is_dir() => (abs.clone(), abs),
+        // Anything below it, which may be missing (the snapshot has it).
+        _ => {
+            let name = path
+                .file_name()
+                .with_context(|| format!("{}: name a file or directory", path.display()))?;
+            let parent = match path.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+                _ => PathBuf::from("."),
+            };
+            let parent = parent
+                .canonicalize()
+                .with_context(|| format!("{}", parent.display()))?;
+            (mount_root(&parent)?, parent.join(name))
+        }
     };
-    let parent = parent
-        .canonicalize()
-        .with_context(|| format!("{}", parent.display()))?;
-    let root = mount_root(&parent)?;
-    let target = parent.join(name);
-    let rel = target.strip_prefix(&root).unwrap_or(&target);
+    let rel = target.strip_prefix(&root).unwrap_or(&target).to_path_buf();
     let snap = control(&root).join("snapshots").join(snapshot);
     if !snap.is_dir() {
         bail!("no snapshot named {snapshot} on {}", root.display());
     }
-    let src = snap.join(rel);
+    let src = snap.join(&rel);
     if std::fs::symlink_metadata(&src).is_err() {
         bail!("{} is not in snapshot {snapshot}", rel.display());
     }

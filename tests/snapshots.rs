@@ -209,6 +209,16 @@ fn restore_brings_back_a_file_or_a_subtree_and_deletes_only_when_asked() {
     assert_eq!(hash(&snap_src), hash(&src));
     let (_, out, _) = memfs(&["diff", snap_src.to_str().unwrap(), src.to_str().unwrap()]);
     assert_eq!(out, "");
+    // The whole mount, from its root.
+    sh(m.path(), "rm -r src && echo other > top");
+    let (ok, _, err) = memfs(&["restore", "--snapshot", "s", "--delete", mount]);
+    assert!(ok, "{err}");
+    assert_eq!(
+        hash(m.path()),
+        hash(&m.join(".memfs/snapshots/s")),
+        "{}",
+        sh(m.path(), "ls -laR")
+    );
 }
 
 #[test]

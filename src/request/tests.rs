@@ -134,7 +134,10 @@ fn caches_are_kept_across_opens_except_under_dot_memfs() {
     };
     let opendir = |ino| Opendir { ino, flags: 0 };
     assert_eq!(s.call(&CTX, open(stats)).unwrap().flags, FOPEN_DIRECT_IO);
-    assert_eq!(s.call(&CTX, opendir(versions)).unwrap().flags, FOPEN_CACHE_DIR);
+    assert_eq!(
+        s.call(&CTX, opendir(versions)).unwrap().flags,
+        FOPEN_CACHE_DIR
+    );
     // `.memfs` itself changes only through the kernel (its entries are fixed).
     assert_eq!(
         s.call(&CTX, opendir(control)).unwrap().flags,
