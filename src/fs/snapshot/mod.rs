@@ -80,10 +80,12 @@ impl Fs {
             return Err(Errno::EEXIST);
         }
         self.repair_if_needed();
+        let start = std::time::Instant::now();
         let (nodes, live) = {
             let _still = self.namespace.still();
             self.freeze_tree()
         };
+        let frozen = start.elapsed();
         let cost = nodes.iter().fold(SNAPSHOT_BYTES, |sum, (node, name_len)| {
             let extra = match &node.body {
                 Body::Symlink(t) => t.len() as u64,
@@ -104,6 +106,14 @@ impl Fs {
             }
         }
         drop(live);
+        tracing::debug!(
+            nodes = snapshot.len(),
+            cost,
+            "snapshot {}: tree still for {:?}, hashed and seeded by {:?}",
+            String::from_utf8_lossy(name),
+            frozen,
+            start.elapsed()
+        );
         self.with_room(|_| self.budget.charge_snapshot(cost))?;
         let mut all = self.snapshots.by_name.lock();
         if all.contains_key(name) {
