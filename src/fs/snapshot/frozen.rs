@@ -6,6 +6,8 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use rayon::prelude::*;
+
 use crate::fs::attr::{Attr, FileKind};
 use crate::fs::error::{Errno, Result};
 use crate::fs::namespace::merkle::{recipe_hash, special_hash, symlink_hash, DirHasher, Hash};
@@ -86,25 +88,29 @@ pub struct Snapshot {
 impl Snapshot {
     /// A snapshot of `nodes` (breadth-first, root first); computes counts and hashes.
     pub(super) fn new(id: u64, name: &[u8], mut nodes: Vec<Node>, cost: u64) -> Snapshot {
+        // Files, symlinks and specials need nothing of the others: hashed in parallel.
+        nodes.par_iter_mut().for_each(|node| {
+            node.hash = match &node.body {
+                Body::File(recipe) => recipe_hash(recipe),
+                Body::Symlink(target) => symlink_hash(target),
+                Body::Special => special_hash(node.attr.kind, node.attr.rdev),
+                Body::Dir(_) => return,
+            };
+        });
         // Children come after their parents, so one backward pass sees every child first.
         for i in (0..nodes.len()).rev() {
-            let (hash, descendants) = match &nodes[i].body {
-                Body::File(recipe) => (recipe_hash(recipe), 0),
-                Body::Symlink(target) => (symlink_hash(target), 0),
-                Body::Special => (special_hash(nodes[i].attr.kind, nodes[i].attr.rdev), 0),
-                Body::Dir(entries) => {
-                    let mut h = DirHasher::default();
-                    let mut count = 0u64;
-                    for (name, child) in entries {
-                        let c = &nodes[*child as usize];
-                        h.add(name, c.attr.kind, c.attr.perm, &c.hash);
-                        count += 1 + c.descendants;
-                    }
-                    (h.finish(), count)
-                }
+            let Body::Dir(entries) = &nodes[i].body else {
+                continue;
             };
-            nodes[i].hash = hash;
-            nodes[i].descendants = descendants;
+            let mut h = DirHasher::default();
+            let mut count = 0u64;
+            for (name, child) in entries {
+                let c = &nodes[*child as usize];
+                h.add(name, c.attr.kind, c.attr.perm, &c.hash);
+                count += 1 + c.descendants;
+            }
+            nodes[i].hash = h.finish();
+            nodes[i].descendants = count;
         }
         Snapshot {
             id,
