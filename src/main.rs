@@ -276,6 +276,10 @@ struct MountArgs {
     /// Share one /dev/fuse descriptor among threads instead of one each.
     #[arg(long)]
     no_clone_fd: bool,
+    /// Serve requests over io_uring queues, one per CPU, instead of reads and writes on
+    /// /dev/fuse (Linux 6.14+, with /sys/module/fuse/parameters/enable_uring set to 1).
+    #[arg(long)]
+    io_uring: bool,
     #[command(flatten)]
     chunking: ChunkArgs,
     /// Versions kept per file; older ones are dropped with the chunks only they held.
@@ -331,6 +335,11 @@ fn run(cli: Cli) -> Result<()> {
                 stats_out: args.stats_out,
                 trace: args.trace,
                 force: args.force,
+                transport: if args.io_uring {
+                    mount::Transport::IoUring
+                } else {
+                    mount::Transport::DevFuse
+                },
                 kernel: KernelOptions {
                     ttl: std::time::Duration::from_secs_f64(args.ttl),
                     writeback_cache: !args.no_writeback_cache,

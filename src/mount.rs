@@ -19,6 +19,7 @@ use crate::router::Router;
 use crate::store::Chunker;
 use crate::trace::{Header, Tracer};
 use crate::transport::fuser::MemFuse;
+use crate::transport::uring;
 
 #[derive(Clone, Debug)]
 pub struct MountConfig {
@@ -40,6 +41,26 @@ pub struct MountConfig {
     pub trace: Option<PathBuf>,
     /// Clear a stale mount left at the mount point by a memfs that was killed.
     pub force: bool,
+    /// What carries requests between the kernel and memfs.
+    pub transport: Transport,
+}
+
+/// What carries FUSE requests: reads and writes on /dev/fuse, or io_uring queues.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Transport {
+    #[default]
+    DevFuse,
+    IoUring,
+}
+
+impl Transport {
+    /// The name `.memfs/stats.json` and the trace give it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Transport::DevFuse => "dev-fuse",
+            Transport::IoUring => "io-uring",
+        }
+    }
 }
 
 /// Checks that `path` can be mounted on, and returns its canonical form. With `force`, a
@@ -188,11 +209,19 @@ pub fn run(config: MountConfig) -> Result<()> {
         }
         None => None,
     };
-    let adapter = MemFuse::new(
-        Arc::new(Router::new(fs.clone())),
-        config.kernel.clone(),
-        tracer.clone(),
-    );
+    let router = Arc::new(Router::new(fs.clone()));
+    router.control().set_transport(config.transport.name());
+    // Everything about the rings that can fail is done before the mount (see uring).
+    let rings = match config.transport {
+        Transport::IoUring => Some(uring::Rings::prepare(uring::payload_len(
+            config.kernel.max_write,
+        ))?),
+        Transport::DevFuse => None,
+    };
+    let mut adapter = MemFuse::new(router.clone(), config.kernel.clone(), tracer.clone());
+    if rings.is_some() {
+        adapter = adapter.with_io_uring();
+    }
     let notifier = adapter.notifier_slot();
 
     let mut options = fuser::Config::default();
@@ -220,7 +249,15 @@ pub fn run(config: MountConfig) -> Result<()> {
             mount_error(&e)
         )
     })?;
-    notifier.fill(session.notifier(), config.threads.max(1));
+    let rings = match rings {
+        Some(rings) => Some(start_rings(
+            rings, &session, &router, &config, &tracer, &notifier,
+        )?),
+        None => {
+            notifier.fill(session.notifier(), config.threads.max(1));
+            None
+        }
+    };
     let device = find_mount(&mountpoint)?.unwrap_or_default();
     eprintln!(
         "memfs: mounted at {} ({} threads); stop with Ctrl-C or `umount {}`",
@@ -244,6 +281,9 @@ pub fn run(config: MountConfig) -> Result<()> {
     };
 
     let served = session.run();
+    if let Some(rings) = rings {
+        rings.stop();
+    }
     signal_handle.close();
     let _ = watcher.join();
     // Commits handed off by the last closes are installed before anything is reported.
@@ -255,7 +295,7 @@ pub fn run(config: MountConfig) -> Result<()> {
         info!(records = n, stalls = tracer.stalls(), "trace complete");
     }
     if let Some(path) = &config.stats_out {
-        let json = serde_json::to_vec_pretty(&crate::control::stats(&fs))?;
+        let json = serde_json::to_vec_pretty(&router.control().stats())?;
         std::fs::write(path, json)
             .with_context(|| format!("writing stats to {}", path.display()))?;
     }
@@ -267,6 +307,31 @@ pub fn run(config: MountConfig) -> Result<()> {
         "unmounted"
     );
     Ok(())
+}
+
+/// Registers the ring queues on the mounted session and starts serving them. On failure the
+/// session is dropped, which unmounts: nothing is left waiting on queues that never came.
+fn start_rings(
+    rings: uring::Rings,
+    session: &Session<MemFuse>,
+    router: &Arc<Router>,
+    config: &MountConfig,
+    tracer: &Option<Arc<Tracer>>,
+    notifier: &crate::transport::fuser::NotifierSlot,
+) -> Result<uring::Running> {
+    // A ring thread asking the kernel to write back cached pages would wait for WRITEs
+    // queued on its own ring: with no thread to spare, write_back says "not now".
+    notifier.fill(session.notifier(), 1);
+    let server = crate::request::Server::new(router.clone(), config.kernel.clone(), tracer.clone())
+        .with_kernel_cache(Arc::new(notifier.clone()));
+    let access = uring::Access {
+        owner_uid: unsafe { libc::geteuid() },
+        allow_other: config.allow_other,
+    };
+    let dispatcher = Arc::new(uring::Dispatcher::new(server, access));
+    rings
+        .start(session, dispatcher)
+        .context("starting FUSE over io_uring")
 }
 
 /// Parses a `--max-memory` value: bytes with an optional K, M, G or T suffix (powers of
