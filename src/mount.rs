@@ -319,9 +319,9 @@ fn start_rings(
     tracer: &Option<Arc<Tracer>>,
     notifier: &crate::transport::fuser::NotifierSlot,
 ) -> Result<uring::Running> {
-    // A ring thread asking the kernel to write back cached pages would wait for WRITEs
-    // queued on its own ring: with no thread to spare, write_back says "not now".
-    notifier.fill(session.notifier(), 1);
+    // A write-back's WRITEs are served by the rings while the request that asked for it
+    // waits on a thread of its own (see uring's queue); --threads still bounds how many.
+    notifier.fill(session.notifier(), config.threads.max(1));
     let server = crate::request::Server::new(router.clone(), config.kernel.clone(), tracer.clone())
         .with_kernel_cache(Arc::new(notifier.clone()));
     let access = uring::Access {

@@ -9,6 +9,26 @@ use std::time::{Duration, Instant};
 
 pub const MEMFS: &str = env!("CARGO_BIN_EXE_memfs");
 
+/// `memfs mount` arguments choosing the transport the suite runs on: with
+/// `MEMFS_TEST_TRANSPORT=io-uring`, every mount serves over io_uring (scripts/test.sh runs
+/// the mounted tests a second time so).
+pub fn transport_args() -> &'static [&'static str] {
+    match std::env::var("MEMFS_TEST_TRANSPORT").as_deref() {
+        Ok("io-uring") => &["--io-uring"],
+        Ok("dev-fuse") | Err(_) => &[],
+        Ok(other) => panic!("MEMFS_TEST_TRANSPORT={other}: expected io-uring or dev-fuse"),
+    }
+}
+
+/// The transport name `.memfs/stats.json` should report for mounts made by [`Mount`].
+pub fn transport_name() -> &'static str {
+    if transport_args().is_empty() {
+        "dev-fuse"
+    } else {
+        "io-uring"
+    }
+}
+
 /// A mounted memfs; dropping it unmounts and reaps the server.
 pub struct Mount {
     pub dir: tempfile::TempDir,
@@ -35,6 +55,7 @@ impl Mount {
         let mut child = Command::new(MEMFS)
             .arg("mount")
             .arg(dir.path())
+            .args(transport_args())
             .args(args)
             .envs(env.iter().copied())
             .stdin(Stdio::null())

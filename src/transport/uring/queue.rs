@@ -8,10 +8,13 @@
 
 use std::alloc::{alloc_zeroed, dealloc, Layout};
 use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::ptr::NonNull;
 use std::sync::mpsc::Sender;
+use std::sync::Arc;
 use std::time::Duration;
+
+use parking_lot::Mutex;
 
 use io_uring::{cqueue, opcode, squeue, types, IoUring};
 use tracing::{debug, error, warn};
@@ -35,6 +38,8 @@ const PAGE: usize = 4096;
 
 /// The user data of the stop poll's completion; entries use their index.
 const STOP: u64 = u64::MAX;
+/// The user data of the poll that says a handed-off request has its reply.
+const HANDED_BACK: u64 = u64::MAX - 1;
 
 /// A zeroed, page-aligned buffer the kernel reads and writes.
 struct Buffer {
@@ -65,8 +70,9 @@ impl Buffer {
 
     /// The buffer, while the kernel does not hold it.
     ///
-    /// Safety: only between the completion of this entry's command and its next submission.
-    unsafe fn slice(&mut self) -> &mut [u8] {
+    /// Safety: only between the completion of this entry's command and its next submission,
+    /// and by one thread at a time.
+    unsafe fn slice<'a>(&self) -> &'a mut [u8] {
         std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len())
     }
 }
@@ -88,6 +94,29 @@ struct RingEntry {
     registered: bool,
 }
 
+/// Requests served off the ring thread come back here: their entries, and an eventfd the
+/// ring thread polls. Shared with those threads, so it outlives the last of them.
+struct HandBack {
+    entries: Mutex<Vec<usize>>,
+    wake: OwnedFd,
+}
+
+impl HandBack {
+    fn give_back(&self, i: usize) {
+        self.entries.lock().push(i);
+        let one = 1u64.to_ne_bytes();
+        if unsafe { libc::write(self.wake.as_raw_fd(), one.as_ptr().cast(), 8) } != 8 {
+            error!("waking the ring thread: {}", io::Error::last_os_error());
+        }
+    }
+
+    fn take(&self) -> Vec<usize> {
+        let mut count = [0u8; 8];
+        let _ = unsafe { libc::read(self.wake.as_raw_fd(), count.as_mut_ptr().cast(), 8) };
+        std::mem::take(&mut *self.entries.lock())
+    }
+}
+
 // The iovecs point into the entry's own buffers, which move with it.
 unsafe impl Send for RingEntry {}
 
@@ -97,11 +126,13 @@ pub struct Queue {
     qid: u16,
     ring: IoUring<squeue::Entry128, cqueue::Entry>,
     entries: Vec<RingEntry>,
+    hand_back: Arc<HandBack>,
 }
 
 impl Queue {
     pub fn new(qid: u16, depth: usize, payload_len: usize) -> io::Result<Queue> {
-        let sq = (depth + 1).next_power_of_two() as u32;
+        // One SQE per entry, plus the stop and hand-back polls.
+        let sq = (depth + 2).next_power_of_two() as u32;
         let ring = IoUring::<squeue::Entry128, cqueue::Entry>::builder()
             .setup_cqsize(sq * 2)
             .build(sq)?;
@@ -127,7 +158,20 @@ impl Queue {
                 registered: false,
             });
         }
-        Ok(Queue { qid, ring, entries })
+        let wake = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+        if wake < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let hand_back = Arc::new(HandBack {
+            entries: Mutex::new(Vec::new()),
+            wake: unsafe { OwnedFd::from_raw_fd(wake) },
+        });
+        Ok(Queue {
+            qid,
+            ring,
+            entries,
+            hand_back,
+        })
     }
 
     /// `fuse_uring_cmd_req` in the SQE's 80-byte command area.
@@ -154,8 +198,16 @@ impl Queue {
             .user_data(i as u64)
     }
 
+    fn hand_back_poll(&self) -> squeue::Entry128 {
+        let fd = self.hand_back.wake.as_raw_fd();
+        let poll = opcode::PollAdd::new(types::Fd(fd), libc::POLLIN as u32)
+            .build()
+            .user_data(HANDED_BACK);
+        squeue::Entry128::from(poll)
+    }
+
     fn push(&mut self, sqe: squeue::Entry128) -> io::Result<()> {
-        // One SQE per entry at most, plus the stop poll: the queue cannot be full.
+        // One SQE per entry at most, plus two polls: the queue cannot be full.
         unsafe { self.ring.submission().push(&sqe) }
             .map_err(|_| io::Error::other("submission queue full"))
     }
@@ -175,6 +227,7 @@ impl Queue {
             .build()
             .user_data(STOP);
         self.push(squeue::Entry128::from(poll))?;
+        self.push(self.hand_back_poll())?;
         let mut waiting: Vec<usize> = (0..self.entries.len()).collect();
         let mut ready = Vec::new();
         for _attempt in 0..500 {
@@ -188,7 +241,7 @@ impl Queue {
             for (data, res) in self.completions() {
                 match res {
                     r if r == -libc::EAGAIN || r == -libc::EINTR => waiting.push(data as usize),
-                    r if r < 0 && data != STOP => {
+                    r if r < 0 && data < STOP - 1 => {
                         return Err(io::Error::from_raw_os_error(-r));
                     }
                     _ => ready.push((data, res)),
@@ -211,7 +264,7 @@ impl Queue {
         mut self,
         fuse: RawFd,
         stop: RawFd,
-        dispatcher: &Dispatcher,
+        dispatcher: &Arc<Dispatcher>,
         started: Sender<io::Result<()>>,
     ) {
         pin_to_cpu(self.qid as usize);
@@ -234,15 +287,22 @@ impl Queue {
                     self.leak_if_registered();
                     return;
                 }
+                if data == HANDED_BACK {
+                    for i in self.hand_back.take() {
+                        let sqe = self.commit_sqe(fuse, i);
+                        self.push_logged(sqe);
+                    }
+                    let poll = self.hand_back_poll();
+                    self.push_logged(poll);
+                    continue;
+                }
                 let i = data as usize;
                 if i >= self.entries.len() {
                     continue;
                 }
                 let next = match res {
-                    0 => {
-                        self.answer(i, dispatcher);
-                        Some(self.commit_sqe(fuse, i))
-                    }
+                    0 if self.answer(i, dispatcher) => Some(self.commit_sqe(fuse, i)),
+                    0 => None,
                     r if r == -libc::EAGAIN || r == -libc::EINTR => {
                         // Resend whatever was refused for now.
                         if self.entries[i].commit_id == 0 {
@@ -266,9 +326,7 @@ impl Queue {
                     }
                 };
                 if let Some(sqe) = next {
-                    if let Err(e) = self.push(sqe) {
-                        error!(qid = self.qid, "ring: {e}");
-                    }
+                    self.push_logged(sqe);
                 }
             }
             if live == 0 {
@@ -288,32 +346,46 @@ impl Queue {
         }
     }
 
-    /// Serves the request entry `i` holds and writes its reply into the entry.
-    fn answer(&mut self, i: usize, dispatcher: &Dispatcher) {
+    fn push_logged(&mut self, sqe: squeue::Entry128) {
+        if let Err(e) = self.push(sqe) {
+            error!(qid = self.qid, "ring: {e}");
+        }
+    }
+
+    /// Serves the request entry `i` holds and writes its reply into the entry; true when
+    /// the reply is ready. A request that may wait for other kernel requests is served on a
+    /// thread of its own instead (false), and handed back through `hand_back`: this thread
+    /// is the only one serving its CPU's queue, where those requests may be waiting.
+    fn answer(&mut self, i: usize, dispatcher: &Arc<Dispatcher>) -> bool {
         let entry = &mut self.entries[i];
         // Safety: the command completed with a request, so the kernel is done with the
         // buffers until the COMMIT_AND_FETCH this reply goes out with.
-        let header = unsafe { entry.header.slice() };
-        let payload = unsafe { entry.payload.slice() };
-        let commit_id = read_u64(header, ENT_COMMIT_ID);
-        let payload_len = read_u32(header, ENT_PAYLOAD_SZ) as usize;
-        entry.commit_id = commit_id;
-        let Some(h) = InHeader::parse(&header[..IN_HEADER_LEN]) else {
-            return;
-        };
-        // The op's struct is whatever of the request is in neither header nor payload.
-        let arg_len = (h.len as usize)
-            .saturating_sub(IN_HEADER_LEN + payload_len)
-            .min(OP_IN_LEN);
-        let arg = &header[OP_IN..OP_IN + arg_len];
-        let answer = dispatcher.serve(&h, arg, payload, payload_len);
-        // fuse_out_header: len, error, unique; then the body's length for the kernel.
-        let len = (16 + answer.len) as u32;
-        header[0..4].copy_from_slice(&len.to_ne_bytes());
-        header[4..8].copy_from_slice(&answer.error.to_ne_bytes());
-        header[8..16].copy_from_slice(&h.unique.to_ne_bytes());
-        header[ENT_PAYLOAD_SZ..ENT_PAYLOAD_SZ + 4]
-            .copy_from_slice(&(answer.len as u32).to_ne_bytes());
+        let (header, payload) = unsafe { (entry.header.slice(), entry.payload.slice()) };
+        entry.commit_id = read_u64(header, ENT_COMMIT_ID);
+        let slow = InHeader::parse(&header[..IN_HEADER_LEN])
+            .is_some_and(|h| Dispatcher::may_wait_for_kernel(&h, &header[OP_IN..]));
+        if !slow {
+            serve_entry(header, payload, dispatcher);
+            return true;
+        }
+        let (shared, hand_back) = (dispatcher.clone(), self.hand_back.clone());
+        let buffers = HeldBuffers { header, payload };
+        let spawned = std::thread::Builder::new()
+            .name("memfs-ring-wait".into())
+            .spawn(move || {
+                let HeldBuffers { header, payload } = buffers;
+                serve_entry(header, payload, &shared);
+                hand_back.give_back(i);
+            });
+        match spawned {
+            Ok(_) => false,
+            Err(e) => {
+                warn!("no thread for a request that may wait: {e}; serving it here");
+                let (header, payload) = unsafe { (entry.header.slice(), entry.payload.slice()) };
+                serve_entry(header, payload, dispatcher);
+                true
+            }
+        }
     }
 
     /// Leaves the buffers of entries the kernel may still hold allocated for good: the
@@ -325,6 +397,32 @@ impl Queue {
             }
         }
     }
+}
+
+/// An entry's buffers, lent to the thread serving its request off the ring.
+struct HeldBuffers {
+    header: &'static mut [u8],
+    payload: &'static mut [u8],
+}
+
+/// Serves the request in an entry's buffers and writes the reply back into them.
+fn serve_entry(header: &mut [u8], payload: &mut [u8], dispatcher: &Dispatcher) {
+    let payload_len = read_u32(header, ENT_PAYLOAD_SZ) as usize;
+    let Some(h) = InHeader::parse(&header[..IN_HEADER_LEN]) else {
+        return;
+    };
+    // The op's struct is whatever of the request is in neither header nor payload.
+    let arg_len = (h.len as usize)
+        .saturating_sub(IN_HEADER_LEN + payload_len)
+        .min(OP_IN_LEN);
+    let arg = &header[OP_IN..OP_IN + arg_len];
+    let answer = dispatcher.serve(&h, arg, payload, payload_len);
+    // fuse_out_header: len, error, unique; then the body's length for the kernel.
+    let len = (16 + answer.len) as u32;
+    header[0..4].copy_from_slice(&len.to_ne_bytes());
+    header[4..8].copy_from_slice(&answer.error.to_ne_bytes());
+    header[8..16].copy_from_slice(&h.unique.to_ne_bytes());
+    header[ENT_PAYLOAD_SZ..ENT_PAYLOAD_SZ + 4].copy_from_slice(&(answer.len as u32).to_ne_bytes());
 }
 
 fn read_u64(b: &[u8], at: usize) -> u64 {
