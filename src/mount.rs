@@ -48,18 +48,39 @@ pub struct MountConfig {
 /// What carries FUSE requests: reads and writes on /dev/fuse, or io_uring queues.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Transport {
+    /// io_uring where the kernel offers it (they cut untar and clone times; README "FUSE
+    /// over io_uring"), else /dev/fuse.
     #[default]
+    Auto,
     DevFuse,
     IoUring,
 }
 
 impl Transport {
-    /// The name `.memfs/stats.json` and the trace give it.
+    /// The name `.memfs/stats.json` and the trace give it (`Auto` is resolved at mount).
     pub fn name(self) -> &'static str {
         match self {
-            Transport::DevFuse => "dev-fuse",
+            Transport::DevFuse | Transport::Auto => "dev-fuse",
             Transport::IoUring => "io-uring",
         }
+    }
+}
+
+/// The ring queues for `transport`, made before the mount; `Auto` falls back to /dev/fuse
+/// when the kernel does not offer rings or they cannot be made.
+fn prepare_rings(transport: Transport, max_write: u32) -> Result<Option<uring::Rings>> {
+    let payload = uring::payload_len(max_write);
+    match transport {
+        Transport::DevFuse => Ok(None),
+        Transport::IoUring => Ok(Some(uring::Rings::prepare(payload)?)),
+        Transport::Auto if uring::check_available().is_err() => Ok(None),
+        Transport::Auto => match uring::Rings::prepare(payload) {
+            Ok(rings) => Ok(Some(rings)),
+            Err(e) => {
+                warn!("serving over /dev/fuse: {e:#}");
+                Ok(None)
+            }
+        },
     }
 }
 
@@ -70,11 +91,11 @@ pub fn check_mountpoint(path: &Path, force: bool) -> Result<PathBuf> {
     match std::fs::metadata(path) {
         Ok(m) if !m.is_dir() => bail!("mount point {shown} is not a directory"),
         Ok(_) => {}
-        Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) && force => {
+        Err(e) if is_dead_server(&e) && force => {
             detach_stale(path)?;
             return check_mountpoint(path, false);
         }
-        Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => bail!(
+        Err(e) if is_dead_server(&e) => bail!(
             "mount point {shown} is a stale FUSE mount left by a server that died; \
              clear it with `umount -l {shown}`, or mount again with --force"
         ),
@@ -99,6 +120,12 @@ pub fn check_mountpoint(path: &Path, force: bool) -> Result<PathBuf> {
     }
     check_fuse_device()?;
     Ok(canonical)
+}
+
+/// Whether `e` is what a FUSE mount whose server died answers: ENOTCONN, or ECONNABORTED
+/// for a request caught while a dead server's io_uring queues are being torn down.
+fn is_dead_server(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOTCONN | libc::ECONNABORTED))
 }
 
 /// Fails with a hint when /dev/fuse is missing or cannot be opened.
@@ -179,6 +206,16 @@ pub fn run(config: MountConfig) -> Result<()> {
             .open(path)
             .with_context(|| format!("stats file {}", path.display()))?;
     }
+    // Everything about the rings that can fail is done before the mount (see uring); from
+    // here on `config.transport` is the one that serves (never `Auto`).
+    let rings = prepare_rings(config.transport, config.kernel.max_write)?;
+    let config = MountConfig {
+        transport: match rings {
+            Some(_) => Transport::IoUring,
+            None => Transport::DevFuse,
+        },
+        ..config
+    };
     let fs = Arc::new(Fs::new(FsConfig {
         uid: unsafe { libc::geteuid() },
         gid: unsafe { libc::getegid() },
@@ -211,13 +248,6 @@ pub fn run(config: MountConfig) -> Result<()> {
     };
     let router = Arc::new(Router::new(fs.clone()));
     router.control().set_transport(config.transport.name());
-    // Everything about the rings that can fail is done before the mount (see uring).
-    let rings = match config.transport {
-        Transport::IoUring => Some(uring::Rings::prepare(uring::payload_len(
-            config.kernel.max_write,
-        ))?),
-        Transport::DevFuse => None,
-    };
     let mut adapter = MemFuse::new(router.clone(), config.kernel.clone(), tracer.clone());
     if rings.is_some() {
         adapter = adapter.with_io_uring();

@@ -27,11 +27,7 @@ fn rings_available() -> bool {
 
 /// A mount on rings, whatever transport the suite runs on.
 fn ring_mount() -> Mount {
-    if transport_args().is_empty() {
-        Mount::with_args(&["--io-uring"])
-    } else {
-        Mount::new()
-    }
+    Mount::with_args(&["--io-uring"])
 }
 
 fn transport(mount: &Path) -> String {
@@ -137,4 +133,12 @@ fn many_mounts_in_parallel_all_register_and_unmount() {
     for t in threads {
         t.join().expect("a mount failed");
     }
+}
+
+#[test]
+fn dev_fuse_forces_the_classic_transport() {
+    let m = Mount::with_args(&["--dev-fuse"]);
+    assert_eq!(transport(m.path()), "dev-fuse");
+    std::fs::write(m.join("a"), b"served on /dev/fuse").unwrap();
+    assert_eq!(std::fs::read(m.join("a")).unwrap(), b"served on /dev/fuse");
 }
