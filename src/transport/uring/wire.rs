@@ -290,7 +290,7 @@ impl<'a> Out<'a> {
             return false;
         }
         self.u64(e.ino);
-        self.u64(e.offset as u64);
+        self.u64(e.offset);
         self.u32(e.name.len() as u32);
         self.u32(dirent_type(e.kind));
         self.bytes(&e.name);
