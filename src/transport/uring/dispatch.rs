@@ -38,7 +38,7 @@ pub struct Answer {
 }
 
 impl Answer {
-    fn errno(e: Errno) -> Answer {
+    pub fn errno(e: Errno) -> Answer {
         Answer {
             error: -e.0,
             len: 0,
@@ -545,5 +545,137 @@ impl DirPlusSink for Listing<'_, '_> {
         }
         self.0.entry_of(attr, ttl, rq::GENERATION);
         !self.0.dirent(e, 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::fs::{Fs, FsConfig, ROOT_INO};
+    use crate::request::KernelOptions;
+    use crate::router::Router;
+
+    fn dispatcher(allow_other: bool) -> Dispatcher {
+        let core = Router::new(Arc::new(Fs::new(FsConfig::default())));
+        let server = Server::new(Arc::new(core), KernelOptions::default(), None);
+        let access = Access {
+            owner_uid: 0,
+            allow_other,
+        };
+        Dispatcher::new(server, access)
+    }
+
+    fn header(opcode: u32, nodeid: u64, uid: u32, arg_len: usize, payload_len: usize) -> InHeader {
+        InHeader {
+            len: (wire::IN_HEADER_LEN + arg_len + payload_len) as u32,
+            opcode,
+            unique: 2,
+            nodeid,
+            uid,
+            gid: 0,
+            pid: 1,
+        }
+    }
+
+    #[test]
+    fn mkdir_lookup_getattr_and_readdir_answer_in_the_kernels_layouts() {
+        let d = dispatcher(false);
+        let mut payload = vec![0u8; 1 << 16];
+        let mkdir_in = [0o755u32.to_ne_bytes(), 0u32.to_ne_bytes()].concat();
+        payload[..4].copy_from_slice(b"dir\0");
+        let h = header(op::MKDIR, ROOT_INO, 0, 8, 4);
+        let made = d.serve(&h, &mkdir_in, &mut payload, 4);
+        assert_eq!(
+            made,
+            Answer {
+                error: 0,
+                len: wire::ENTRY_OUT_LEN
+            }
+        );
+        let ino = u64::from_ne_bytes(payload[..8].try_into().unwrap());
+        assert_ne!(ino, 0);
+
+        payload[..4].copy_from_slice(b"dir\0");
+        let found = d.serve(&header(op::LOOKUP, ROOT_INO, 0, 0, 4), &[], &mut payload, 4);
+        assert_eq!(found.len, wire::ENTRY_OUT_LEN);
+        assert_eq!(u64::from_ne_bytes(payload[..8].try_into().unwrap()), ino);
+
+        payload[..5].copy_from_slice(b"none\0");
+        let missing = d.serve(&header(op::LOOKUP, ROOT_INO, 0, 0, 5), &[], &mut payload, 5);
+        // A negative entry: node id 0, cacheable.
+        assert_eq!(missing.error, 0);
+        assert_eq!(u64::from_ne_bytes(payload[..8].try_into().unwrap()), 0);
+
+        let attr = d.serve(
+            &header(op::GETATTR, ino, 0, 16, 0),
+            &[0; 16],
+            &mut payload,
+            0,
+        );
+        assert_eq!(attr.len, 104, "fuse_attr_out");
+        let mode = u32::from_ne_bytes(payload[16 + 60..16 + 64].try_into().unwrap());
+        assert_eq!(mode, libc::S_IFDIR | 0o755);
+
+        let opened = d.serve(
+            &header(op::OPENDIR, ROOT_INO, 0, 8, 0),
+            &[0; 8],
+            &mut payload,
+            0,
+        );
+        assert_eq!(opened.len, 16, "fuse_open_out");
+        let fh = u64::from_ne_bytes(payload[..8].try_into().unwrap());
+        let read_in = [fh.to_ne_bytes(), 0u64.to_ne_bytes(), 4096u64.to_ne_bytes()].concat();
+        let listed = d.serve(
+            &header(op::READDIR, ROOT_INO, 0, 24, 0),
+            &read_in,
+            &mut payload,
+            0,
+        );
+        assert_eq!(listed.error, 0);
+        let names: Vec<&[u8]> = {
+            let mut names = Vec::new();
+            let mut at = 0;
+            while at < listed.len {
+                let namelen = u32::from_ne_bytes(payload[at + 16..at + 20].try_into().unwrap());
+                names.push(&payload[at + 24..at + 24 + namelen as usize]);
+                at += (24 + namelen as usize + 7) & !7;
+            }
+            names
+        };
+        assert!(names.contains(&&b"dir"[..]), "{names:?}");
+    }
+
+    #[test]
+    fn short_unknown_and_foreign_requests_get_errnos() {
+        let d = dispatcher(false);
+        let mut payload = vec![0u8; 4096];
+        // A GETATTR without its struct.
+        let short = d.serve(
+            &header(op::GETATTR, ROOT_INO, 0, 0, 0),
+            &[],
+            &mut payload,
+            0,
+        );
+        assert_eq!(short.error, -MALFORMED.0);
+        let unknown = d.serve(&header(4000, ROOT_INO, 0, 0, 0), &[], &mut payload, 0);
+        assert_eq!(unknown.error, -libc::ENOSYS);
+        // Another user on a mount without allow_other, as fuser refuses them.
+        let foreign = d.serve(
+            &header(op::GETATTR, ROOT_INO, 1000, 16, 0),
+            &[0; 16],
+            &mut payload,
+            0,
+        );
+        assert_eq!(foreign.error, -libc::EACCES);
+        let open = dispatcher(true);
+        let allowed = open.serve(
+            &header(op::GETATTR, ROOT_INO, 1000, 16, 0),
+            &[0; 16],
+            &mut payload,
+            0,
+        );
+        assert_eq!(allowed.error, 0);
     }
 }

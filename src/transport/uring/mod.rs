@@ -190,7 +190,7 @@ mod tests {
     use super::parse_cpu_list;
 
     #[test]
-    fn cpu_lists_count_up_to_the_highest_cpu() {
+    fn cpu_lists_count_their_cpus() {
         assert_eq!(parse_cpu_list("0"), Some(1));
         assert_eq!(parse_cpu_list("0-1"), Some(2));
         assert_eq!(parse_cpu_list("0-3,6"), Some(5));

@@ -19,7 +19,7 @@ use parking_lot::Mutex;
 use io_uring::{cqueue, opcode, squeue, types, IoUring};
 use tracing::{debug, error, warn};
 
-use super::dispatch::Dispatcher;
+use super::dispatch::{Answer, Dispatcher};
 use super::wire::{InHeader, IN_HEADER_LEN};
 
 /// `fuse_uring_cmd`: the two commands of `IORING_OP_URING_CMD` on /dev/fuse.
@@ -416,7 +416,18 @@ fn serve_entry(header: &mut [u8], payload: &mut [u8], dispatcher: &Dispatcher) {
         .saturating_sub(IN_HEADER_LEN + payload_len)
         .min(OP_IN_LEN);
     let arg = &header[OP_IN..OP_IN + arg_len];
-    let answer = dispatcher.serve(&h, arg, payload, payload_len);
+    // Server::call already turns a handler's panic into EIO; this guards the decoding too,
+    // as a ring thread that died would leave its CPU's requests waiting forever.
+    let answer = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        dispatcher.serve(&h, arg, payload, payload_len)
+    }))
+    .unwrap_or_else(|_| {
+        error!(
+            opcode = h.opcode,
+            "bug: decoding a ring request panicked; answering EIO"
+        );
+        Answer::errno(crate::fs::Errno::EIO)
+    });
     // fuse_out_header: len, error, unique; then the body's length for the kernel.
     let len = (16 + answer.len) as u32;
     header[0..4].copy_from_slice(&len.to_ne_bytes());
