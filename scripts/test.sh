@@ -51,8 +51,32 @@ if ! "$FSX" --version 2>/dev/null | grep -qx "fsx $FSX_VERSION"; then
 fi
 export FSX
 
+# FUSE over io_uring (issue 14): memfs serves over io_uring where the kernel offers it.
+# The kernel's switch is off by default; root turns it on, so the suite runs on rings, and
+# the tests that mount run a second time on /dev/fuse (tests/common reads
+# MEMFS_TEST_TRANSPORT). A kernel without the feature runs the suite on /dev/fuse once.
+enable_rings() {
+    local switch=/sys/module/fuse/parameters/enable_uring
+    if [ -e "$switch" ] && [ "$(cat "$switch")" != Y ] && [ "$(id -u)" -eq 0 ]; then
+        echo 1 >"$switch"
+    fi
+    if [ "$(cat "$switch" 2>/dev/null)" != Y ]; then
+        echo "test.sh: FUSE over io_uring is not offered ($switch missing or off):" \
+            "the suite runs on /dev/fuse only" >&2
+        return 1
+    fi
+}
+dev_fuse_run() {
+    local mounted=(async_commits async_mount bench enospc fsx lifecycle model panic posix security
+        seek_cached smoke stress trace uring versions workloads)
+    MEMFS_TEST_TRANSPORT=dev-fuse cargo test "${mounted[@]/#/--test=}" -- --color never "$@"
+}
+rings=0
+enable_rings && rings=1
+
 cargo build --all-targets --quiet
 cargo test --all-targets -- --color never "$@"
+[ "$rings" -eq 0 ] || dev_fuse_run "$@"
 # The model check of the namespace's locking, with shuttle's locks in place of parking_lot's.
 cargo test --features shuttle --test shuttle_namespace -- --color never
 # Lint: the code stays clippy-clean, warnings counted as errors.

@@ -316,6 +316,14 @@ struct MountArgs {
     /// Share one /dev/fuse descriptor among threads instead of one each.
     #[arg(long)]
     no_clone_fd: bool,
+    /// Serve requests over io_uring queues, one per CPU (Linux 6.14+, with
+    /// /sys/module/fuse/parameters/enable_uring set to 1); fail if the kernel cannot. The
+    /// default uses them when the kernel offers them, else /dev/fuse.
+    #[arg(long, conflicts_with = "dev_fuse")]
+    io_uring: bool,
+    /// Serve requests by reads and writes on /dev/fuse, even where io_uring is offered.
+    #[arg(long)]
+    dev_fuse: bool,
     #[command(flatten)]
     chunking: ChunkArgs,
     /// Versions kept per file; older ones are dropped with the chunks only they held.
@@ -371,6 +379,11 @@ fn run(cli: Cli) -> Result<()> {
                 stats_out: args.stats_out,
                 trace: args.trace,
                 force: args.force,
+                transport: match (args.io_uring, args.dev_fuse) {
+                    (true, _) => mount::Transport::IoUring,
+                    (_, true) => mount::Transport::DevFuse,
+                    _ => mount::Transport::Auto,
+                },
                 kernel: KernelOptions {
                     ttl: std::time::Duration::from_secs_f64(args.ttl),
                     writeback_cache: !args.no_writeback_cache,

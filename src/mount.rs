@@ -19,6 +19,7 @@ use crate::router::Router;
 use crate::store::Chunker;
 use crate::trace::{Header, Tracer};
 use crate::transport::fuser::MemFuse;
+use crate::transport::uring;
 
 #[derive(Clone, Debug)]
 pub struct MountConfig {
@@ -40,6 +41,47 @@ pub struct MountConfig {
     pub trace: Option<PathBuf>,
     /// Clear a stale mount left at the mount point by a memfs that was killed.
     pub force: bool,
+    /// What carries requests between the kernel and memfs.
+    pub transport: Transport,
+}
+
+/// What carries FUSE requests: reads and writes on /dev/fuse, or io_uring queues.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Transport {
+    /// io_uring where the kernel offers it (they cut untar and clone times; README "FUSE
+    /// over io_uring"), else /dev/fuse.
+    #[default]
+    Auto,
+    DevFuse,
+    IoUring,
+}
+
+impl Transport {
+    /// The name `.memfs/stats.json` and the trace give it (`Auto` is resolved at mount).
+    pub fn name(self) -> &'static str {
+        match self {
+            Transport::DevFuse | Transport::Auto => "dev-fuse",
+            Transport::IoUring => "io-uring",
+        }
+    }
+}
+
+/// The ring queues for `transport`, made before the mount; `Auto` falls back to /dev/fuse
+/// when the kernel does not offer rings or they cannot be made.
+fn prepare_rings(transport: Transport, max_write: u32) -> Result<Option<uring::Rings>> {
+    let payload = uring::payload_len(max_write);
+    match transport {
+        Transport::DevFuse => Ok(None),
+        Transport::IoUring => Ok(Some(uring::Rings::prepare(payload)?)),
+        Transport::Auto if uring::check_available().is_err() => Ok(None),
+        Transport::Auto => match uring::Rings::prepare(payload) {
+            Ok(rings) => Ok(Some(rings)),
+            Err(e) => {
+                warn!("serving over /dev/fuse: {e:#}");
+                Ok(None)
+            }
+        },
+    }
 }
 
 /// Checks that `path` can be mounted on, and returns its canonical form. With `force`, a
@@ -49,11 +91,11 @@ pub fn check_mountpoint(path: &Path, force: bool) -> Result<PathBuf> {
     match std::fs::metadata(path) {
         Ok(m) if !m.is_dir() => bail!("mount point {shown} is not a directory"),
         Ok(_) => {}
-        Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) && force => {
+        Err(e) if is_dead_server(&e) && force => {
             detach_stale(path)?;
             return check_mountpoint(path, false);
         }
-        Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => bail!(
+        Err(e) if is_dead_server(&e) => bail!(
             "mount point {shown} is a stale FUSE mount left by a server that died; \
              clear it with `umount -l {shown}`, or mount again with --force"
         ),
@@ -78,6 +120,12 @@ pub fn check_mountpoint(path: &Path, force: bool) -> Result<PathBuf> {
     }
     check_fuse_device()?;
     Ok(canonical)
+}
+
+/// Whether `e` is what a FUSE mount whose server died answers: ENOTCONN, or ECONNABORTED
+/// for a request caught while a dead server's io_uring queues are being torn down.
+fn is_dead_server(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOTCONN | libc::ECONNABORTED))
 }
 
 /// Fails with a hint when /dev/fuse is missing or cannot be opened.
@@ -158,6 +206,16 @@ pub fn run(config: MountConfig) -> Result<()> {
             .open(path)
             .with_context(|| format!("stats file {}", path.display()))?;
     }
+    // Everything about the rings that can fail is done before the mount (see uring); from
+    // here on `config.transport` is the one that serves (never `Auto`).
+    let rings = prepare_rings(config.transport, config.kernel.max_write)?;
+    let config = MountConfig {
+        transport: match rings {
+            Some(_) => Transport::IoUring,
+            None => Transport::DevFuse,
+        },
+        ..config
+    };
     let fs = Arc::new(Fs::new(FsConfig {
         uid: unsafe { libc::geteuid() },
         gid: unsafe { libc::getegid() },
@@ -188,11 +246,12 @@ pub fn run(config: MountConfig) -> Result<()> {
         }
         None => None,
     };
-    let adapter = MemFuse::new(
-        Arc::new(Router::new(fs.clone())),
-        config.kernel.clone(),
-        tracer.clone(),
-    );
+    let router = Arc::new(Router::new(fs.clone()));
+    router.control().set_transport(config.transport.name());
+    let mut adapter = MemFuse::new(router.clone(), config.kernel.clone(), tracer.clone());
+    if rings.is_some() {
+        adapter = adapter.with_io_uring();
+    }
     let notifier = adapter.notifier_slot();
 
     let mut options = fuser::Config::default();
@@ -220,7 +279,15 @@ pub fn run(config: MountConfig) -> Result<()> {
             mount_error(&e)
         )
     })?;
-    notifier.fill(session.notifier(), config.threads.max(1));
+    let rings = match rings {
+        Some(rings) => Some(start_rings(
+            rings, &session, &router, &config, &tracer, &notifier,
+        )?),
+        None => {
+            notifier.fill(session.notifier(), config.threads.max(1));
+            None
+        }
+    };
     let device = find_mount(&mountpoint)?.unwrap_or_default();
     eprintln!(
         "memfs: mounted at {} ({} threads); stop with Ctrl-C or `umount {}`",
@@ -244,6 +311,9 @@ pub fn run(config: MountConfig) -> Result<()> {
     };
 
     let served = session.run();
+    if let Some(rings) = rings {
+        rings.stop();
+    }
     signal_handle.close();
     let _ = watcher.join();
     // Commits handed off by the last closes are installed before anything is reported.
@@ -255,7 +325,7 @@ pub fn run(config: MountConfig) -> Result<()> {
         info!(records = n, stalls = tracer.stalls(), "trace complete");
     }
     if let Some(path) = &config.stats_out {
-        let json = serde_json::to_vec_pretty(&crate::control::stats(&fs))?;
+        let json = serde_json::to_vec_pretty(&router.control().stats())?;
         std::fs::write(path, json)
             .with_context(|| format!("writing stats to {}", path.display()))?;
     }
@@ -267,6 +337,31 @@ pub fn run(config: MountConfig) -> Result<()> {
         "unmounted"
     );
     Ok(())
+}
+
+/// Registers the ring queues on the mounted session and starts serving them. On failure the
+/// session is dropped, which unmounts: nothing is left waiting on queues that never came.
+fn start_rings(
+    rings: uring::Rings,
+    session: &Session<MemFuse>,
+    router: &Arc<Router>,
+    config: &MountConfig,
+    tracer: &Option<Arc<Tracer>>,
+    notifier: &crate::transport::fuser::NotifierSlot,
+) -> Result<uring::Running> {
+    // A write-back's WRITEs are served by the rings while the request that asked for it
+    // waits on a thread of its own (see uring's queue); --threads still bounds how many.
+    notifier.fill(session.notifier(), config.threads.max(1));
+    let server = crate::request::Server::new(router.clone(), config.kernel.clone(), tracer.clone())
+        .with_kernel_cache(Arc::new(notifier.clone()));
+    let access = uring::Access {
+        owner_uid: unsafe { libc::geteuid() },
+        allow_other: config.allow_other,
+    };
+    let dispatcher = Arc::new(uring::Dispatcher::new(server, access));
+    rings
+        .start(session, dispatcher)
+        .context("starting FUSE over io_uring")
 }
 
 /// Parses a `--max-memory` value: bytes with an optional K, M, G or T suffix (powers of

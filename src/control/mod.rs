@@ -58,6 +58,8 @@ pub struct Control {
     nodes: NodeTable,
     handles: DashMap<u64, Arc<OpenFile>>,
     next_fh: AtomicU64,
+    /// What serves the mount (`dev-fuse`, `io-uring`), for stats.json.
+    transport: std::sync::OnceLock<&'static str>,
 }
 
 /// Whether `open(2)` flags allow writing.
@@ -78,7 +80,25 @@ impl Control {
             nodes: NodeTable::new(),
             handles: DashMap::new(),
             next_fh: AtomicU64::new(1),
+            transport: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Names the transport serving the mount, once, for stats.json.
+    pub fn set_transport(&self, name: &'static str) {
+        let _ = self.transport.set(name);
+    }
+
+    /// stats.json: the core's statistics and the transport.
+    pub fn stats(&self) -> Stats {
+        let mut s = stats(&self.fs);
+        s.transport = self
+            .transport
+            .get()
+            .copied()
+            .unwrap_or_default()
+            .to_string();
+        s
     }
 
     /// Every inode number at or above this is a control node; real inodes lie below.
@@ -155,7 +175,7 @@ impl Control {
             return Err(Errno::EROFS);
         }
         let file = match self.node(ino)? {
-            Node::Stats => OpenFile::Bytes(json(&stats(&self.fs))?),
+            Node::Stats => OpenFile::Bytes(json(&self.stats())?),
             Node::Fsck => OpenFile::Bytes(json(&self.fs.verify_store())?),
             Node::Version(file, n) => OpenFile::Version(
                 self.fs

@@ -29,6 +29,8 @@ use crate::trace::Tracer;
 pub struct MemFuse {
     server: Server,
     notifier: NotifierSlot,
+    /// Ask the kernel for FUSE over io_uring at INIT (the ring transport serves then).
+    io_uring: bool,
 }
 
 impl MemFuse {
@@ -39,6 +41,16 @@ impl MemFuse {
             server: Server::new(core, options, tracer)
                 .with_kernel_cache(Arc::new(notifier.clone())),
             notifier,
+            io_uring: false,
+        }
+    }
+
+    /// This adapter, negotiating `FUSE_OVER_IO_URING` at INIT and failing the mount when the
+    /// kernel does not offer it.
+    pub fn with_io_uring(self) -> Self {
+        MemFuse {
+            io_uring: true,
+            ..self
         }
     }
 
@@ -276,6 +288,17 @@ impl Filesystem for MemFuse {
         }
         if let Err(max) = config.set_max_write(options.max_write) {
             let _ = config.set_max_write(max);
+        }
+        if self.io_uring
+            && config
+                .add_capabilities(InitFlags::FUSE_OVER_IO_URING)
+                .is_err()
+        {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::Unsupported,
+                "the kernel does not offer FUSE over io_uring at INIT \
+                 (is /sys/module/fuse/parameters/enable_uring 1?)",
+            ));
         }
         Ok(())
     }

@@ -2,5 +2,7 @@
 //! back. Each decodes requests in its own format and calls the same handlers.
 //!
 //! - [`fuser`]: `/dev/fuse` through the `fuser` crate.
+//! - [`uring`]: FUSE over io_uring, after an INIT negotiated by the fuser transport.
 
 pub mod fuser;
+pub mod uring;

@@ -9,6 +9,40 @@ use std::time::{Duration, Instant};
 
 pub const MEMFS: &str = env!("CARGO_BIN_EXE_memfs");
 
+/// `memfs mount` arguments choosing the transport the suite runs on:
+/// `MEMFS_TEST_TRANSPORT=io-uring` or `dev-fuse` forces one; unset, memfs's default (rings
+/// where the kernel offers them). scripts/test.sh runs the mounted tests on both.
+pub fn transport_args() -> &'static [&'static str] {
+    match std::env::var("MEMFS_TEST_TRANSPORT").as_deref() {
+        Ok("io-uring") => &["--io-uring"],
+        Ok("dev-fuse") => &["--dev-fuse"],
+        Err(_) => &[],
+        Ok(other) => panic!("MEMFS_TEST_TRANSPORT={other}: expected io-uring or dev-fuse"),
+    }
+}
+
+/// Whether a test's own mount arguments choose the transport (they win over the suite's).
+fn chooses_transport(args: &[&str]) -> bool {
+    args.iter()
+        .any(|a| *a == "--io-uring" || *a == "--dev-fuse")
+}
+
+/// Whether the kernel offers FUSE over io_uring (its switch is on).
+pub fn rings_offered() -> bool {
+    std::fs::read_to_string("/sys/module/fuse/parameters/enable_uring")
+        .is_ok_and(|v| v.trim() == "Y")
+}
+
+/// The transport name `.memfs/stats.json` should report for mounts made by [`Mount`].
+pub fn transport_name() -> &'static str {
+    match transport_args() {
+        ["--io-uring"] => "io-uring",
+        ["--dev-fuse"] => "dev-fuse",
+        _ if rings_offered() => "io-uring",
+        _ => "dev-fuse",
+    }
+}
+
 /// A mounted memfs; dropping it unmounts and reaps the server.
 pub struct Mount {
     pub dir: tempfile::TempDir,
@@ -35,6 +69,11 @@ impl Mount {
         let mut child = Command::new(MEMFS)
             .arg("mount")
             .arg(dir.path())
+            .args(if chooses_transport(args) {
+                &[]
+            } else {
+                transport_args()
+            })
             .args(args)
             .envs(env.iter().copied())
             .stdin(Stdio::null())
