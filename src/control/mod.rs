@@ -162,7 +162,7 @@ impl Control {
                 let end = start.saturating_add(size as usize).min(b.len());
                 b[start..end].to_vec()
             }
-            OpenFile::Version(reader) => reader.read(offset, size),
+            OpenFile::Version(reader) => reader.read(offset, size)?,
         })
     }
 

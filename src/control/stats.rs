@@ -48,6 +48,9 @@ pub struct Stats {
     /// Old versions dropped to make room for new data.
     #[serde(default)]
     pub versions_dropped_for_space: u64,
+    /// The content store's engine (`--store`): where chunks live and how it is doing.
+    #[serde(default)]
+    pub store: crate::store::StoreReport,
 }
 
 fn log2_bucket(v: u64) -> String {
@@ -94,6 +97,7 @@ pub fn stats(fs: &Fs) -> Stats {
         used_bytes: fs.used_bytes(),
         metadata_bytes: fs.metadata_bytes(),
         versions_dropped_for_space: fs.versions_dropped_for_space(),
+        store: fs.store().report(),
     };
     fs.store().for_each_chunk(&mut |chunk| {
         s.blobs += 1;

@@ -47,7 +47,7 @@ impl Fs {
     pub fn read(&self, fh: u64, offset: u64, size: u32) -> Result<Vec<u8>> {
         let handle = self.handles.get(fh)?;
         let data = handle.inode.data.read();
-        Ok(data.file()?.read(offset, size as usize))
+        data.file()?.read(offset, size as usize)
     }
 
     pub fn write(&self, fh: u64, offset: u64, bytes: &[u8]) -> Result<u32> {
