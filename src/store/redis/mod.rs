@@ -129,6 +129,7 @@ struct Health {
     mounts_swept: AtomicU64,
     references_swept: AtomicU64,
     replica_shortfalls: AtomicU64,
+    replicas_short: AtomicBool,
 }
 
 impl Health {

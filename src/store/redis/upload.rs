@@ -203,17 +203,30 @@ fn send(link: &mut Link, shared: &Shared, batch: &[(ChunkId, Op)]) -> redis::Red
         );
     }
     if shared.replicas > 0 && n_held > 0 {
-        let acked: i64 = link.one(redis::cmd("WAIT").arg(shared.replicas).arg(WAIT_MS))?;
-        if acked < shared.replicas as i64 {
+        // A master left without replicas (after a failover) would make every batch wait
+        // the whole timeout: while short, wait briefly, and say so once.
+        let short = shared.health.replicas_short.load(Ordering::Relaxed);
+        let timeout = if short { WAIT_SHORT_MS } else { WAIT_MS };
+        let acked: i64 = link.one(redis::cmd("WAIT").arg(shared.replicas).arg(timeout))?;
+        let now_short = acked < shared.replicas as i64;
+        if now_short {
+            let h = &shared.health;
+            h.replica_shortfalls.fetch_add(1, Ordering::Relaxed);
+        }
+        if now_short != short {
             shared
                 .health
-                .replica_shortfalls
-                .fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(
-                acked,
-                wanted = shared.replicas,
-                "a batch of chunks reached fewer replicas than asked for"
-            );
+                .replicas_short
+                .store(now_short, Ordering::Relaxed);
+            if now_short {
+                tracing::warn!(
+                    acked,
+                    wanted = shared.replicas,
+                    "writes reach fewer replicas than asked for (a master without replicas?)"
+                );
+            } else {
+                tracing::info!("writes reach their replicas again");
+            }
         }
     }
     if n_released > 0 {
@@ -223,5 +236,7 @@ fn send(link: &mut Link, shared: &Shared, batch: &[(ChunkId, Op)]) -> redis::Red
     Ok(())
 }
 
-/// How long a batch waits for its replicas' acknowledgement.
+/// How long a batch waits for its replicas' acknowledgement: while they keep up, and while
+/// they are known to be short.
 const WAIT_MS: u64 = 2000;
+const WAIT_SHORT_MS: u64 = 20;
