@@ -83,7 +83,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub(super) enum Link {
-    Cluster(redis::cluster::ClusterConnection),
+    Cluster(Box<redis::cluster::ClusterConnection>),
     Single(redis::Connection),
 }
 
@@ -114,7 +114,7 @@ impl Link {
                 .response_timeout(RESPONSE_TIMEOUT)
                 .retries(3)
                 .build()?;
-            return Ok(Link::Cluster(client.get_connection()?));
+            return Ok(Link::Cluster(Box::new(client.get_connection()?)));
         }
         Err(last.unwrap_or_else(|| {
             redis::RedisError::from((redis::ErrorKind::Client, "no server given"))

@@ -635,3 +635,39 @@ impl ContentStore for RedisStore {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_urls_parse_with_their_options() {
+        let c = RedisConfig::parse("redis://a:1,b:2/?lease=2.5&replicas=1", 9).unwrap();
+        assert_eq!(c.nodes, vec!["a:1".to_string(), "b:2".to_string()]);
+        assert_eq!(c.lease, Duration::from_millis(2500));
+        assert_eq!(c.replicas, 1);
+        assert_eq!(c.cache_bytes, 9);
+        let d = RedisConfig::parse("redis://h:7000", 1).unwrap();
+        assert_eq!((d.lease, d.replicas), (DEFAULT_LEASE, 0));
+        for bad in [
+            "http://h:1",
+            "redis://",
+            "redis://host",
+            "redis://h:1?lease=0",
+            "redis://h:1?replicas=x",
+            "redis://h:1?colour=red",
+        ] {
+            assert!(RedisConfig::parse(bad, 1).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn chunk_ids_round_trip_through_their_hex_keys() {
+        let id = ChunkId::of(b"chunk");
+        assert_eq!(link::parse_id(id.to_string().as_bytes()), Some(id));
+        assert_eq!(link::parse_id(b"zz"), None);
+        // Both keys of a chunk share a hash tag, so one script may touch both.
+        let tag = |k: String| k[k.find('{').unwrap()..].to_string();
+        assert_eq!(tag(data_key(&id)), tag(holders_key(&id)));
+    }
+}
