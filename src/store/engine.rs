@@ -139,10 +139,20 @@ pub trait ContentStore: Send + Sync {
             .collect()
     }
 
+    /// Whether chunks live on a server rather than in this process (then `fsync` waits for
+    /// them to be stored).
+    fn is_remote(&self) -> bool {
+        false
+    }
+
     /// Waits until every chunk of `recipe` is stored durably (a remote engine: acknowledged
-    /// by the server). An error when the server is lost: the chunks stay in memory and are
-    /// retried.
-    fn wait_stored(&self, _recipe: &Recipe) -> Result<(), StoreError> {
+    /// by the server). An error once the server has been lost for `patience` during the
+    /// wait: the chunks stay in memory and are retried.
+    fn wait_stored(
+        &self,
+        _recipe: &Recipe,
+        _patience: std::time::Duration,
+    ) -> Result<(), StoreError> {
         Ok(())
     }
 

@@ -33,6 +33,10 @@ use super::version::{CommitCause, Version};
 /// costs less than handing them off.
 pub const INLINE_MAX: u64 = 1 << 20;
 
+/// How long a commit worker waits for a lost store before it installs a version whose
+/// chunks are only in memory (they are still retried).
+const WORKER_STORE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(5);
+
 impl Fs {
     /// Commits a file's uncommitted changes as a new version, if there are any. Returns the
     /// new version's number (reserved, when the commit is handed to a worker). ENOSPC if an
@@ -239,7 +243,7 @@ impl Fs {
             // A version counts complete only once its chunks are stored; a lost store
             // keeps them in memory (and retries), so the version goes in anyway.
             if let Some(recipe) = prepared.as_ref().and_then(|p| p.recipe.as_ref()) {
-                if let Err(e) = self.store.wait_stored(recipe) {
+                if let Err(e) = self.store.wait_stored(recipe, WORKER_STORE_PATIENCE) {
                     tracing::warn!(
                         ino = inode.ino,
                         version = job.number,

@@ -433,8 +433,14 @@ impl ContentStore for RedisStore {
         Ok(ids.iter().filter_map(|id| found.get(id).cloned()).collect())
     }
 
-    fn wait_stored(&self, recipe: &Recipe) -> Result<(), StoreError> {
+    fn is_remote(&self) -> bool {
+        true
+    }
+
+    fn wait_stored(&self, recipe: &Recipe, patience: Duration) -> Result<(), StoreError> {
         let shared = &self.shared;
+        // Time counts only while the store is lost: a slow upload is waited for.
+        let mut lost_for = Duration::ZERO;
         let mut waiting: Vec<ChunkId> = recipe
             .pieces()
             .iter()
@@ -449,15 +455,20 @@ impl ContentStore for RedisStore {
             if waiting.is_empty() {
                 return Ok(());
             }
-            if shared.health.lost.load(Ordering::Acquire) {
+            let lost = shared.health.lost.load(Ordering::Acquire);
+            if lost && lost_for >= patience {
                 let why = shared.health.last_error.lock().clone().unwrap_or_default();
                 return Err(StoreError::Unavailable(why));
             }
+            let started = Instant::now();
             let mut generation = shared.stored.0.lock();
             shared
                 .stored
                 .1
                 .wait_for(&mut generation, Duration::from_millis(50));
+            if lost {
+                lost_for += started.elapsed();
+            }
         }
     }
 
