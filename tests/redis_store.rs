@@ -255,3 +255,35 @@ fn an_unreachable_store_fails_the_mount_with_one_line() {
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(err.contains("cannot use the store"), "{err}");
 }
+
+#[test]
+fn a_mount_stalled_past_its_lease_takes_it_again_and_never_reads_wrong_bytes() {
+    let cluster = Cluster::start(3, 0);
+    let a = mount_on(&cluster, "?lease=1", "1");
+    let old = noise(7, 2 * MIB);
+    std::fs::write(a.join("old"), &old).unwrap();
+    wait_stored(&a);
+    // Stop A for longer than its lease: B takes it for dead and sweeps its chunks.
+    let pid = a.pid() as i32;
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    let b = mount_on(&cluster, "?lease=1", "1");
+    let swept = std::panic::catch_unwind(|| {
+        wait_for(Duration::from_secs(15), || cluster.count_keys("memfs:c:*") == 0)
+    });
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+    swept.expect("B swept the stalled mount's chunks");
+    // A notices, takes a new lease and claims what it still references.
+    wait_for(Duration::from_secs(10), || cluster.count_keys("memfs:l:*") == 2);
+    drop_cached_pages(&a.join("old"));
+    let err = std::fs::read(a.join("old")).expect_err("swept chunks are gone");
+    assert_eq!(err.raw_os_error(), Some(libc::EIO));
+    // New data is stored and held again; B's next sweep leaves it alone.
+    let new = noise(8, 2 * MIB);
+    std::fs::write(a.join("new"), &new).unwrap();
+    wait_stored(&a);
+    std::thread::sleep(Duration::from_millis(1500));
+    drop_cached_pages(&a.join("new"));
+    assert!(std::fs::read(a.join("new")).unwrap() == new);
+    assert!(fsck(&a)["problems"].to_string().contains("not on the store"));
+    drop(b);
+}
