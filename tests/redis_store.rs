@@ -268,12 +268,16 @@ fn a_mount_stalled_past_its_lease_takes_it_again_and_never_reads_wrong_bytes() {
     unsafe { libc::kill(pid, libc::SIGSTOP) };
     let b = mount_on(&cluster, "?lease=1", "1");
     let swept = std::panic::catch_unwind(|| {
-        wait_for(Duration::from_secs(15), || cluster.count_keys("memfs:c:*") == 0)
+        wait_for(Duration::from_secs(15), || {
+            cluster.count_keys("memfs:c:*") == 0
+        })
     });
     unsafe { libc::kill(pid, libc::SIGCONT) };
     swept.expect("B swept the stalled mount's chunks");
     // A notices, takes a new lease and claims what it still references.
-    wait_for(Duration::from_secs(10), || cluster.count_keys("memfs:l:*") == 2);
+    wait_for(Duration::from_secs(10), || {
+        cluster.count_keys("memfs:l:*") == 2
+    });
     drop_cached_pages(&a.join("old"));
     let err = std::fs::read(a.join("old")).expect_err("swept chunks are gone");
     assert_eq!(err.raw_os_error(), Some(libc::EIO));
@@ -284,6 +288,8 @@ fn a_mount_stalled_past_its_lease_takes_it_again_and_never_reads_wrong_bytes() {
     std::thread::sleep(Duration::from_millis(1500));
     drop_cached_pages(&a.join("new"));
     assert!(std::fs::read(a.join("new")).unwrap() == new);
-    assert!(fsck(&a)["problems"].to_string().contains("not on the store"));
+    assert!(fsck(&a)["problems"]
+        .to_string()
+        .contains("not on the store"));
     drop(b);
 }

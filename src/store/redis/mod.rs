@@ -37,7 +37,7 @@ use super::chunk::{Chunk, ChunkId, ChunkRef};
 use super::engine::{ChunkInfo, ContentStore, Put, StoreError, StoreReport, StoreStats};
 use super::recipe::{PieceData, Recipe};
 use link::{data_key, holders_key, Link};
-use upload::{Op, Outbox};
+use upload::{Op, Outboxes};
 
 /// What `--store redis://...` asks for.
 #[derive(Clone, Debug, PartialEq)]
@@ -52,6 +52,9 @@ pub struct RedisConfig {
     /// as stored; 0 to not wait.
     pub replicas: u32,
 }
+
+/// Uploader threads, each with its own connection: more round trips in flight at once.
+const UPLOADERS: usize = 3;
 
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
 pub const DEFAULT_CACHE_BYTES: u64 = 256 << 20;
@@ -158,7 +161,7 @@ struct Shared {
     unsaved: DashMap<ChunkId, Bytes>,
     unsaved_bytes: AtomicU64,
     cache: quick_cache::sync::Cache<ChunkId, Bytes, ByLen>,
-    outbox: Outbox,
+    outbox: Outboxes,
     /// Counts the uploader's finished batches, to wait on.
     stored: (Mutex<u64>, Condvar),
     health: Health,
@@ -203,7 +206,10 @@ impl RedisStore {
             format!("cannot use the store at {}: {e}", config.nodes.join(","))
         };
         let mut link = Link::connect(&config.nodes).map_err(fail)?;
-        let uploader_link = Link::connect(&config.nodes).map_err(fail)?;
+        let uploader_links = (0..UPLOADERS)
+            .map(|_| Link::connect(&config.nodes))
+            .collect::<redis::RedisResult<Vec<Link>>>()
+            .map_err(fail)?;
         let shared = Arc::new(Shared {
             nodes: config.nodes.clone(),
             mount: mount_id(),
@@ -216,7 +222,7 @@ impl RedisStore {
                 config.cache_bytes.max(1),
                 ByLen,
             ),
-            outbox: Outbox::default(),
+            outbox: Outboxes::new(UPLOADERS),
             stored: (Mutex::new(0), Condvar::new()),
             health: Health::default(),
             stopping: AtomicBool::new(false),
@@ -240,19 +246,19 @@ impl RedisStore {
                 .spawn(f)
                 .map_err(|e| format!("cannot start the store's {name} thread: {e}"))
         };
-        let up = {
+        let mut threads = Vec::new();
+        for (shard, link) in uploader_links.into_iter().enumerate() {
             let shared = shared.clone();
-            spawn(
-                "memfs-upload",
-                Box::new(move || upload::run(shared, uploader_link)),
-            )?
-        };
+            let run = Box::new(move || upload::run(shared, shard, link));
+            threads.push(spawn(&format!("memfs-upload-{shard}"), run)?);
+        }
         let renew = {
             let shared = shared.clone();
             let weak = Arc::downgrade(&store);
             spawn("memfs-lease", Box::new(move || lease::run(shared, weak)))?
         };
-        store.threads.lock().extend([up, renew]);
+        threads.push(renew);
+        store.threads.lock().extend(threads);
         tracing::info!(
             mount = %shared.mount,
             nodes = %config.nodes.join(","),

@@ -40,6 +40,32 @@ pub(super) enum Op {
     Claim,
 }
 
+/// One outbox per uploader thread. A chunk always goes through the same one (by its id),
+/// so the changes of one chunk are sent in the order they were made, while different
+/// chunks go out over several connections at once.
+pub(super) struct Outboxes(Vec<Outbox>);
+
+impl Outboxes {
+    pub(super) fn new(n: usize) -> Outboxes {
+        Outboxes((0..n.max(1)).map(|_| Outbox::default()).collect())
+    }
+
+    /// Queues a change; it replaces a change of the same chunk not sent yet.
+    pub(super) fn push(&self, id: ChunkId, op: Op) {
+        let shard = id.as_bytes()[0] as usize % self.0.len();
+        self.0[shard].push(id, op);
+    }
+
+    /// Changes not sent yet, in all of them.
+    pub(super) fn len(&self) -> usize {
+        self.0.iter().map(Outbox::len).sum()
+    }
+
+    pub(super) fn wake(&self) {
+        self.0.iter().for_each(Outbox::wake);
+    }
+}
+
 #[derive(Default)]
 pub(super) struct Outbox {
     ops: Mutex<HashMap<ChunkId, Op>>,
@@ -47,17 +73,16 @@ pub(super) struct Outbox {
 }
 
 impl Outbox {
-    /// Queues a change; it replaces a change of the same chunk not sent yet.
-    pub(super) fn push(&self, id: ChunkId, op: Op) {
+    fn push(&self, id: ChunkId, op: Op) {
         self.ops.lock().insert(id, op);
         self.ready.notify_one();
     }
 
-    pub(super) fn len(&self) -> usize {
+    fn len(&self) -> usize {
         self.ops.lock().len()
     }
 
-    pub(super) fn wake(&self) {
+    fn wake(&self) {
         self.ready.notify_all();
     }
 
@@ -91,12 +116,12 @@ impl Outbox {
     }
 }
 
-/// The uploader thread: sends batches until the store stops and the outbox is empty (or,
-/// when stopping with the servers lost, until it is told to give up).
-pub(super) fn run(shared: Arc<Shared>, first: Link) {
+/// An uploader thread: sends batches from outbox `shard` until the store stops and the
+/// outbox is empty (or, when stopping with the servers lost, until it is told to give up).
+pub(super) fn run(shared: Arc<Shared>, shard: usize, first: Link) {
     let mut link = Some(first);
     loop {
-        let batch = shared.outbox.take(Duration::from_millis(100));
+        let batch = shared.outbox.0[shard].take(Duration::from_millis(100));
         if batch.is_empty() {
             if shared.stopping.load(Ordering::Acquire) {
                 return;
