@@ -121,6 +121,10 @@ impl Outbox {
 pub(super) fn run(shared: Arc<Shared>, shard: usize, first: Link) {
     let mut link = Some(first);
     loop {
+        if shared.giving_up.load(Ordering::Acquire) {
+            // Unmount with the servers lost: what is left cannot be sent.
+            return;
+        }
         let batch = shared.outbox.0[shard].take(Duration::from_millis(100));
         if batch.is_empty() {
             if shared.stopping.load(Ordering::Acquire) {
