@@ -88,6 +88,20 @@ fn two_mounts_writing_the_same_64_mib_store_it_once() {
         "each chunk stored once"
     );
     assert!(fsck(&b)["ok"].as_bool().unwrap(), "{}", fsck(&b));
+    let shown = Command::new(MEMFS)
+        .arg("stats")
+        .arg(a.path())
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&shown.stdout);
+    assert!(
+        shown.contains("store                        redis 127.0.0.1:"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains(&format!("store chunks (this mount)    {chunks}")),
+        "{shown}"
+    );
     // A's unmount hands back its references; B still holds every chunk.
     assert!(a.unmount().success());
     assert_eq!(cluster.count_keys("memfs:c:*"), chunks as usize);
