@@ -57,12 +57,24 @@ fn spawn_tied(mut cmd: Command) -> Child {
         .expect("spawn redis-server")
 }
 
-/// A port that is free, with its cluster bus port (+10000) free too.
+/// A port that is free, with its cluster bus port (+10000) free too. Both are below the
+/// kernel's ephemeral range (32768 up), so no outgoing connection takes one between this
+/// check and the server's bind; a counter keeps this process's clusters apart.
 fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 10000;
+    const SPAN: u32 = 12000;
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        std::process::id().wrapping_mul(7919) % SPAN,
+        Ordering::Relaxed,
+        Ordering::Relaxed,
+    );
     loop {
-        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let port = l.local_addr().expect("addr").port();
-        if port < 55000 && TcpListener::bind(("127.0.0.1", port + 10000)).is_ok() {
+        let port = (FIRST + NEXT.fetch_add(1, Ordering::Relaxed) % SPAN) as u16;
+        let free = |p: u16| TcpListener::bind(("127.0.0.1", p)).is_ok();
+        if free(port) && free(port + 10000) {
             return port;
         }
     }
