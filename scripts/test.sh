@@ -4,6 +4,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Debian's redis-server package starts a server on port 6379 at install; the tests start
+# their own on free ports, so the distribution's is stopped and kept from starting again.
+stop_distribution_redis() {
+    if [ "$(id -u)" -eq 0 ] && [ -e /etc/init.d/redis-server ]; then
+        service redis-server stop >/dev/null 2>&1 || true
+        if command -v systemctl >/dev/null; then
+            systemctl disable --now redis-server >/dev/null 2>&1 || true
+        fi
+    fi
+}
+
 need=()
 command -v git >/dev/null || need+=(git)
 command -v cc >/dev/null || need+=(build-essential)
@@ -12,6 +23,9 @@ command -v fusermount3 >/dev/null || need+=(fuse3)
 command -v python3 >/dev/null || need+=(python3) # tests/versions.rs writes files with it
 command -v stress-ng >/dev/null || need+=(stress-ng) # tests/seek_cached.rs runs its seek stressor
 [ -x /usr/bin/time ] || need+=(time)                # tests/trace.rs measures peak memory with it
+# tests/redis_store.rs and the --store runs below start their own Redis Cluster.
+command -v redis-server >/dev/null || need+=(redis-server)
+command -v redis-cli >/dev/null || need+=(redis-tools)
 # tests/bench.rs: bench.py draws its plots with matplotlib, which comes from PyPI into a venv
 # of our own (kept between runs under ~/.cache) that goes first on PATH for the tests.
 VENV="${XDG_CACHE_HOME:-$HOME/.cache}/memfs/test-venv"
@@ -27,6 +41,7 @@ if [ ${#need[@]} -gt 0 ]; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
+stop_distribution_redis
 if ! "$VENV/bin/python3" -c 'import matplotlib' 2>/dev/null; then
     echo "test.sh: installing matplotlib into $VENV"
     python3 -m venv "$VENV"
@@ -77,6 +92,9 @@ enable_rings && rings=1
 cargo build --all-targets --quiet
 cargo test --all-targets -- --color never "$@"
 [ "$rings" -eq 0 ] || dev_fuse_run "$@"
+# The POSIX and workload tests again with every mount's chunks on a Redis Cluster (one per
+# test binary, started by tests/common/cluster.rs and gone with it).
+MEMFS_TEST_STORE=cluster cargo test --test posix --test workloads -- --color never "$@"
 # The model check of the namespace's locking, with shuttle's locks in place of parking_lot's.
 cargo test --features shuttle --test shuttle_namespace -- --color never
 # Lint: the code stays clippy-clean, warnings counted as errors.

@@ -227,6 +227,7 @@ pub fn stats(mount: &Path, json: bool) -> Result<()> {
     for (k, v) in rows {
         writeln!(out, "{k:<28} {v}")?;
     }
+    write_store_rows(&mut out, &s.store)?;
     writeln!(out, "chunk sizes:")?;
     for (k, v) in &s.chunk_size_histogram {
         writeln!(out, "  {k:>6} B  {v}")?;
@@ -234,6 +235,54 @@ pub fn stats(mount: &Path, json: bool) -> Result<()> {
     writeln!(out, "reference counts:")?;
     for (k, v) in &s.refcount_histogram {
         writeln!(out, "  {k:>6}    {v}")?;
+    }
+    Ok(())
+}
+
+/// The store's rows of `memfs stats` (a remote store's only; the in-memory one is the rest).
+fn write_store_rows(out: &mut impl Write, r: &memfs::store::StoreReport) -> std::io::Result<()> {
+    if r.kind.is_empty() || r.kind == "memory" {
+        return writeln!(out, "{:<28} memory (this process)", "store");
+    }
+    let hits = r.cache_hits as f64 / (r.cache_hits + r.cache_misses).max(1) as f64;
+    let rows: Vec<(&str, String)> = vec![
+        (
+            "store",
+            format!("{} {} ({})", r.kind, r.nodes.join(","), r.state),
+        ),
+        ("store chunks (this mount)", r.chunks.to_string()),
+        ("store bytes (this mount)", human(r.bytes)),
+        (
+            "not yet stored",
+            format!("{} chunks, {}", r.unsaved_chunks, human(r.unsaved_bytes)),
+        ),
+        (
+            "cache",
+            format!("{} of {}", human(r.cache_bytes), human(r.cache_capacity)),
+        ),
+        (
+            "cache hits / misses",
+            format!(
+                "{} / {} ({:.1}% hits)",
+                r.cache_hits,
+                r.cache_misses,
+                hits * 100.0
+            ),
+        ),
+        ("bytes sent", human(r.bytes_sent)),
+        ("bytes received", human(r.bytes_received)),
+        ("store errors", r.errors.to_string()),
+        ("lease", format!("{} s", r.lease_seconds)),
+        (
+            "dead mounts swept",
+            format!("{} ({} references)", r.mounts_swept, r.references_swept),
+        ),
+    ];
+    for (k, v) in rows {
+        writeln!(out, "{k:<28} {v}")?;
+    }
+    if let Some(e) = &r.last_error {
+        writeln!(out, "{:<28} {e}", "last store error")?;
     }
     Ok(())
 }

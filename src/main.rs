@@ -335,6 +335,14 @@ struct MountArgs {
     /// shows it as the size.
     #[arg(long, value_name = "SIZE", default_value = "50%", value_parser = mount::parse_max_memory)]
     max_memory: u64,
+    /// Keep chunks on Redis Cluster (or one Redis server) instead of in this process:
+    /// redis://HOST:PORT[,HOST:PORT...][?lease=SECONDS&replicas=N] (README "Beyond one
+    /// machine").
+    #[arg(long, value_name = "URL")]
+    store: Option<String>,
+    /// With --store: the bound on the local cache of recent chunks.
+    #[arg(long, value_name = "SIZE", default_value = "256M", value_parser = mount::parse_max_memory)]
+    cache_memory: u64,
     /// Write the final statistics (JSON) to this file at unmount.
     #[arg(long)]
     stats_out: Option<PathBuf>,
@@ -384,6 +392,12 @@ fn run(cli: Cli) -> Result<()> {
                     (_, true) => mount::Transport::DevFuse,
                     _ => mount::Transport::Auto,
                 },
+                store: args
+                    .store
+                    .as_deref()
+                    .map(|url| memfs::store::redis::RedisConfig::parse(url, args.cache_memory))
+                    .transpose()
+                    .map_err(anyhow::Error::msg)?,
                 kernel: KernelOptions {
                     ttl: std::time::Duration::from_secs_f64(args.ttl),
                     writeback_cache: !args.no_writeback_cache,

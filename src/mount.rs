@@ -43,6 +43,8 @@ pub struct MountConfig {
     pub force: bool,
     /// What carries requests between the kernel and memfs.
     pub transport: Transport,
+    /// Where chunks live (`--store`): `None` for this process's memory.
+    pub store: Option<crate::store::redis::RedisConfig>,
 }
 
 /// What carries FUSE requests: reads and writes on /dev/fuse, or io_uring queues.
@@ -83,6 +85,19 @@ fn prepare_rings(transport: Transport, max_write: u32) -> Result<Option<uring::R
         },
     }
 }
+
+/// The content store `--store` asks for; an error (one line) if its servers do not answer.
+fn open_store(config: &MountConfig) -> Result<Arc<dyn crate::store::ContentStore>> {
+    Ok(match &config.store {
+        None => crate::store::MemoryStore::new(),
+        Some(redis) => {
+            crate::store::redis::RedisStore::connect(redis).map_err(anyhow::Error::msg)?
+        }
+    })
+}
+
+/// How long an unmount waits for chunks the store has not taken yet.
+const STORE_DRAIN_PATIENCE: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Checks that `path` can be mounted on, and returns its canonical form. With `force`, a
 /// stale mount left there by a memfs that was killed is detached first.
@@ -216,15 +231,19 @@ pub fn run(config: MountConfig) -> Result<()> {
         },
         ..config
     };
-    let fs = Arc::new(Fs::new(FsConfig {
-        uid: unsafe { libc::geteuid() },
-        gid: unsafe { libc::getegid() },
-        writes_cached_above: config.kernel.writeback_cache,
-        chunker: config.chunker.clone(),
-        keep_versions: config.keep_versions,
-        capacity: config.max_memory,
-        ..FsConfig::default()
-    }));
+    let store = open_store(&config)?;
+    let fs = Arc::new(Fs::with_store(
+        FsConfig {
+            uid: unsafe { libc::geteuid() },
+            gid: unsafe { libc::getegid() },
+            writes_cached_above: config.kernel.writeback_cache,
+            chunker: config.chunker.clone(),
+            keep_versions: config.keep_versions,
+            capacity: config.max_memory,
+            ..FsConfig::default()
+        },
+        store,
+    ));
     // Big commits are chunked and hashed off the request path, one file per worker.
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
     fs.start_commit_workers(workers)
@@ -329,6 +348,7 @@ pub fn run(config: MountConfig) -> Result<()> {
         std::fs::write(path, json)
             .with_context(|| format!("writing stats to {}", path.display()))?;
     }
+    fs.store().shutdown(STORE_DRAIN_PATIENCE);
     served.with_context(|| format!("serving {}", mountpoint.display()))?;
     info!(
         inodes = fs.inode_count(),

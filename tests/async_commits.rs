@@ -49,7 +49,11 @@ fn version_bytes(fs: &Fs, ino: u64, number: u64) -> Vec<u8> {
     let size = fs.version_stat(ino, number).unwrap().size;
     let mut out = Vec::new();
     while (out.len() as u64) < size {
-        out.extend(reader.read(out.len() as u64, (4 * MIB) as u32));
+        out.extend(
+            reader
+                .read(out.len() as u64, (4 * MIB) as u32)
+                .expect("read"),
+        );
     }
     out
 }

@@ -212,7 +212,7 @@ impl Control {
                 let end = start.saturating_add(size as usize).min(b.len());
                 b[start..end].to_vec()
             }
-            OpenFile::Version(reader) => reader.read(offset, size),
+            OpenFile::Version(reader) => reader.read(offset, size)?,
             OpenFile::Snap(s, id) => s.read(*id, offset, size)?,
         })
     }

@@ -51,6 +51,9 @@ pub struct Stats {
     /// What serves the mount: `dev-fuse` or `io-uring` (empty outside a mount).
     #[serde(default)]
     pub transport: String,
+    /// The content store's engine (`--store`): where chunks live and how it is doing.
+    #[serde(default)]
+    pub store: crate::store::StoreReport,
 }
 
 fn log2_bucket(v: u64) -> String {
@@ -98,6 +101,7 @@ pub fn stats(fs: &Fs) -> Stats {
         metadata_bytes: fs.metadata_bytes(),
         versions_dropped_for_space: fs.versions_dropped_for_space(),
         transport: String::new(),
+        store: fs.store().report(),
     };
     fs.store().for_each_chunk(&mut |chunk| {
         s.blobs += 1;

@@ -9,6 +9,13 @@ pub struct Errno(pub i32);
 
 pub type Result<T> = std::result::Result<T, Errno>;
 
+/// A chunk the store could not serve: EIO for the request (never other bytes), and a line
+/// in the log saying why.
+pub(crate) fn store_failed(e: crate::store::StoreError) -> Errno {
+    tracing::warn!("{e}: answering EIO");
+    Errno::EIO
+}
+
 impl Errno {
     pub const EPERM: Errno = Errno(libc::EPERM);
     pub const ENOENT: Errno = Errno(libc::ENOENT);

@@ -155,6 +155,11 @@ impl Drop for Fs {
 
 impl Fs {
     pub fn new(config: FsConfig) -> Fs {
+        Fs::with_store(config, MemoryStore::new())
+    }
+
+    /// A file system whose contents go to `store` (the in-memory store is `Fs::new`'s).
+    pub fn with_store(config: FsConfig, store: Arc<dyn ContentStore>) -> Fs {
         let now = SystemTime::now();
         let mut meta = Meta::new(config.root_perm, config.uid, config.gid, 0, now);
         meta.nlink = 2;
@@ -165,7 +170,6 @@ impl Fs {
             Body::Dir(Directory::default()),
             ROOT_INO,
         );
-        let store: Arc<dyn ContentStore> = MemoryStore::new();
         Fs {
             namespace: Namespace::new(root),
             handles: Handles::default(),

@@ -79,25 +79,46 @@ pub(crate) struct Chunk {
     id: ChunkId,
     /// The `ChunkRef` values alive for this chunk.
     refs: AtomicU64,
-    bytes: Box<[u8]>,
+    len: usize,
+    /// The bytes, when this process keeps every chunk's bytes for as long as it is stored
+    /// (the in-memory store). `None` for an engine that keeps them elsewhere (a server, with
+    /// a bounded cache here): readers then ask the store ([`ContentStore::load`]).
+    resident: Option<Box<[u8]>>,
     /// Asked to reclaim the chunk when its last reference goes. Weak: the store's index
     /// holds the chunk.
     store: Weak<dyn ContentStore>,
 }
 
 impl Chunk {
-    /// A chunk with no reference yet.
+    /// A chunk with no reference yet, whose bytes live in this process.
     pub(crate) fn new(id: ChunkId, bytes: Box<[u8]>, store: Weak<dyn ContentStore>) -> Arc<Chunk> {
         Arc::new(Chunk {
             id,
             refs: AtomicU64::new(0),
-            bytes,
+            len: bytes.len(),
+            resident: Some(bytes),
             store,
         })
     }
 
-    pub(crate) fn bytes(&self) -> &[u8] {
-        &self.bytes
+    /// A chunk with no reference yet, of `len` bytes that its store keeps elsewhere.
+    pub(crate) fn remote(id: ChunkId, len: usize, store: Weak<dyn ContentStore>) -> Arc<Chunk> {
+        Arc::new(Chunk {
+            id,
+            refs: AtomicU64::new(0),
+            len,
+            resident: None,
+            store,
+        })
+    }
+
+    /// The bytes, if this process keeps them (see `resident`).
+    pub(crate) fn bytes(&self) -> Option<&[u8]> {
+        self.resident.as_deref()
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len
     }
 
     /// The number of references: exact, whoever asks.
@@ -123,17 +144,23 @@ impl ChunkRef {
         &self.0.id
     }
 
-    /// The chunk's bytes, at hand without asking the store (the read path).
-    pub fn bytes(&self) -> &[u8] {
-        &self.0.bytes
+    /// The chunk's bytes when they are at hand without asking the store (the in-memory
+    /// store's read path); `None` when the store keeps them elsewhere.
+    pub fn bytes(&self) -> Option<&[u8]> {
+        self.0.bytes()
+    }
+
+    /// The store that holds the chunk, while it exists.
+    pub fn store(&self) -> Option<Arc<dyn ContentStore>> {
+        self.0.store.upgrade()
     }
 
     pub fn len(&self) -> usize {
-        self.0.bytes.len()
+        self.0.len
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.bytes.is_empty()
+        self.0.len == 0
     }
 }
 

@@ -15,6 +15,7 @@
 use bytes::Bytes;
 
 use super::chunk::{ChunkId, ChunkRef};
+use super::recipe::Recipe;
 
 /// What [`ContentStore::put`] did.
 #[derive(Debug)]
@@ -38,10 +39,67 @@ pub struct ChunkInfo {
 /// Statistics of the store at one moment.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct StoreStats {
-    /// Distinct chunks stored.
+    /// Distinct chunks stored (for a remote engine: that this process references).
     pub chunks: u64,
     /// Their bytes, each chunk once.
     pub stored_bytes: u64,
+    /// The part of `stored_bytes` this process must keep in its memory: all of it for the
+    /// in-memory store; for a remote engine, the chunks not yet stored on the server. This
+    /// is what counts against `--max-memory` (a remote engine's cache has its own bound).
+    pub resident_bytes: u64,
+}
+
+/// Why a store could not serve a chunk. Never answered with other bytes: the request fails.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoreError {
+    /// The server cannot be reached (the engine retries in the background).
+    Unavailable(String),
+    /// The chunk is not stored.
+    Missing(ChunkId),
+    /// The bytes found do not hash to the chunk's id.
+    Corrupt(ChunkId),
+}
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreError::Unavailable(why) => write!(f, "store unavailable: {why}"),
+            StoreError::Missing(id) => write!(f, "chunk {} is not stored", id.short()),
+            StoreError::Corrupt(id) => write!(f, "chunk {} does not hash to its id", id.short()),
+        }
+    }
+}
+
+/// The engine behind the store as `.memfs/stats.json` shows it (`store`).
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct StoreReport {
+    /// `memory` or `redis`.
+    pub kind: String,
+    /// The servers given at mount (a remote engine).
+    pub nodes: Vec<String>,
+    /// `ok`, or `lost` while the server cannot be reached (writes are retried).
+    pub state: String,
+    /// Chunks and bytes this mount references, each chunk once.
+    pub chunks: u64,
+    pub bytes: u64,
+    /// Chunks written by this mount and not yet acknowledged by the server (kept in memory).
+    pub unsaved_chunks: u64,
+    pub unsaved_bytes: u64,
+    pub cache_bytes: u64,
+    pub cache_capacity: u64,
+    pub cache_hits: u64,
+    pub cache_misses: u64,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    /// Failed round trips to the server (each retried with backoff).
+    pub errors: u64,
+    pub last_error: Option<String>,
+    /// The lease after which a mount that stops renewing it loses its references.
+    pub lease_seconds: f64,
+    /// Dead mounts whose references this mount released, and how many references.
+    pub mounts_swept: u64,
+    pub references_swept: u64,
 }
 
 pub trait ContentStore: Send + Sync {
@@ -72,6 +130,65 @@ pub trait ContentStore: Send + Sync {
     /// Shows every stored chunk to `visit` (for statistics and checks). `visit` may run
     /// under the store's own locks: it must not call into the store or drop a `ChunkRef`.
     fn for_each_chunk(&self, visit: &mut dyn FnMut(&ChunkInfo));
+
+    /// The bytes of `ids`, in order, fetching what is not in this process from the server in
+    /// one round trip. Used for chunks whose `ChunkRef::bytes` is `None`.
+    fn load(&self, ids: &[ChunkId]) -> Result<Vec<Bytes>, StoreError> {
+        ids.iter()
+            .map(|id| self.get(id).ok_or(StoreError::Missing(*id)))
+            .collect()
+    }
+
+    /// Whether chunks live on a server rather than in this process (then `fsync` waits for
+    /// them to be stored).
+    fn is_remote(&self) -> bool {
+        false
+    }
+
+    /// Waits until every chunk of `recipe` is stored durably (a remote engine: acknowledged
+    /// by the server). An error once the server has been lost for `patience` during the
+    /// wait: the chunks stay in memory and are retried.
+    fn wait_stored(
+        &self,
+        _recipe: &Recipe,
+        _patience: std::time::Duration,
+    ) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// Checks that each of `ids` is stored and hashes to its id (a remote engine: on the
+    /// server itself, not in a cache); one line per problem.
+    fn verify_chunks(&self, ids: &[ChunkId]) -> Vec<String> {
+        let mut problems = Vec::new();
+        for id in ids {
+            // Gone since it was listed: nothing left to hash.
+            if let Some(bytes) = self.get(id) {
+                if ChunkId::of(&bytes) != *id {
+                    problems.push(format!(
+                        "blob {}: bytes do not hash to its name",
+                        id.short()
+                    ));
+                }
+            }
+        }
+        problems
+    }
+
+    /// What `.memfs/stats.json` shows of the engine.
+    fn report(&self) -> StoreReport {
+        let stats = self.stats();
+        StoreReport {
+            kind: "memory".into(),
+            state: "ok".into(),
+            chunks: stats.chunks,
+            bytes: stats.stored_bytes,
+            ..StoreReport::default()
+        }
+    }
+
+    /// Stops background work and hands back what this mount holds on a server (a clean
+    /// unmount); waits up to `patience` for unsaved chunks first.
+    fn shutdown(&self, _patience: std::time::Duration) {}
 
     /// The last reference to `id` went: frees the chunk unless a new reference was taken
     /// meanwhile. Called by [`ChunkRef`]'s drop; a no-op for a chunk that is gone already.

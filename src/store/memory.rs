@@ -43,7 +43,7 @@ struct Lent(Arc<Chunk>);
 
 impl AsRef<[u8]> for Lent {
     fn as_ref(&self) -> &[u8] {
-        self.0.bytes()
+        self.0.bytes().unwrap_or_default()
     }
 }
 
@@ -109,9 +109,11 @@ impl ContentStore for MemoryStore {
     }
 
     fn stats(&self) -> StoreStats {
+        let stored_bytes = self.bytes.load(Ordering::Relaxed);
         StoreStats {
             chunks: self.chunks.load(Ordering::Relaxed),
-            stored_bytes: self.bytes.load(Ordering::Relaxed),
+            stored_bytes,
+            resident_bytes: stored_bytes,
         }
     }
 
@@ -120,7 +122,7 @@ impl ContentStore for MemoryStore {
             visit(&ChunkInfo {
                 id: *entry.key(),
                 refs: entry.refs(),
-                len: entry.bytes().len() as u64,
+                len: entry.len() as u64,
             });
         }
     }
@@ -132,8 +134,7 @@ impl ContentStore for MemoryStore {
         let removed = self.index.remove_if(id, |_, chunk| chunk.refs() == 0);
         if let Some((_, chunk)) = removed {
             self.chunks.fetch_sub(1, Ordering::Relaxed);
-            self.bytes
-                .fetch_sub(chunk.bytes().len() as u64, Ordering::Relaxed);
+            self.bytes.fetch_sub(chunk.len() as u64, Ordering::Relaxed);
         }
     }
 }
@@ -161,7 +162,8 @@ mod tests {
             store.stats(),
             StoreStats {
                 chunks: 1,
-                stored_bytes: 5
+                stored_bytes: 5,
+                resident_bytes: 5,
             }
         );
         assert_eq!(store.refs(&id), 2);
@@ -232,7 +234,8 @@ mod tests {
                 store.stats(),
                 StoreStats {
                     chunks: 1,
-                    stored_bytes: 9
+                    stored_bytes: 9,
+                    resident_bytes: 9,
                 }
             );
             drop(again);

@@ -6,9 +6,10 @@ pub mod chunker;
 pub mod engine;
 pub mod memory;
 pub mod recipe;
+pub mod redis;
 
 pub use chunk::{ChunkId, ChunkRef};
 pub use chunker::{Chunker, ChunkerKind};
-pub use engine::{ChunkInfo, ContentStore, Put, StoreStats};
+pub use engine::{ChunkInfo, ContentStore, Put, StoreError, StoreReport, StoreStats};
 pub use memory::MemoryStore;
 pub use recipe::{Piece, PieceData, Recipe, RecipeRef};

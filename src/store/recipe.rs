@@ -6,9 +6,13 @@
 //! them. Holders share one recipe through [`RecipeRef`]; however many share it, it holds one
 //! reference per piece.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::chunk::ChunkRef;
+use bytes::Bytes;
+
+use super::chunk::{ChunkId, ChunkRef};
+use super::engine::StoreError;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PieceData {
@@ -41,6 +45,28 @@ pub struct Recipe {
 
 pub type RecipeRef = Arc<Recipe>;
 
+/// The bytes of the chunks among `pieces` that are not resident, asked of their store at once.
+fn load_remote<'a>(
+    pieces: impl Iterator<Item = (&'a Piece, &'a ChunkRef)>,
+) -> Result<HashMap<ChunkId, Bytes>, StoreError> {
+    let mut ids = Vec::new();
+    let mut store = None;
+    for (_, chunk) in pieces {
+        if chunk.bytes().is_none() {
+            ids.push(*chunk.id());
+            if store.is_none() {
+                store = chunk.store();
+            }
+        }
+    }
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let store = store.ok_or(StoreError::Unavailable("the store is gone".into()))?;
+    let bytes = store.load(&ids)?;
+    Ok(ids.into_iter().zip(bytes).collect())
+}
+
 impl Recipe {
     /// A recipe from contiguous pieces starting at 0.
     pub fn new(pieces: Vec<Piece>) -> Recipe {
@@ -66,22 +92,35 @@ impl Recipe {
     }
 
     /// Copies the bytes of `offset..offset + out.len()` (within the size) into `out`; zeros
-    /// need no copy, `out` must come zeroed.
-    pub fn read_into(&self, offset: u64, out: &mut [u8]) {
+    /// need no copy, `out` must come zeroed. Chunks whose bytes are not in this process are
+    /// loaded from their store in one request; an error if it cannot serve them (never
+    /// other bytes).
+    pub fn read_into(&self, offset: u64, out: &mut [u8]) -> Result<(), StoreError> {
         let end = (offset + out.len() as u64).min(self.size);
-        let Some(mut i) = self.index_at(offset) else {
-            return;
+        let Some(first) = self.index_at(offset) else {
+            return Ok(());
         };
-        while i < self.pieces.len() && self.pieces[i].start < end {
-            let p = &self.pieces[i];
-            if let PieceData::Chunk(chunk) = &p.data {
-                let from = offset.max(p.start);
-                let to = end.min(p.end());
-                let src = &chunk.bytes()[(from - p.start) as usize..(to - p.start) as usize];
-                out[(from - offset) as usize..(to - offset) as usize].copy_from_slice(src);
-            }
-            i += 1;
+        let within = self.pieces[first..]
+            .iter()
+            .take_while(|p| p.start < end)
+            .filter_map(|p| match &p.data {
+                PieceData::Chunk(c) => Some((p, c)),
+                PieceData::Zeros => None,
+            });
+        let loaded = load_remote(within.clone())?;
+        for (p, chunk) in within {
+            let from = offset.max(p.start);
+            let to = end.min(p.end());
+            let bytes = match chunk.bytes() {
+                Some(b) => b,
+                None => loaded.get(chunk.id()).map(|b| &b[..]).unwrap_or_default(),
+            };
+            let src = bytes
+                .get((from - p.start) as usize..(to - p.start) as usize)
+                .ok_or(StoreError::Corrupt(*chunk.id()))?;
+            out[(from - offset) as usize..(to - offset) as usize].copy_from_slice(src);
         }
+        Ok(())
     }
 
     /// Number of chunks, counting each zero chunk of a zero run.

@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod cluster;
+
 pub const MEMFS: &str = env!("CARGO_BIN_EXE_memfs");
 
 /// `memfs mount` arguments choosing the transport the suite runs on:
@@ -43,6 +45,24 @@ pub fn transport_name() -> &'static str {
     }
 }
 
+/// `--store` arguments when `MEMFS_TEST_STORE` asks every mount of a test run to keep its
+/// chunks on Redis: `cluster` (a cluster this process starts) or a `redis://` URL. The
+/// cache is kept small so reads go to the servers too.
+fn store_args(args: &[&str]) -> Vec<String> {
+    let Ok(want) = std::env::var("MEMFS_TEST_STORE") else {
+        return Vec::new();
+    };
+    if want.is_empty() || args.contains(&"--store") {
+        return Vec::new();
+    }
+    let url = if want == "cluster" {
+        cluster::shared().url()
+    } else {
+        want
+    };
+    vec!["--store".into(), url, "--cache-memory".into(), "4M".into()]
+}
+
 /// A mounted memfs; dropping it unmounts and reaps the server.
 pub struct Mount {
     pub dir: tempfile::TempDir,
@@ -75,6 +95,7 @@ impl Mount {
                 transport_args()
             })
             .args(args)
+            .args(store_args(args))
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())

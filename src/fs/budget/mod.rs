@@ -1,7 +1,7 @@
 //! Bounded memory (`--max-memory`): what memfs holds, kept in atomic counters, against a cap.
 //!
 //! ```text
-//! used = unique chunk bytes + BLOB_BYTES per chunk         the store's own counters
+//! used = resident chunk bytes + BLOB_BYTES per chunk       the store's own counters
 //!      + dirty bytes (written, not yet committed)         Budget::dirty
 //!      + a metadata estimate                               Budget::meta
 //! ```
@@ -194,12 +194,13 @@ impl Budget {
         self.capacity
     }
 
-    /// What memfs holds against the cap: unique chunk bytes and their overhead, dirty bytes
-    /// and the metadata estimate.
+    /// What memfs holds against the cap: unique chunk bytes held in this process (all of
+    /// them for the in-memory store; a remote store's not yet stored) and their overhead,
+    /// dirty bytes and the metadata estimate.
     pub fn used(&self) -> u64 {
         let store = self.store.stats();
         store
-            .stored_bytes
+            .resident_bytes
             .saturating_add(store.chunks.saturating_mul(BLOB_BYTES))
             .saturating_add(self.dirty.load(Ordering::SeqCst))
             .saturating_add(self.meta.load(Ordering::SeqCst))

@@ -21,6 +21,7 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 
+use crate::fs::error::store_failed;
 use crate::fs::error::{Errno, Result};
 use crate::store::recipe::{Piece, PieceData, Recipe, RecipeRef};
 use crate::store::{Chunker, ContentStore, Put};
@@ -136,8 +137,9 @@ impl FileContent {
         self.base.data_bytes().min(self.view().base_valid()) + self.dirty_bytes()
     }
 
-    /// Up to `len` bytes from `offset`, fewer at the end of the file.
-    pub fn read(&self, offset: u64, len: usize) -> Vec<u8> {
+    /// Up to `len` bytes from `offset`, fewer at the end of the file. EIO when the store
+    /// cannot serve a chunk.
+    pub fn read(&self, offset: u64, len: usize) -> Result<Vec<u8>> {
         self.view().read(offset, len)
     }
 
@@ -182,17 +184,23 @@ impl FileContent {
         self.view().seek_hole(offset)
     }
 
-    /// Folds the changes into a new committed recipe. `None` when nothing changed.
+    /// Folds the changes into a new committed recipe. `None` when nothing changed (or the
+    /// store could not serve the old chunks the commit reads; then nothing changes).
     pub fn commit(&mut self, chunker: &Chunker, store: &dyn ContentStore) -> Option<Committed> {
-        let prepared = self.prepare_commit(chunker, store)?;
+        let prepared = self.prepare_commit(chunker, store).ok().flatten()?;
         self.install(prepared)
     }
 
     /// The first half of an inline commit of every layer: chunks the changes and stores new
     /// chunks, but leaves this content as it was, so the caller can still decide against it
     /// (for lack of space) by dropping the result, which frees the chunks only it held.
-    /// `None` when nothing changed since the last commit.
-    pub fn prepare_commit(&self, chunker: &Chunker, store: &dyn ContentStore) -> Option<Prepared> {
+    /// `None` when nothing changed since the last commit; EIO when the store cannot serve
+    /// the old chunks around the change.
+    pub fn prepare_commit(
+        &self,
+        chunker: &Chunker,
+        store: &dyn ContentStore,
+    ) -> Result<Option<Prepared>> {
         self.view().prepare(chunker, store)
     }
 
@@ -253,13 +261,14 @@ impl FileContent {
 }
 
 /// Chunks and stores the content `layers` (frozen, oldest first) make of `base`, for a
-/// commit worker that holds no lock. `None` when the layers change nothing.
+/// commit worker that holds no lock. `None` when the layers change nothing; EIO when the
+/// store cannot serve the old chunks around the change.
 pub fn prepare_layers(
     base: &RecipeRef,
     layers: &[PendingLayer],
     chunker: &Chunker,
     store: &dyn ContentStore,
-) -> Option<Prepared> {
+) -> Result<Option<Prepared>> {
     View {
         base,
         below: layers,
@@ -306,17 +315,18 @@ impl<'a> View<'a> {
         false
     }
 
-    fn read(&self, offset: u64, len: usize) -> Vec<u8> {
+    fn read(&self, offset: u64, len: usize) -> Result<Vec<u8>> {
         let size = self.size();
         if offset >= size {
-            return Vec::new();
+            return Ok(Vec::new());
         }
         let end = offset.saturating_add(len as u64).min(size);
         let mut out = vec![0u8; (end - offset) as usize];
         let base_end = end.min(self.base.size());
         if offset < base_end {
             self.base
-                .read_into(offset, &mut out[..(base_end - offset) as usize]);
+                .read_into(offset, &mut out[..(base_end - offset) as usize])
+                .map_err(store_failed)?;
         }
         for layer in self.layers() {
             if layer.cut < end {
@@ -337,7 +347,7 @@ impl<'a> View<'a> {
                 }
             }
         }
-        out
+        Ok(out)
     }
 
     /// The run that holds byte `pos` (< size): its end, and whether it is data (or zeros).
@@ -426,13 +436,13 @@ impl<'a> View<'a> {
         end.min(size) - pos
     }
 
-    fn prepare(&self, chunker: &Chunker, store: &dyn ContentStore) -> Option<Prepared> {
+    fn prepare(&self, chunker: &Chunker, store: &dyn ContentStore) -> Result<Option<Prepared>> {
         if !self.is_dirty() {
-            return None;
+            return Ok(None);
         }
         // A scope for the thread that hashes one batch while the next is cut (only a commit
         // of more than one batch starts it).
-        std::thread::scope(|scope| Some(self.prepare_in(chunker, store, scope)))
+        std::thread::scope(|scope| self.prepare_in(chunker, store, scope).map(Some))
     }
 
     fn prepare_in<'scope, 'env>(
@@ -440,7 +450,7 @@ impl<'a> View<'a> {
         chunker: &Chunker,
         store: &'env dyn ContentStore,
         scope: &'scope std::thread::Scope<'scope, 'env>,
-    ) -> Prepared {
+    ) -> Result<Prepared> {
         let old = self.base.clone();
         let old_size = old.size();
         // The changed range [first, last): dirty extents, truncated base bytes, a new end.
@@ -539,7 +549,7 @@ impl<'a> View<'a> {
             }
             let want = (chunker.max as u64).min(end - pos) as usize;
             if pos < ahead.start || pos + want as u64 > ahead.start + ahead.bytes.len() as u64 {
-                ahead.refill(self, pos, want.max(chunker.max), end);
+                ahead.refill(self, pos, want.max(chunker.max), end)?;
             }
             let at = (pos - ahead.start) as usize;
             let window = &ahead.bytes[at..at + want];
@@ -556,11 +566,11 @@ impl<'a> View<'a> {
         out.flush();
         let recipe = Recipe::new(out.pieces);
         let recipe = (recipe != *old).then(|| Arc::new(recipe));
-        Prepared {
+        Ok(Prepared {
             recipe,
             new_bytes: out.new_bytes,
             chunked_bytes,
-        }
+        })
     }
 }
 
@@ -576,7 +586,7 @@ struct ReadAhead {
 
 impl ReadAhead {
     /// Reads from `pos` at least `min` bytes (fewer at `end`).
-    fn refill(&mut self, view: &View<'_>, pos: u64, min: usize, end: u64) {
+    fn refill(&mut self, view: &View<'_>, pos: u64, min: usize, end: u64) -> Result<()> {
         let least = min.saturating_mul(2);
         self.next_len = self
             .next_len
@@ -584,7 +594,8 @@ impl ReadAhead {
             .clamp(least, READ_AHEAD_MAX.max(least));
         let len = (self.next_len as u64).min(end - pos) as usize;
         self.start = pos;
-        self.bytes = view.read(pos, len);
+        self.bytes = view.read(pos, len)?;
+        Ok(())
     }
 }
 
@@ -725,7 +736,7 @@ mod tests {
         let chunker = Chunker::default();
         let mut c = FileContent::default();
         c.write(1 << 30, b"abc").unwrap();
-        let all = c.read((1 << 30) - 5, 100);
+        let all = c.read((1 << 30) - 5, 100).unwrap();
         assert_eq!(&all, &[0, 0, 0, 0, 0, b'a', b'b', b'c']);
         let done = c.commit(&chunker, &*store).unwrap();
         assert!(
@@ -734,7 +745,7 @@ mod tests {
             done.chunked_bytes
         );
         assert_eq!(store.stats().stored_bytes, done.recipe.data_bytes());
-        assert_eq!(c.read((1 << 30) - 5, 100), all);
+        assert_eq!(c.read((1 << 30) - 5, 100).unwrap(), all);
     }
 
     #[test]
@@ -746,11 +757,11 @@ mod tests {
         c.commit(&chunker, &*store);
         c.truncate(10).unwrap();
         c.truncate(100_000).unwrap();
-        let all = c.read(0, usize::MAX);
+        let all = c.read(0, usize::MAX).unwrap();
         assert_eq!(&all[..10], &[7u8; 10]);
         assert!(all[10..].iter().all(|&b| b == 0));
         c.commit(&chunker, &*store);
-        assert_eq!(c.read(0, usize::MAX), all);
+        assert_eq!(c.read(0, usize::MAX).unwrap(), all);
     }
 
     #[test]

@@ -49,7 +49,7 @@ impl Fs {
     pub fn read(&self, fh: u64, offset: u64, size: u32) -> Result<Vec<u8>> {
         let handle = self.handles.get(fh)?;
         let data = handle.inode.data.read();
-        Ok(data.file()?.read(offset, size as usize))
+        data.file()?.read(offset, size as usize)
     }
 
     pub fn write(&self, fh: u64, offset: u64, bytes: &[u8]) -> Result<u32> {
@@ -101,10 +101,23 @@ impl Fs {
         self.commit(&handle.inode, CommitCause::Close)
     }
 
-    /// `fsync`: commits the file's changes as a new version; returns its number.
+    /// How long an `fsync` waits for a lost store to come back before it answers EIO.
+    const FSYNC_STORE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(30);
+
+    /// `fsync`: commits the file's changes as a new version; returns its number. With a
+    /// remote store it also waits until that version is installed and its chunks are
+    /// stored on the servers (EIO while they cannot be reached).
     pub fn fsync(&self, fh: u64, _datasync: bool) -> Result<Option<u64>> {
         let handle = self.handles.get(fh)?;
-        self.commit(&handle.inode, CommitCause::Fsync)
+        let number = self.commit(&handle.inode, CommitCause::Fsync)?;
+        if self.store.is_remote() {
+            self.wait_for_commits(&handle.inode)?;
+            let base = handle.inode.data.read().file()?.base().clone();
+            self.store
+                .wait_stored(&base, Self::FSYNC_STORE_PATIENCE)
+                .map_err(crate::fs::error::store_failed)?;
+        }
+        Ok(number)
     }
 
     /// The last close of a handle. Changes that reached memfs after the last flush (the

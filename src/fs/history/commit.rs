@@ -33,6 +33,10 @@ use super::version::{CommitCause, Version};
 /// costs less than handing them off.
 pub const INLINE_MAX: u64 = 1 << 20;
 
+/// How long a commit worker waits for a lost store before it installs a version whose
+/// chunks are only in memory (they are still retried).
+const WORKER_STORE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(5);
+
 impl Fs {
     /// Commits a file's uncommitted changes as a new version, if there are any. Returns the
     /// new version's number (reserved, when the commit is handed to a worker). ENOSPC if an
@@ -84,7 +88,7 @@ impl Fs {
         let dirty = state.content.dirty_bytes();
         let Some(prepared) = state
             .content
-            .prepare_commit(&self.config.chunker, self.store.as_ref())
+            .prepare_commit(&self.config.chunker, self.store.as_ref())?
         else {
             return Ok(None);
         };
@@ -235,9 +239,22 @@ impl Fs {
         }
         let prepared = prepare_layers(&base, &layers, &self.config.chunker, self.store.as_ref());
         drop((base, layers));
-        let mut prepared = Some(prepared);
-        let outcome =
-            self.with_room(|second_try| self.install_job(inode, &job, &mut prepared, second_try));
+        let outcome = prepared.and_then(|prepared| {
+            // A version counts complete only once its chunks are stored; a lost store
+            // keeps them in memory (and retries), so the version goes in anyway.
+            if let Some(recipe) = prepared.as_ref().and_then(|p| p.recipe.as_ref()) {
+                if let Err(e) = self.store.wait_stored(recipe, WORKER_STORE_PATIENCE) {
+                    tracing::warn!(
+                        ino = inode.ino,
+                        version = job.number,
+                        "installing a version whose chunks are not stored yet ({e}); they \
+                         stay in memory until the store takes them"
+                    );
+                }
+            }
+            let mut prepared = Some(prepared);
+            self.with_room(|second_try| self.install_job(inode, &job, &mut prepared, second_try))
+        });
         let mut data = inode.data.write();
         if let Body::File(f) = &mut data.body {
             if f.commits.oldest().is_some_and(|j| j.number == job.number) {

@@ -62,12 +62,15 @@ pub struct VersionReader {
 }
 
 impl VersionReader {
-    /// Up to `size` bytes from `offset`; fewer at the end of the version.
-    pub fn read(&self, offset: u64, size: u32) -> Vec<u8> {
+    /// Up to `size` bytes from `offset`; fewer at the end of the version. EIO when the
+    /// store cannot serve a chunk.
+    pub fn read(&self, offset: u64, size: u32) -> Result<Vec<u8>> {
         let end = offset.saturating_add(size as u64).min(self.recipe.size());
         let mut out = vec![0u8; end.saturating_sub(offset) as usize];
-        self.recipe.read_into(offset, &mut out);
-        out
+        self.recipe
+            .read_into(offset, &mut out)
+            .map_err(crate::fs::error::store_failed)?;
+        Ok(out)
     }
 }
 

@@ -278,26 +278,27 @@ impl Fs {
     /// The Merkle hash of live inode `ino` (see the module doc for what it covers).
     pub fn merkle_hash(&self, ino: u64) -> Result<Hash> {
         let inode = self.namespace.get_even_poisoned(ino)?;
-        Ok(self.hash_of(inode))
+        self.hash_of(inode)
     }
 
     /// Computes from the children up, reusing every cached hash still current, with an
-    /// explicit stack (trees can be deeper than a thread's stack allows recursion).
-    fn hash_of(&self, top: Arc<Inode>) -> Hash {
+    /// explicit stack (trees can be deeper than a thread's stack allows recursion). EIO
+    /// when a file's changed bytes need chunks the store cannot serve.
+    fn hash_of(&self, top: Arc<Inode>) -> Result<Hash> {
         let mut stack: Vec<Frame> = Vec::new();
-        let mut value = self.begin_hash(top, &mut stack);
+        let mut value = self.begin_hash(top, &mut stack)?;
         loop {
             if let Some(h) = value.take() {
                 match stack.last_mut() {
-                    None => return h,
+                    None => return Ok(h),
                     Some(frame) => frame.add_current(&h),
                 }
             }
             let Some(frame) = stack.last_mut() else {
-                return DirHasher::default().finish();
+                return Ok(DirHasher::default().finish());
             };
             if let Some(child) = frame.entries.get(frame.next).map(|e| e.3.clone()) {
-                value = self.begin_hash(child, &mut stack);
+                value = self.begin_hash(child, &mut stack)?;
                 continue;
             }
             let Some(frame) = stack.pop() else { continue };
@@ -308,13 +309,13 @@ impl Fs {
     }
 
     /// The hash of `inode` if it is cached or a leaf; otherwise pushes its frame.
-    fn begin_hash(&self, inode: Arc<Inode>, stack: &mut Vec<Frame>) -> Option<Hash> {
+    fn begin_hash(&self, inode: Arc<Inode>, stack: &mut Vec<Frame>) -> Result<Option<Hash>> {
         // Read before anything of the node is, so a change landing meanwhile files this
         // computation under a stale stamp.
         let epoch = self.namespace.epoch_now();
         let stamp = inode.merkle.stamp.load(Ordering::Acquire);
         if let Some(h) = inode.merkle.cached(epoch, stamp) {
-            return Some(h);
+            return Ok(Some(h));
         }
         if inode.kind == FileKind::Directory {
             let listed: Vec<(Arc<[u8]>, FileKind, u64)> = match &inode.data.read().body {
@@ -342,22 +343,22 @@ impl Fs {
                 next: 0,
                 hasher: DirHasher::default(),
             });
-            return None;
+            return Ok(None);
         }
-        let h = self.leaf_hash(&inode);
+        let h = self.leaf_hash(&inode)?;
         inode.merkle.store(epoch, stamp, h);
-        Some(h)
+        Ok(Some(h))
     }
 
     /// The hash of a file, symlink or special node.
-    fn leaf_hash(&self, inode: &Inode) -> Hash {
+    fn leaf_hash(&self, inode: &Inode) -> Result<Hash> {
         let data = inode.data.read();
-        match &data.body {
+        Ok(match &data.body {
             Body::File(f) if f.content.is_dirty() => {
                 // Chunked as its commit would be; the chunks go with the result.
                 match f
                     .content
-                    .prepare_commit(&self.config.chunker, &*self.store)
+                    .prepare_commit(&self.config.chunker, &*self.store)?
                     .and_then(|p| p.recipe)
                 {
                     Some(recipe) => recipe_hash(&recipe),
@@ -368,7 +369,7 @@ impl Fs {
             Body::Symlink(target) => symlink_hash(target),
             Body::Special => special_hash(inode.kind, data.meta.rdev),
             Body::Dir(_) => DirHasher::default().finish(),
-        }
+        })
     }
 }
 

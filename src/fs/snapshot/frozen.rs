@@ -183,7 +183,9 @@ impl Snapshot {
         let recipe = self.recipe(id)?;
         let end = offset.saturating_add(size as u64).min(recipe.size());
         let mut out = vec![0; end.saturating_sub(offset) as usize];
-        recipe.read_into(offset, &mut out);
+        recipe
+            .read_into(offset, &mut out)
+            .map_err(crate::fs::error::store_failed)?;
         Ok(out)
     }
 

@@ -83,7 +83,7 @@ impl Fs {
         let start = std::time::Instant::now();
         let (nodes, live) = {
             let _still = self.namespace.still();
-            self.freeze_tree()
+            self.freeze_tree()?
         };
         let frozen = start.elapsed();
         let cost = nodes.iter().fold(SNAPSHOT_BYTES, |sum, (node, name_len)| {
@@ -172,7 +172,7 @@ impl Fs {
     /// Copies the tree breadth-first from the root: each node with its name's length, and
     /// the live inode it copies with where its hash stood. Called with the tree still;
     /// takes one inode lock at a time.
-    fn freeze_tree(&self) -> (Vec<(Node, usize)>, Vec<LiveNode>) {
+    fn freeze_tree(&self) -> Result<(Vec<(Node, usize)>, Vec<LiveNode>)> {
         let mut out: Vec<(Node, usize)> = Vec::with_capacity(self.namespace.len());
         // Inodes to copy, in the order their nodes get their numbers.
         let mut queue: Vec<(Arc<Inode>, NodeId, usize)> = Vec::new();
@@ -187,7 +187,7 @@ impl Fs {
             let data = inode.data.read();
             let attr = attr_of(inode.ino, inode.kind, &data);
             let body = match &data.body {
-                LiveBody::File(f) => Body::File(self.frozen_content(&f.content)),
+                LiveBody::File(f) => Body::File(self.frozen_content(&f.content)?),
                 LiveBody::Symlink(t) => Body::Symlink(t.clone()),
                 LiveBody::Special => Body::Special,
                 LiveBody::Dir(d) => {
@@ -212,18 +212,19 @@ impl Fs {
             drop(data);
             out.push((Node::new(attr, parent, body), name_len));
         }
-        (out, live)
+        Ok((out, live))
     }
 
     /// The recipe of a file's current bytes: its committed recipe, or, with uncommitted
     /// writes, those chunked and stored as a commit would (without a version).
-    fn frozen_content(&self, content: &crate::fs::data::FileContent) -> RecipeRef {
+    /// EIO when the store cannot serve the chunks around the changes.
+    fn frozen_content(&self, content: &crate::fs::data::FileContent) -> Result<RecipeRef> {
         if !content.is_dirty() {
-            return content.base().clone();
+            return Ok(content.base().clone());
         }
-        content
-            .prepare_commit(&self.config.chunker, &*self.store)
+        Ok(content
+            .prepare_commit(&self.config.chunker, &*self.store)?
             .and_then(|p| p.recipe)
-            .unwrap_or_else(|| content.base().clone())
+            .unwrap_or_else(|| content.base().clone()))
     }
 }
