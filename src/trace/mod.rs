@@ -1,11 +1,14 @@
 //! Tracing every FUSE request: the record schema, the writer (a bounded queue drained by a
-//! thread of its own), and the streaming analyses behind `memfs trace`.
+//! thread of its own), and the streaming analyses, export and plots behind `memfs trace`.
 
 pub mod analyze;
+pub mod by_process;
+pub mod export;
 pub mod flags;
 mod json;
 mod name;
 mod op;
+pub mod plot;
 pub mod read;
 
 pub use flags::Flags;
@@ -256,8 +259,8 @@ pub struct Negotiated {
 pub struct Process {
     /// The pid (a thread id, for a thread other than the main one).
     pub process: u32,
-    /// When the writer looked it up, ns since the mount (within milliseconds of its first
-    /// request).
+    /// The start of the pid's first request, ns since the mount. The writer reads /proc a
+    /// millisecond or so later.
     pub t_ns: u64,
     /// The command name (`comm`: the executable's name, 15 bytes at most). None if the
     /// process had already exited.

@@ -12,7 +12,8 @@ use super::{Header, Process, Record};
 /// One line of a trace after the header.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Line {
-    Request(Record),
+    /// Boxed: a record is some 450 bytes, a process line 60.
+    Request(Box<Record>),
     /// A pid's first appearance (format 2), written before that pid's first record.
     Process(Process),
 }
@@ -63,7 +64,7 @@ pub fn lines(path: &Path) -> Result<impl Iterator<Item = Result<Line>>> {
         let parsed = if line.starts_with("{\"process\":") {
             serde_json::from_str(&line).map(Line::Process)
         } else {
-            serde_json::from_str(&line).map(Line::Request)
+            serde_json::from_str(&line).map(|r| Line::Request(Box::new(r)))
         };
         return Some(
             parsed.with_context(|| format!("{shown}: line {}: not a trace record", i + 1)),
@@ -74,7 +75,7 @@ pub fn lines(path: &Path) -> Result<impl Iterator<Item = Result<Line>>> {
 /// The request records of a trace file (the header and process lines skipped).
 pub fn records(path: &Path) -> Result<impl Iterator<Item = Result<Record>>> {
     Ok(lines(path)?.filter_map(|line| match line {
-        Ok(Line::Request(r)) => Some(Ok(r)),
+        Ok(Line::Request(r)) => Some(Ok(*r)),
         Ok(Line::Process(_)) => None,
         Err(e) => Some(Err(e)),
     }))
