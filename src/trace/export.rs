@@ -32,10 +32,10 @@ use super::read::{header, lines, Line};
 use super::Record;
 
 /// Rows per Arrow batch handed to the writer: what the exporter holds in memory at once.
-const BATCH: usize = 64 * 1024;
-/// Rows per Parquet row group: readers skip and parallelise by row group, and a million
-/// rows of this table compress to a few MB.
-const ROW_GROUP: usize = 1 << 20;
+const BATCH: usize = 16 * 1024;
+/// Rows per Parquet row group: readers skip and parallelise by row group. The writer holds
+/// a whole row group in memory until it is done: a million rows took 60 MB, 256K some 20.
+const ROW_GROUP: usize = 256 * 1024;
 
 /// What an export wrote.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,6 +43,9 @@ pub struct Exported {
     pub rows: u64,
     pub row_groups: usize,
 }
+
+/// Largest dictionary page of a column chunk; past it the column falls back to plain.
+const PAGE_BYTES: usize = 256 * 1024;
 
 type Dict = StringDictionaryBuilder<Int32Type>;
 
@@ -250,6 +253,12 @@ pub fn parquet(trace: &Path, out: &Path) -> Result<Exported> {
     let props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
         .set_max_row_group_row_count(Some(ROW_GROUP))
+        // Dictionaries of a row group are held until it is written, and one of distinct
+        // values only grows: off for the columns nearly every row differs in.
+        .set_dictionary_page_size_limit(PAGE_BYTES)
+        .set_column_dictionary_enabled("t_ns".into(), false)
+        .set_column_dictionary_enabled("unique".into(), false)
+        .set_column_dictionary_enabled("fh".into(), false)
         .set_created_by(format!("memfs {}", env!("CARGO_PKG_VERSION")))
         .build();
     let mut writer = ArrowWriter::try_new(file, schema.clone(), Some(props))?;

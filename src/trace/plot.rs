@@ -108,7 +108,8 @@ enum Event {
 impl Follower {
     fn lane_key(&self, by: LaneBy, ino: u64, pid: Option<u32>) -> String {
         match by {
-            LaneBy::File => self.paths.path(ino),
+            // A file's lane is its inode, named at the end by the last path it had.
+            LaneBy::File => ino.to_string(),
             LaneBy::Process => format!(
                 "{} [{}]",
                 self.names.name(pid),
@@ -362,6 +363,13 @@ fn collect(path: &Path, by: LaneBy, lanes: &HashMap<String, LaneCount>) -> Resul
             }
         }
     }
+    if by == LaneBy::File {
+        for label in &mut tl.labels {
+            if let Ok(ino) = label.parse() {
+                *label = f.paths.path(ino);
+            }
+        }
+    }
     Ok(tl)
 }
 
@@ -423,6 +431,15 @@ fn ink(px: f64, bold: bool, grey: u8) -> TextStyle<'static> {
     };
     font.color(&RGBColor(grey, grey, grey))
         .pos(Pos::new(HPos::Left, VPos::Bottom))
+}
+
+/// "1 call", "2 calls".
+fn counted(n: u64, what: &str) -> String {
+    if n == 1 {
+        format!("1 {what}")
+    } else {
+        format!("{n} {what}s")
+    }
 }
 
 /// Shortens a label from the left to about `max` characters ("…/deep/path/file.c").
@@ -487,10 +504,10 @@ fn draw(
         )
         .map_err(failed)?;
         let mut caption = format!(
-            "{} to {} after the mount; {} lanes",
+            "{} to {} after the mount; {}",
             fmt_ns(tl.t0),
             fmt_ns(tl.t1),
-            tl.labels.len()
+            counted(tl.labels.len() as u64, "lane")
         );
         if tl.left_out > 0 {
             caption += &format!(
@@ -626,7 +643,7 @@ fn draw(
             let y = hist_top + (HIST_H + 20) * (i as i32 / HIST_COLS);
             let h = &o.latency;
             text(
-                format!("{op}: {} calls", h.count()),
+                format!("{op}: {}", counted(h.count(), "call")),
                 x,
                 y + 14,
                 ink(12.5, true, 0),
