@@ -203,8 +203,8 @@ fn plot_draws_sessions_windows_and_histograms() {
     ]);
     let text = std::fs::read_to_string(&svg).unwrap();
     assert!(text.starts_with("<svg"), "{}", &text[..100.min(text.len())]);
-    // A lane per file under /src, named by its path (the last name it had).
-    assert!(text.contains("/src/app.c") && text.contains("/src/gen7.h"));
+    // A lane per file under /src, named by its path when opened.
+    assert!(text.contains("/src/main.c") && text.contains("/src/gen7.h"));
     assert!(text.contains("files under /src"));
     // The close-to-open window is shaded in the window colour (besides the legend's swatch).
     let shade = "fill=\"#F6C4C4\"";

@@ -292,8 +292,16 @@ impl Paths {
             return;
         }
         match r.op {
-            Op::Lookup | Op::Create | Op::Mkdir | Op::Mknod | Op::Symlink | Op::Link => {
+            Op::Lookup | Op::Create | Op::Mkdir | Op::Mknod | Op::Symlink => {
                 if let (Some(parent), Some(name), Some(ino)) = (r.parent, &r.name, r.ino) {
+                    self.names.insert(ino, (parent, name.clone()));
+                    self.by_name.insert((parent, name.clone()), ino);
+                }
+            }
+            // A new name for the inode (git moves a finished pack into place by link, then
+            // unlinks the temporary name).
+            Op::Link => {
+                if let (Some(parent), Some(name), Some(ino)) = (r.newparent, &r.newname, r.ino) {
                     self.names.insert(ino, (parent, name.clone()));
                     self.by_name.insert((parent, name.clone()), ino);
                 }
@@ -730,5 +738,13 @@ mod tests {
             ..ok_record()
         });
         assert_eq!(p.path(3), "/g");
+        p.learn(&Record {
+            op: Op::Link,
+            ino: Some(3),
+            newparent: Some(2),
+            newname: Some("h".into()),
+            ..ok_record()
+        });
+        assert_eq!(p.path(3), "/d/h", "the newest name");
     }
 }

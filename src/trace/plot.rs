@@ -108,8 +108,9 @@ enum Event {
 impl Follower {
     fn lane_key(&self, by: LaneBy, ino: u64, pid: Option<u32>) -> String {
         match by {
-            // A file's lane is its inode, named at the end by the last path it had.
-            LaneBy::File => ino.to_string(),
+            // A lane per path, as opened: git's `config.lock` written and renamed over
+            // `config` is two lanes, not one per inode that ever held the name.
+            LaneBy::File => self.paths.path(ino),
             LaneBy::Process => format!(
                 "{} [{}]",
                 self.names.name(pid),
@@ -360,13 +361,6 @@ fn collect(path: &Path, by: LaneBy, lanes: &HashMap<String, LaneCount>) -> Resul
                         w.end.get_or_insert(end);
                     }
                 }
-            }
-        }
-    }
-    if by == LaneBy::File {
-        for label in &mut tl.labels {
-            if let Ok(ino) = label.parse() {
-                *label = f.paths.path(ino);
             }
         }
     }
