@@ -55,13 +55,7 @@ const NAME: &[u8] = b"a_typical_source_file.c";
 
 fn server(traced: bool) -> (Server, Option<Arc<Tracer>>) {
     let tracer = traced.then(|| {
-        let header = Header {
-            memfs_trace: 1,
-            memfs_version: "bench".into(),
-            mountpoint: "/m".into(),
-            options: String::new(),
-            start_unix: 0.0,
-        };
+        let header = Header::new("/m", "bench", serde_json::json!({}));
         Arc::new(Tracer::create("/dev/null".as_ref(), &header).unwrap())
     });
     let core = Router::new(Arc::new(Fs::new(FsConfig::default())));

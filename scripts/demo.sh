@@ -36,6 +36,19 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
+# What the trace says: the programs that kept memfs busiest, then the trace exported to
+# Parquet and drawn as a picture.
+show_trace() {
+    say "which programs asked what (memfs trace summary --by process, top 12 by time)"
+    "$memfs" trace summary "$trace" --by process | head -13
+    say "the trace as data"
+    "$memfs" trace export "$trace" --parquet "$results/trace.parquet"
+    "$memfs" trace plot "$trace" --svg "$results/sessions.svg"
+    echo "trace:   $trace ($(du -h "$trace" | cut -f1), zstd JSON Lines; memfs trace summary|sessions|show read it)"
+    echo "parquet: $results/trace.parquet ($(du -h "$results/trace.parquet" | cut -f1); pandas.read_parquet, DuckDB, polars)"
+    echo "plot:    $results/sessions.svg"
+}
+
 # The project: GNU hello from Debian's source packages (a real autotools C project), made
 # into a git repository outside the mount. Without deb-src access, a small C program.
 say "preparing the source repository"
@@ -65,8 +78,13 @@ git -C "$src" init -q
 git -C "$src" add -A -f
 git -C "$src" -c user.name=demo -c user.email=demo@localhost commit -q -m import
 
-say "mounting memfs at $mnt"
-"$memfs" mount "$mnt" &
+# The trace and its Parquet export outlive the demo's temp dir.
+results="${MEMFS_DEMO_RESULTS:-/tmp/memfs-demo-results}"
+mkdir -p "$results"
+trace="$results/trace.jsonl.zst"
+
+say "mounting memfs at $mnt, tracing every request to $trace"
+"$memfs" mount "$mnt" --trace "$trace" &
 pid=$!
 for _ in $(seq 100); do grep -q " $mnt fuse" /proc/mounts && break; sleep 0.05; done
 
@@ -88,6 +106,9 @@ git -C "$mnt/hello" status --short | head -5
 say "descendant counts (memfs tree --depth 2)"
 "$memfs" tree "$mnt" --depth 2 | head -20
 
+say "versions and deduplicated chunks (memfs stats)"
+"$memfs" stats "$mnt" | sed '/^chunk sizes:/,$d' # the histograms: memfs stats --json
+
 say "what the build changed (memfs diff of the snapshot and the live tree)"
 snap="$mnt/.memfs/snapshots/after-clone/hello"
 changes=$("$memfs" diff "$snap" "$mnt/hello")
@@ -102,3 +123,6 @@ umount "$mnt"
 wait "$pid"
 pid=""
 echo "memfs exited cleanly"
+
+show_trace
+

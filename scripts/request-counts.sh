@@ -80,6 +80,8 @@ with open(sys.argv[1]) as f:
     next(f)  # the header
     for line in f:
         r = json.loads(line)
+        if "process" in r:
+            continue  # a pid's name (trace format 2), not a request
         name = r.get("name", "")
         if r.get("op") == "lookup" and name.startswith(".phase-"):
             current = name[len(".phase-"):]

@@ -42,10 +42,11 @@ if [ ${#need[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 stop_distribution_redis
-if ! "$VENV/bin/python3" -c 'import matplotlib' 2>/dev/null; then
-    echo "test.sh: installing matplotlib into $VENV"
+# tests/trace_export.rs reads the Parquet export back with pyarrow and pandas.
+if ! "$VENV/bin/python3" -c 'import matplotlib, pyarrow, pandas' 2>/dev/null; then
+    echo "test.sh: installing matplotlib, pyarrow and pandas into $VENV"
     python3 -m venv "$VENV"
-    "$VENV/bin/python3" -m pip install --quiet --disable-pip-version-check matplotlib
+    "$VENV/bin/python3" -m pip install --quiet --disable-pip-version-check matplotlib pyarrow pandas
 fi
 export PATH="$VENV/bin:$PATH"
 if [ ! -e /dev/fuse ]; then

@@ -104,12 +104,37 @@ enum SnapshotCommand {
 
 #[derive(Subcommand)]
 enum TraceCommand {
-    /// Per op: calls, errors, total and mean time, p50/p99 latency, bytes (like strace -c).
+    /// Per op: calls, errors, total and mean time, p50/p99 latency, bytes (like strace -c);
+    /// with --by process, per program.
     Summary {
         file: PathBuf,
         /// Print the numbers as one JSON object instead of a table.
         #[arg(long)]
         json: bool,
+        /// Group by op, or by program (the command name of the pid that asked).
+        #[arg(long, default_value = "op", value_parser = ["op", "process"])]
+        by: String,
+    },
+    /// Write the trace as a Parquet table, one row per request record.
+    Export {
+        file: PathBuf,
+        /// The Parquet file to write.
+        #[arg(long, value_name = "OUT")]
+        parquet: PathBuf,
+    },
+    /// Draw the trace into an SVG: open-to-release sessions per file (or per process) on a
+    /// timeline, and a latency histogram per op.
+    Plot {
+        file: PathBuf,
+        /// The SVG file to write.
+        #[arg(long, value_name = "OUT")]
+        svg: PathBuf,
+        /// Only files at or below this path (relative to the mount, e.g. /src).
+        #[arg(long)]
+        path: Option<String>,
+        /// One lane per file, or per process.
+        #[arg(long, default_value = "file", value_parser = ["file", "process"])]
+        lanes: String,
     },
     /// Every open paired with its release, then per-file overlaps and close-to-open windows.
     Sessions {
@@ -141,12 +166,34 @@ enum TraceCommand {
 
 /// Runs a trace analysis, writing to stdout; a closed pipe (`| head`) ends it quietly.
 fn trace(cmd: TraceCommand) -> Result<()> {
-    use memfs::trace::analyze;
+    use memfs::trace::{analyze, by_process, export, plot};
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let result = match &cmd {
-        TraceCommand::Summary { file, json: false } => analyze::summary(file, &mut out),
-        TraceCommand::Summary { file, json: true } => analyze::summary_json(file, &mut out),
+        TraceCommand::Summary { file, json, by } => match (by.as_str(), json) {
+            ("process", false) => by_process::summary(file, &mut out),
+            ("process", true) => by_process::summary_json(file, &mut out),
+            (_, false) => analyze::summary(file, &mut out),
+            (_, true) => analyze::summary_json(file, &mut out),
+        },
+        TraceCommand::Export { file, parquet } => {
+            let started = std::time::Instant::now();
+            export::parquet(file, parquet).map(|done| {
+                eprintln!(
+                    "memfs: wrote {} rows in {} row groups to {} in {:.2}s",
+                    done.rows,
+                    done.row_groups,
+                    parquet.display(),
+                    started.elapsed().as_secs_f64()
+                )
+            })
+        }
+        TraceCommand::Plot {
+            file,
+            svg,
+            path,
+            lanes,
+        } => plot::svg(file, svg, path.as_deref(), lanes == "process"),
         TraceCommand::Sessions { file, path } => analyze::sessions(file, path.as_deref(), &mut out),
         TraceCommand::Hist { file, op, by } => analyze::hist(file, op, by == "size", &mut out),
         TraceCommand::Show {

@@ -250,15 +250,7 @@ pub fn run(config: MountConfig) -> Result<()> {
         .context("starting the commit workers")?;
     let tracer = match &config.trace {
         Some(path) => {
-            let header = Header {
-                memfs_trace: 1,
-                memfs_version: env!("CARGO_PKG_VERSION").to_string(),
-                mountpoint: mountpoint.display().to_string(),
-                options: format!("{:?}", config),
-                start_unix: std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0.0, |d| d.as_secs_f64()),
-            };
+            let header = trace_header(&config, &mountpoint);
             let tracer = Tracer::create(path, &header)
                 .with_context(|| format!("trace file {}", path.display()))?;
             Some(Arc::new(tracer))
@@ -382,6 +374,42 @@ fn start_rings(
     rings
         .start(session, dispatcher)
         .context("starting FUSE over io_uring")
+}
+
+/// How requests reach memfs, as the trace header names it.
+fn transport_name(config: &MountConfig) -> &'static str {
+    config.transport.name()
+}
+
+/// The trace's first line: the format, memfs and the kernel, and the mount's settings as
+/// JSON (what INIT grants is added by the tracer).
+fn trace_header(config: &MountConfig, mountpoint: &Path) -> Header {
+    let k = &config.kernel;
+    let c = &config.chunker;
+    let options = serde_json::json!({
+        "threads": config.threads,
+        "allow_other": config.allow_other,
+        "clone_fd": config.clone_fd,
+        "ttl_s": k.ttl.as_secs_f64(),
+        "writeback_cache": k.writeback_cache,
+        "max_write": k.max_write,
+        "readdirplus": k.readdirplus,
+        "keep_cache": k.keep_cache,
+        "handle_killpriv": k.handle_killpriv,
+        "chunker": format!("{:?}", c.kind).to_lowercase(),
+        "chunk_min": c.min,
+        "chunk_avg": c.avg,
+        "chunk_max": c.max,
+        "keep_versions": config.keep_versions,
+        "max_memory": config.max_memory,
+        "stats_out": config.stats_out,
+        "trace": config.trace,
+    });
+    Header::new(
+        &mountpoint.display().to_string(),
+        transport_name(config),
+        options,
+    )
 }
 
 /// Parses a `--max-memory` value: bytes with an optional K, M, G or T suffix (powers of

@@ -9,14 +9,21 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use memfs::trace::Record;
+use memfs::trace::read::Line;
+use memfs::trace::{Process, Record};
 
+/// The request records of a trace (process lines skipped), after checking its header.
 fn records(path: &Path) -> Vec<Record> {
-    let text = std::fs::read_to_string(path).unwrap();
-    let mut lines = text.lines();
-    let header: serde_json::Value = serde_json::from_str(lines.next().unwrap()).unwrap();
-    assert_eq!(header["memfs_trace"], 1);
-    lines.map(|l| serde_json::from_str(l).unwrap()).collect()
+    assert_eq!(header(path)["memfs_trace"], memfs::trace::FORMAT);
+    memfs::trace::read::records(path)
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect()
+}
+
+/// The first line of a trace, as JSON.
+fn header(path: &Path) -> serde_json::Value {
+    serde_json::to_value(memfs::trace::read::header(path).unwrap()).unwrap()
 }
 
 /// The ops a program's own calls cause, without the kernel's bookkeeping around them.
@@ -127,6 +134,184 @@ fn a_known_sequence_is_recorded_in_order_with_its_fields() {
     assert!(recs
         .iter()
         .all(|r| r.result == "ok" || r.result.starts_with('E')));
+}
+
+/// The records say what was asked and answered: a miss is ENOENT, a setattr names what it
+/// sets, an entry its generation and size; the header is JSON throughout and says what the
+/// kernel granted; a pid's first record is preceded by its process.
+#[test]
+fn records_say_exactly_what_was_asked_and_answered() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("t.jsonl");
+    let m = Mount::with_args(&["--trace", trace.to_str().unwrap(), "--threads", "1"]);
+    let f = m.join("f");
+    std::fs::write(&f, b"0123456789").unwrap();
+    assert!(std::fs::metadata(m.join("missing")).is_err());
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o640)).unwrap();
+    std::os::unix::fs::chown(&f, Some(1234), Some(5678)).unwrap();
+    let old = std::time::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
+    std::fs::File::options()
+        .write(true)
+        .open(&f)
+        .unwrap()
+        .set_times(
+            std::fs::FileTimes::new()
+                .set_accessed(old)
+                .set_modified(old),
+        )
+        .unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&f)
+        .unwrap()
+        .set_len(3)
+        .unwrap();
+    // A program that stays long enough for the writer to find it in /proc.
+    let script = format!(
+        "open({:?}).read(); import time; time.sleep(0.5)",
+        f.to_str().unwrap()
+    );
+    assert!(Command::new("python3")
+        .args(["-c", &script])
+        .status()
+        .unwrap()
+        .success());
+    assert!(m.unmount().success());
+
+    let h = header(&trace);
+    assert_eq!(h["transport"], "dev-fuse");
+    assert_eq!(h["options"]["threads"], 1, "options as JSON: {h}");
+    assert_eq!(h["options"]["writeback_cache"], true);
+    assert!(h["kernel"]["release"]
+        .as_str()
+        .is_some_and(|r| !r.is_empty()));
+    assert!(h["fuse"]["abi"]
+        .as_str()
+        .is_some_and(|a| a.starts_with("7.")));
+    let caps: Vec<&str> = h["fuse"]["capabilities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c.as_str())
+        .collect();
+    assert!(caps.contains(&"FUSE_WRITEBACK_CACHE"), "{caps:?}");
+
+    let recs = records(&trace);
+    let miss = recs
+        .iter()
+        .find(|r| r.op == "lookup" && r.name.as_deref() == Some("missing"))
+        .unwrap();
+    assert_eq!(
+        (miss.result.as_str(), miss.negative, miss.ino),
+        ("ENOENT", true, None)
+    );
+    let create = recs.iter().find(|r| r.op == "create").unwrap();
+    assert_eq!(create.generation, Some(0));
+    assert_eq!(create.attr_size, Some(0));
+    assert!(create
+        .fopen
+        .as_deref()
+        .unwrap()
+        .contains("FOPEN_KEEP_CACHE"));
+    let found = recs
+        .iter()
+        .filter(|r| r.op == "lookup" && r.name.as_deref() == Some("f") && r.result == "ok")
+        .count();
+    assert!(
+        found > 0 || recs.iter().any(|r| r.op == "getattr"),
+        "{recs:#?}"
+    );
+    let setattrs: Vec<&Record> = recs.iter().filter(|r| r.op == "setattr").collect();
+    let with = |flag: &str| {
+        setattrs
+            .iter()
+            .find(|r| r.flags.as_deref().is_some_and(|f| f.contains(flag)))
+            .unwrap_or_else(|| panic!("no setattr with {flag}: {setattrs:#?}"))
+    };
+    assert_eq!(with("FATTR_MODE").mode, Some(0o100640));
+    let chown = with("FATTR_UID");
+    assert_eq!((chown.set_uid, chown.set_gid), (Some(1234), Some(5678)));
+    let times = with("FATTR_ATIME");
+    assert_eq!(times.atime_ns, Some(1_000_000_000_000_000_000));
+    assert_eq!(times.mtime_ns, Some(1_000_000_000_000_000_000));
+    let truncate = with("FATTR_SIZE");
+    assert_eq!((truncate.size, truncate.attr_size), (Some(3), Some(3)));
+    assert!(setattrs.iter().all(|r| r.attr_size.is_some()));
+
+    // Every pid but the kernel's is named, once, before its first record.
+    let mut named = std::collections::HashMap::new();
+    for line in memfs::trace::read::lines(&trace).unwrap() {
+        match line.unwrap() {
+            Line::Process(p) => {
+                assert!(named.insert(p.process, p).is_none(), "a pid named twice");
+            }
+            Line::Request(r) => {
+                if let Some(pid) = r.pid.filter(|&p| p != 0) {
+                    assert!(named.contains_key(&pid), "pid {pid} unnamed before {r:?}");
+                }
+            }
+        }
+    }
+    let python: Vec<&Process> = named
+        .values()
+        .filter(|p| p.comm.as_deref() == Some("python3"))
+        .collect();
+    assert_eq!(python.len(), 1, "{named:#?}");
+    assert_eq!(python[0].ppid, Some(std::process::id()));
+    let by_process = memfs_trace(&["summary", "--by", "process", trace.to_str().unwrap()]);
+    let row = by_process
+        .lines()
+        .find(|l| l.contains(" python3 "))
+        .unwrap_or_else(|| panic!("{by_process}"));
+    assert!(row.contains("open (") || row.contains("lookup ("), "{row}");
+    let json: serde_json::Value = serde_json::from_str(&memfs_trace(&[
+        "summary",
+        "--by",
+        "process",
+        "--json",
+        trace.to_str().unwrap(),
+    ]))
+    .unwrap();
+    assert_eq!(json["programs"]["python3"]["processes"], 1, "{json}");
+    // The tool shows what a setattr set and an xattr request's name.
+    let show = memfs_trace(&["show", trace.to_str().unwrap(), "--op", "setattr"]);
+    assert!(
+        show.contains("uid=1234, gid=5678") && show.contains("mode=0o100640"),
+        "{show}"
+    );
+    let show = memfs_trace(&["show", trace.to_str().unwrap(), "--op", "getxattr"]);
+    assert!(show.lines().all(|l| l.contains("name=")), "{show}");
+}
+
+/// `--trace FILE.zst` writes a zstd stream, and the analyses read it as they read JSON.
+#[test]
+fn a_zst_trace_is_compressed_and_reads_like_a_plain_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("t.jsonl.zst");
+    let m = Mount::with_args(&["--trace", trace.to_str().unwrap()]);
+    for i in 0..300 {
+        std::fs::write(m.join(format!("file-{i}")), b"some data").unwrap();
+    }
+    assert!(m.unmount().success());
+    let bytes = std::fs::read(&trace).unwrap();
+    assert_eq!(bytes[..4], [0x28, 0xb5, 0x2f, 0xfd], "not zstd");
+    let text = zstd::decode_all(&bytes[..]).unwrap();
+    assert!(
+        text.len() > 5 * bytes.len(),
+        "{} -> {}",
+        text.len(),
+        bytes.len()
+    );
+    let recs = records(&trace);
+    assert_eq!(recs.iter().filter(|r| r.op == "create").count(), 300);
+    let json: serde_json::Value = serde_json::from_str(&memfs_trace(&[
+        "summary",
+        "--json",
+        trace.to_str().unwrap(),
+    ]))
+    .unwrap();
+    assert_eq!(json["ops"]["create"]["calls"], 300);
 }
 
 #[test]
@@ -242,7 +427,8 @@ fn an_unwritable_trace_file_is_refused_before_mounting() {
     assert!(!is_mounted(dir.path()));
 }
 
-/// Analyses stream: a million-record trace is summarised in far less memory than its size.
+/// Analyses and the export stream: a million-record trace is summarised and exported in far
+/// less memory than its size.
 #[test]
 fn analysis_of_a_million_records_runs_in_bounded_memory() {
     let dir = tempfile::tempdir().unwrap();
@@ -263,10 +449,12 @@ fn analysis_of_a_million_records_runs_in_bounded_memory() {
     }
     let size = std::fs::metadata(&trace).unwrap().len();
     assert!(size > 100 << 20, "trace is {size} bytes");
+    let parquet = dir.path().join("big.parquet");
     for args in [
         vec!["summary"],
         vec!["hist", "--op", "write"],
         vec!["sessions", "--path", "/f2"],
+        vec!["export", "--parquet", parquet.to_str().unwrap()],
     ] {
         let out = Command::new("/usr/bin/time")
             .args(["-f", "%M"])

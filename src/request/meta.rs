@@ -46,13 +46,7 @@ impl Request for Setattr {
     type Reply = Attributes;
 
     fn args(&self) -> Args<'_> {
-        Args {
-            ino: Some(self.ino),
-            fh: self.fh,
-            size: self.set.size,
-            flags: self.set.mode.map(Flags::Mode),
-            ..Args::default()
-        }
+        Args::setattr(self.ino, self.fh, &self.set, self.kill_suidgid)
     }
 
     fn handle(self, server: &Server, ctx: &Context) -> Result<Attributes> {

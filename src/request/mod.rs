@@ -34,7 +34,7 @@ use tracing::{debug, error};
 
 use crate::fs::{Attr, Caller, Errno, Result, SetidChange};
 use crate::router::Router;
-use crate::trace::{Op, Outcome, Tracer};
+use crate::trace::{Negotiated, Op, Outcome, Tracer};
 
 /// What the request layer calls: the router, which sends `.memfs` to the control plane and
 /// everything else to the core.
@@ -187,6 +187,14 @@ impl Server {
                 );
                 Err(Errno::EIO)
             }
+        }
+    }
+
+    /// What the kernel and the transport agreed on at INIT, for the trace's header. Call it
+    /// before [`Server::init`].
+    pub fn negotiated(&self, negotiated: Negotiated) {
+        if let Some(tracer) = &self.tracer {
+            tracer.negotiated(negotiated);
         }
     }
 

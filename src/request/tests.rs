@@ -284,13 +284,7 @@ fn a_panicking_handler_answers_eio_and_the_server_goes_on() {
 fn every_call_is_recorded_once_with_its_arguments_and_result() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("t.jsonl");
-    let header = Header {
-        memfs_trace: 1,
-        memfs_version: "test".into(),
-        mountpoint: "/m".into(),
-        options: String::new(),
-        start_unix: 0.0,
-    };
+    let header = Header::new("/m", "test", serde_json::json!({}));
     let tracer = Arc::new(Tracer::create(&path, &header).unwrap());
     let s = server(Some(tracer.clone()));
     s.init(&CTX);
@@ -320,7 +314,11 @@ fn every_call_is_recorded_once_with_its_arguments_and_result() {
     assert_eq!(tracer.finish().unwrap(), 6);
 
     let text = std::fs::read_to_string(&path).unwrap();
-    let lines: Vec<&str> = text.lines().skip(1).collect();
+    // The header, then CTX's process (pid 42) before its first record, then the records.
+    let header: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    assert_eq!(header["memfs_trace"], crate::trace::FORMAT);
+    assert!(text.lines().nth(1).unwrap().starts_with("{\"process\":42,"));
+    let lines: Vec<&str> = text.lines().skip(2).collect();
     let records: Vec<Record> = lines
         .iter()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -331,6 +329,8 @@ fn every_call_is_recorded_once_with_its_arguments_and_result() {
         ["init", "lookup", "mkdir", "mkdir", "forget", "destroy"]
     );
     assert_eq!(records[1].ino, None, "a negative entry names no inode");
+    assert_eq!(records[1].result, Outcome::Err(Errno::ENOENT));
+    assert!(records[1].negative);
     assert_eq!(records[2].op, Op::Mkdir);
     assert_eq!(records[2].ino, Some(made.attr.ino));
     assert_eq!(records[3].result, Outcome::Err(Errno::EEXIST));
@@ -341,8 +341,8 @@ fn every_call_is_recorded_once_with_its_arguments_and_result() {
         mkdir_line,
         format!(
             ":\"mkdir\",\"ino\":{},\"parent\":1,\"name\":\"d\",\"pid\":42,\"uid\":0,\"gid\":0,\
-             \"flags\":\"0o755\",\"result\":\"ok\"}}",
-            made.attr.ino
+             \"flags\":\"0o755\",\"result\":\"ok\",\"generation\":0,\"attr_size\":{}}}",
+            made.attr.ino, made.attr.size
         )
     );
     assert!(lines[3].ends_with(

@@ -6,33 +6,14 @@
 //! into HdrHistograms, which give percentiles to within 1 %.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use super::{Op, Record};
 
-/// Reads the records of a trace file (the header line is skipped).
-pub fn records(path: &Path) -> Result<impl Iterator<Item = Result<Record>>> {
-    let file = std::fs::File::open(path).with_context(|| format!("{}", path.display()))?;
-    let shown = path.display().to_string();
-    let mut lines = BufReader::with_capacity(1 << 20, file).lines().enumerate();
-    Ok(std::iter::from_fn(move || loop {
-        let (i, line) = lines.next()?;
-        let line = match line {
-            Ok(l) => l,
-            Err(e) => return Some(Err(anyhow::anyhow!("{shown}: line {}: {e}", i + 1))),
-        };
-        if line.trim().is_empty() || (i == 0 && line.contains("\"memfs_trace\"")) {
-            continue;
-        }
-        return Some(
-            serde_json::from_str(&line)
-                .with_context(|| format!("{shown}: line {}: not a trace record", i + 1)),
-        );
-    }))
-}
+pub use super::read::records;
 
 /// A histogram of latencies or sizes (HdrHistogram, two significant digits), with the
 /// exact smallest and largest value beside it.
@@ -264,6 +245,31 @@ pub fn hist(path: &Path, op: &str, by_size: bool, out: &mut impl Write) -> Resul
     Ok(())
 }
 
+/// What a setattr sets, as `mode=0o644`, `uid=..`, `mtime=..` (seconds since the epoch).
+fn set_values(r: &Record) -> Vec<String> {
+    let secs = |ns: i64| format!("{:.9}", ns as f64 / 1e9);
+    let mut out = Vec::new();
+    if let Some(m) = r.mode {
+        out.push(format!("mode={m:#o}"));
+    }
+    if let Some(u) = r.set_uid {
+        out.push(format!("uid={u}"));
+    }
+    if let Some(g) = r.set_gid {
+        out.push(format!("gid={g}"));
+    }
+    for (key, v) in [
+        ("atime", r.atime_ns),
+        ("mtime", r.mtime_ns),
+        ("ctime", r.ctime_ns),
+    ] {
+        if let Some(ns) = v {
+            out.push(format!("{key}={}", secs(ns)));
+        }
+    }
+    out
+}
+
 fn show(v: u64, bytes: bool) -> String {
     if bytes {
         fmt_bytes(v)
@@ -286,8 +292,16 @@ impl Paths {
             return;
         }
         match r.op {
-            Op::Lookup | Op::Create | Op::Mkdir | Op::Mknod | Op::Symlink | Op::Link => {
+            Op::Lookup | Op::Create | Op::Mkdir | Op::Mknod | Op::Symlink => {
                 if let (Some(parent), Some(name), Some(ino)) = (r.parent, &r.name, r.ino) {
+                    self.names.insert(ino, (parent, name.clone()));
+                    self.by_name.insert((parent, name.clone()), ino);
+                }
+            }
+            // A new name for the inode (git moves a finished pack into place by link, then
+            // unlinks the temporary name).
+            Op::Link => {
+                if let (Some(parent), Some(name), Some(ino)) = (r.newparent, &r.newname, r.ino) {
                     self.names.insert(ino, (parent, name.clone()));
                     self.by_name.insert((parent, name.clone()), ino);
                 }
@@ -627,6 +641,12 @@ pub fn show_records(
         if !target.is_empty() {
             args.push(format!("{target:?}"));
         }
+        // An xattr request's name is the attribute's, not a directory entry's.
+        if r.parent.is_none() {
+            if let Some(name) = &r.name {
+                args.push(format!("name={name:?}"));
+            }
+        }
         if let Some(nn) = &r.newname {
             let dir = r.newparent.map(|p| paths.path(p)).unwrap_or_default();
             args.push(format!(
@@ -649,9 +669,11 @@ pub fn show_records(
         if let Some(f) = &r.flags {
             args.push(f.clone());
         }
+        args.extend(set_values(&r));
         let result = match (&r.bytes, &r.version, r.result.is_ok()) {
             (_, Some(v), true) => format!("ok (version {v})"),
             (Some(b), _, true) => b.to_string(),
+            _ if r.negative => format!("{} (negative entry)", r.result),
             (_, _, _) => r.result.to_string(),
         };
         writeln!(
@@ -691,27 +713,7 @@ mod tests {
 
     /// A successful record with no fields but its op (to be set).
     fn ok_record() -> Record {
-        Record {
-            unique: 0,
-            t_ns: 0,
-            dur_ns: 0,
-            op: Op::Other(String::new()),
-            ino: None,
-            parent: None,
-            name: None,
-            newparent: None,
-            newname: None,
-            fh: None,
-            pid: None,
-            uid: None,
-            gid: None,
-            offset: None,
-            size: None,
-            flags: None,
-            result: super::super::Outcome::Ok,
-            bytes: None,
-            version: None,
-        }
+        Record::new(Op::Other(String::new()))
     }
 
     #[test]
@@ -736,5 +738,13 @@ mod tests {
             ..ok_record()
         });
         assert_eq!(p.path(3), "/g");
+        p.learn(&Record {
+            op: Op::Link,
+            ino: Some(3),
+            newparent: Some(2),
+            newname: Some("h".into()),
+            ..ok_record()
+        });
+        assert_eq!(p.path(3), "/d/h", "the newest name");
     }
 }

@@ -16,6 +16,25 @@ pub enum Flags {
     Ioctl(u32),
     /// copy_file_range's destination: inode, handle, offset.
     CopyTo(u64, u64, u64),
+    /// The attributes a setattr sets, as the kernel's `FATTR_*` bits ([`fattr`]).
+    Setattr(u32),
+    /// The `FOPEN_*` flags an open was answered with.
+    Fopen(u32),
+}
+
+/// The kernel's `FATTR_*` bits (`fuse_setattr_in.valid`), which a setattr record names.
+pub mod fattr {
+    pub const MODE: u32 = 1 << 0;
+    pub const UID: u32 = 1 << 1;
+    pub const GID: u32 = 1 << 2;
+    pub const SIZE: u32 = 1 << 3;
+    pub const ATIME: u32 = 1 << 4;
+    pub const MTIME: u32 = 1 << 5;
+    pub const FH: u32 = 1 << 6;
+    pub const ATIME_NOW: u32 = 1 << 7;
+    pub const MTIME_NOW: u32 = 1 << 8;
+    pub const CTIME: u32 = 1 << 10;
+    pub const KILL_SUIDGID: u32 = 1 << 11;
 }
 
 impl Flags {
@@ -31,6 +50,8 @@ impl Flags {
             Flags::Whence(w) => whence(w),
             Flags::Ioctl(cmd) => format!("cmd={cmd:#x}"),
             Flags::CopyTo(ino, fh, off) => format!("to ino={ino} fh={fh} off={off}"),
+            Flags::Setattr(valid) => setattr_valid(valid),
+            Flags::Fopen(f) => fopen_flags(f),
         }
     }
 }
@@ -98,6 +119,37 @@ pub fn named(flags: u64, table: &[(u64, &str)]) -> String {
     } else {
         out.join("|")
     }
+}
+
+pub fn setattr_valid(valid: u32) -> String {
+    named(
+        valid as u64,
+        &[
+            (fattr::MODE as u64, "FATTR_MODE"),
+            (fattr::UID as u64, "FATTR_UID"),
+            (fattr::GID as u64, "FATTR_GID"),
+            (fattr::SIZE as u64, "FATTR_SIZE"),
+            (fattr::ATIME as u64, "FATTR_ATIME"),
+            (fattr::MTIME as u64, "FATTR_MTIME"),
+            (fattr::FH as u64, "FATTR_FH"),
+            (fattr::ATIME_NOW as u64, "FATTR_ATIME_NOW"),
+            (fattr::MTIME_NOW as u64, "FATTR_MTIME_NOW"),
+            (fattr::CTIME as u64, "FATTR_CTIME"),
+            (fattr::KILL_SUIDGID as u64, "FATTR_KILL_SUIDGID"),
+        ],
+    )
+}
+
+pub fn fopen_flags(flags: u32) -> String {
+    use crate::request::{FOPEN_CACHE_DIR, FOPEN_DIRECT_IO, FOPEN_KEEP_CACHE};
+    named(
+        flags as u64,
+        &[
+            (FOPEN_DIRECT_IO as u64, "FOPEN_DIRECT_IO"),
+            (FOPEN_KEEP_CACHE as u64, "FOPEN_KEEP_CACHE"),
+            (FOPEN_CACHE_DIR as u64, "FOPEN_CACHE_DIR"),
+        ],
+    )
 }
 
 pub fn rename_flags(flags: u32) -> String {
@@ -181,5 +233,14 @@ mod tests {
         assert_eq!(json, "\"0o644\"");
         let json = serde_json::to_string(&super::Flags::Rename(libc::RENAME_NOREPLACE)).unwrap();
         assert_eq!(json, "\"RENAME_NOREPLACE\"");
+        let valid = super::fattr::MODE | super::fattr::MTIME | super::fattr::MTIME_NOW;
+        assert_eq!(
+            super::Flags::Setattr(valid).describe(),
+            "FATTR_MODE|FATTR_MTIME|FATTR_MTIME_NOW"
+        );
+        assert_eq!(
+            super::Flags::Fopen(2 | 8).describe(),
+            "FOPEN_KEEP_CACHE|FOPEN_CACHE_DIR"
+        );
     }
 }

@@ -5,7 +5,23 @@
 //! the test below holds the two to each other.
 
 use super::name::NameText;
-use super::{Flags, Op, Outcome, Record};
+use super::{Flags, Op, Outcome, Process, Record};
+
+/// Appends a process line and a newline to `line`.
+pub fn write_process(line: &mut Vec<u8>, p: &Process) {
+    let mut buf = itoa::Buffer::new();
+    line.extend_from_slice(b"{\"process\":");
+    line.extend_from_slice(buf.format(p.process).as_bytes());
+    line.extend_from_slice(b",\"t_ns\":");
+    line.extend_from_slice(buf.format(p.t_ns).as_bytes());
+    if let Some(comm) = &p.comm {
+        key_of(line, "comm");
+        string(line, comm);
+    }
+    number(line, &mut buf, "ppid", p.ppid);
+    number(line, &mut buf, "tgid", p.tgid);
+    line.extend_from_slice(b"}\n");
+}
 
 /// Appends `record` and a newline to `line`.
 pub fn write_record<N: NameText>(line: &mut Vec<u8>, r: &Record<Flags, N>) {
@@ -36,18 +52,27 @@ pub fn write_record<N: NameText>(line: &mut Vec<u8>, r: &Record<Flags, N>) {
     number(line, &mut buf, "gid", r.gid);
     number(line, &mut buf, "offset", r.offset);
     number(line, &mut buf, "size", r.size);
-    if let Some(flags) = r.flags {
-        line.extend_from_slice(b",\"flags\":");
-        // Flag names, octal modes and `to ino=.. fh=.. off=..`: nothing to escape.
-        plain(line, &flags.describe());
-    }
+    flags(line, "flags", r.flags);
+    number(line, &mut buf, "mode", r.mode);
+    number(line, &mut buf, "set_uid", r.set_uid);
+    number(line, &mut buf, "set_gid", r.set_gid);
+    number(line, &mut buf, "atime_ns", r.atime_ns);
+    number(line, &mut buf, "mtime_ns", r.mtime_ns);
+    number(line, &mut buf, "ctime_ns", r.ctime_ns);
     line.extend_from_slice(b",\"result\":");
     match &r.result {
         Outcome::Other(name) => string(line, name),
         outcome => plain(line, outcome.as_str()),
     }
+    if r.negative {
+        line.extend_from_slice(b",\"negative\":true");
+    }
+    number(line, &mut buf, "generation", r.generation);
+    number(line, &mut buf, "attr_size", r.attr_size);
+    flags(line, "fopen", r.fopen);
     number(line, &mut buf, "bytes", r.bytes);
     number(line, &mut buf, "version", r.version);
+    number(line, &mut buf, "new_offset", r.new_offset);
     line.extend_from_slice(b"}\n");
 }
 
@@ -55,6 +80,14 @@ fn number<N: itoa::Integer>(line: &mut Vec<u8>, buf: &mut itoa::Buffer, key: &st
     if let Some(v) = v {
         key_of(line, key);
         line.extend_from_slice(buf.format(v).as_bytes());
+    }
+}
+
+fn flags(line: &mut Vec<u8>, key: &str, v: Option<Flags>) {
+    if let Some(flags) = v {
+        key_of(line, key);
+        // Flag names, octal modes and `to ino=.. fh=.. off=..`: nothing to escape.
+        plain(line, &flags.describe());
     }
 }
 
@@ -96,25 +129,9 @@ mod tests {
 
     fn base<N>() -> Record<Flags, N> {
         Record {
-            unique: 0,
             t_ns: 12,
             dur_ns: 3400,
-            op: Op::Lookup,
-            ino: None,
-            parent: None,
-            name: None,
-            newparent: None,
-            newname: None,
-            fh: None,
-            pid: None,
-            uid: None,
-            gid: None,
-            offset: None,
-            size: None,
-            flags: None,
-            result: Outcome::Ok,
-            bytes: None,
-            version: None,
+            ..Record::new(Op::Lookup)
         }
     }
 
@@ -135,8 +152,19 @@ mod tests {
             size: Some(4096),
             flags: Some(Flags::Open(libc::O_WRONLY | libc::O_CREAT)),
             result: Outcome::Err(Errno::ENOENT),
+            mode: Some(0o4755),
+            set_uid: Some(1000),
+            set_gid: Some(0),
+            atime_ns: Some(-1_500_000_000),
+            mtime_ns: Some(i64::MAX),
+            ctime_ns: Some(0),
+            negative: true,
+            generation: Some(0),
+            attr_size: Some(1 << 40),
+            fopen: Some(Flags::Fopen(2)),
             bytes: Some(0),
             version: Some(3),
+            new_offset: Some(-1),
             ..base()
         };
         let records = [
@@ -146,6 +174,11 @@ mod tests {
                 op: Op::Other("batch\"forget".into()),
                 result: Outcome::Other("E?".into()),
                 flags: Some(Flags::CopyTo(1, 2, 3)),
+                ..base()
+            },
+            Record {
+                op: Op::Setattr,
+                flags: Some(Flags::Setattr(0x1ff)),
                 ..base()
             },
             Record {
@@ -164,6 +197,30 @@ mod tests {
                 String::from_utf8(line).unwrap(),
                 String::from_utf8(expected).unwrap()
             );
+        }
+    }
+
+    #[test]
+    fn process_lines_are_serde_jsons_bytes() {
+        let every = Process {
+            process: 7,
+            t_ns: 99,
+            comm: Some("cc1 \"x\"".into()),
+            ppid: Some(1),
+            tgid: Some(7),
+        };
+        let gone = Process {
+            comm: None,
+            ppid: None,
+            tgid: None,
+            ..every.clone()
+        };
+        for p in [every, gone] {
+            let mut line = Vec::new();
+            write_process(&mut line, &p);
+            let mut expected = serde_json::to_vec(&p).unwrap();
+            expected.push(b'\n');
+            assert_eq!(String::from_utf8(line), String::from_utf8(expected));
         }
     }
 

@@ -23,7 +23,7 @@ use crate::request::{
     self as rq, Attributes, Context, DirPlusSink, DirSink, Entry, KernelCache, KernelOptions,
     Opened, Server, Xattr,
 };
-use crate::trace::Tracer;
+use crate::trace::{Negotiated, Tracer};
 
 /// The `fuser::Filesystem` over the request layer.
 pub struct MemFuse {
@@ -263,7 +263,6 @@ impl DirPlusSink for ReplyDirectoryPlus {
 
 impl Filesystem for MemFuse {
     fn init(&mut self, req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
-        self.server.init(&context(req));
         let options = self.server.options();
         let mut wanted = InitFlags::FUSE_ATOMIC_O_TRUNC
             | InitFlags::FUSE_PARALLEL_DIROPS
@@ -286,9 +285,13 @@ impl Filesystem for MemFuse {
                 debug!("kernel does not support {flag:?}");
             }
         }
-        if let Err(max) = config.set_max_write(options.max_write) {
-            let _ = config.set_max_write(max);
-        }
+        let max_write = match config.set_max_write(options.max_write) {
+            Ok(_) => options.max_write,
+            Err(max) => {
+                let _ = config.set_max_write(max);
+                max
+            }
+        };
         if self.io_uring
             && config
                 .add_capabilities(InitFlags::FUSE_OVER_IO_URING)
@@ -300,6 +303,18 @@ impl Filesystem for MemFuse {
                  (is /sys/module/fuse/parameters/enable_uring 1?)",
             ));
         }
+        if self.io_uring {
+            wanted |= InitFlags::FUSE_OVER_IO_URING;
+        }
+        // What fuser asks for on its own (async reads, big writes) plus ours, where offered.
+        let granted = (wanted | InitFlags::FUSE_ASYNC_READ) & config.capabilities();
+        let abi = config.kernel_abi();
+        self.server.negotiated(Negotiated {
+            abi: format!("{}.{}", abi.0, abi.1),
+            capabilities: granted.iter_names().map(|(n, _)| n.to_string()).collect(),
+            max_write,
+        });
+        self.server.init(&context(req));
         Ok(())
     }
 

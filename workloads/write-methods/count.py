@@ -55,6 +55,8 @@ def count_trace(path):
                     raise SystemExit(f"count.py: {path}: no memfs trace header on line 1")
                 header = rec
                 continue
+            if "process" in rec:
+                continue  # a pid's name (trace format 2), not a request
             op = rec.get("op", "?")
             records += 1
             ops[op] = ops.get(op, 0) + 1
