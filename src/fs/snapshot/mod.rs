@@ -45,6 +45,9 @@ pub const SNAPSHOT_BYTES: u64 = 256;
 /// A live inode a snapshot copied, with where its hash stood when it was read.
 type LiveNode = (Arc<Inode>, MerkleMark);
 
+/// A frozen copy of the tree: each node with its name's length, and the live inodes copied.
+type Frozen = (Vec<(Node, usize)>, Vec<LiveNode>);
+
 /// The snapshots of one file system, by name.
 #[derive(Debug, Default)]
 pub struct Snapshots {
@@ -172,7 +175,7 @@ impl Fs {
     /// Copies the tree breadth-first from the root: each node with its name's length, and
     /// the live inode it copies with where its hash stood. Called with the tree still;
     /// takes one inode lock at a time.
-    fn freeze_tree(&self) -> Result<(Vec<(Node, usize)>, Vec<LiveNode>)> {
+    fn freeze_tree(&self) -> Result<Frozen> {
         let mut out: Vec<(Node, usize)> = Vec::with_capacity(self.namespace.len());
         // Inodes to copy, in the order their nodes get their numbers.
         let mut queue: Vec<(Arc<Inode>, NodeId, usize)> = Vec::new();
