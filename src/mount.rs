@@ -404,6 +404,12 @@ fn trace_header(config: &MountConfig, mountpoint: &Path) -> Header {
         "max_memory": config.max_memory,
         "stats_out": config.stats_out,
         "trace": config.trace,
+        "store": config.store.as_ref().map(|s| serde_json::json!({
+            "nodes": s.nodes,
+            "cache_bytes": s.cache_bytes,
+            "lease_s": s.lease.as_secs_f64(),
+            "replicas": s.replicas,
+        })),
     });
     Header::new(
         &mountpoint.display().to_string(),
