@@ -37,20 +37,6 @@ fn program_ops(recs: &[Record], ino: u64) -> Vec<&Record> {
         .collect()
 }
 
-fn memfs_trace(args: &[&str]) -> String {
-    let out = Command::new(MEMFS)
-        .arg("trace")
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "memfs trace {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
 #[test]
 fn a_known_sequence_is_recorded_in_order_with_its_fields() {
     let dir = tempfile::tempdir().unwrap();

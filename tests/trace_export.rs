@@ -14,20 +14,6 @@ use arrow_array::Array;
 use arrow_schema::DataType;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
-fn memfs_trace(args: &[&str]) -> String {
-    let out = Command::new(MEMFS)
-        .arg("trace")
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "memfs trace {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
 /// A traced mount where a file is written, read while a writer holds uncommitted data (a
 /// close-to-open window), renamed and looked up in vain. Returns the trace's path.
 fn a_traced_session(dir: &Path) -> PathBuf {

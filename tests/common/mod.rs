@@ -195,6 +195,21 @@ pub fn is_mounted(path: &Path) -> bool {
         .any(|l| l.split(' ').nth(1) == Some(want.as_str()))
 }
 
+/// `memfs trace ARGS...`'s standard output; fails the test if it fails.
+pub fn memfs_trace(args: &[&str]) -> String {
+    let out = Command::new(MEMFS)
+        .arg("trace")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "memfs trace {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
 /// Runs a shell command in `dir` and returns its output, whether it failed or not.
 pub fn bash(dir: &Path, script: &str) -> std::process::Output {
     Command::new("bash")
