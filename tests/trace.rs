@@ -166,7 +166,7 @@ fn records_say_exactly_what_was_asked_and_answered() {
     assert!(m.unmount().success());
 
     let h = header(&trace);
-    assert_eq!(h["transport"], "dev-fuse");
+    assert_eq!(h["transport"], transport_name());
     assert_eq!(h["options"]["threads"], 1, "options as JSON: {h}");
     assert_eq!(h["options"]["writeback_cache"], true);
     assert!(h["kernel"]["release"]
@@ -182,6 +182,11 @@ fn records_say_exactly_what_was_asked_and_answered() {
         .filter_map(|c| c.as_str())
         .collect();
     assert!(caps.contains(&"FUSE_WRITEBACK_CACHE"), "{caps:?}");
+    assert_eq!(
+        caps.contains(&"FUSE_OVER_IO_URING"),
+        transport_name() == "io-uring",
+        "{caps:?}"
+    );
 
     let recs = records(&trace);
     let miss = recs
