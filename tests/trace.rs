@@ -133,6 +133,10 @@ fn records_say_exactly_what_was_asked_and_answered() {
     let f = m.join("f");
     std::fs::write(&f, b"0123456789").unwrap();
     assert!(std::fs::metadata(m.join("missing")).is_err());
+    for i in 0..5 {
+        std::fs::create_dir(m.join(format!("d{i}"))).unwrap();
+    }
+    assert_eq!(std::fs::read_dir(m.path()).unwrap().count(), 6); // f, d0..d4
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o640)).unwrap();
     std::os::unix::fs::chown(&f, Some(1234), Some(5678)).unwrap();
@@ -213,6 +217,15 @@ fn records_say_exactly_what_was_asked_and_answered() {
         found > 0 || recs.iter().any(|r| r.op == "getattr"),
         "{recs:#?}"
     );
+    // The root's listing: each reply says how many entries it sent, "." and ".." with the
+    // six names, and 0 at the end.
+    let listed: Vec<u32> = recs
+        .iter()
+        .filter(|r| r.op == "readdir" || r.op == "readdirplus")
+        .map(|r| r.entries.expect("a listing without its entry count"))
+        .collect();
+    assert_eq!(listed.iter().sum::<u32>(), 8, "{listed:?}");
+    assert_eq!(listed.last(), Some(&0), "{listed:?}");
     let setattrs: Vec<&Record> = recs.iter().filter(|r| r.op == "setattr").collect();
     let with = |flag: &str| {
         setattrs

@@ -40,9 +40,15 @@ pub struct Readdir<'s, S> {
     pub sink: &'s mut S,
 }
 
+/// What a readdir or readdirplus put in the transport's buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Listed {
+    pub entries: u32,
+}
+
 impl<S: DirSink> Request for Readdir<'_, S> {
     const OP: Op = Op::Readdir;
-    type Reply = ();
+    type Reply = Listed;
 
     fn args(&self) -> Args<'_> {
         Args {
@@ -51,9 +57,15 @@ impl<S: DirSink> Request for Readdir<'_, S> {
         }
     }
 
-    fn handle(self, server: &Server, _ctx: &Context) -> Result<()> {
+    fn handle(self, server: &Server, _ctx: &Context) -> Result<Listed> {
         let sink = self.sink;
-        server.core.readdir(self.ino, self.offset, |e| sink.add(e))
+        let mut entries = 0;
+        server.core.readdir(self.ino, self.offset, |e| {
+            let full = sink.add(e);
+            entries += u32::from(!full);
+            full
+        })?;
+        Ok(Listed { entries })
     }
 }
 
@@ -67,7 +79,7 @@ pub struct Readdirplus<'s, S> {
 
 impl<S: DirPlusSink> Request for Readdirplus<'_, S> {
     const OP: Op = Op::Readdirplus;
-    type Reply = ();
+    type Reply = Listed;
 
     fn args(&self) -> Args<'_> {
         Args {
@@ -76,11 +88,15 @@ impl<S: DirPlusSink> Request for Readdirplus<'_, S> {
         }
     }
 
-    fn handle(self, server: &Server, _ctx: &Context) -> Result<()> {
+    fn handle(self, server: &Server, _ctx: &Context) -> Result<Listed> {
         let sink = self.sink;
+        let mut entries = 0;
         server.core.readdirplus(self.ino, self.offset, |e, attr| {
-            sink.add(e, attr, server.attr_ttl(e.ino))
-        })
+            let full = sink.add(e, attr, server.attr_ttl(e.ino));
+            entries += u32::from(!full);
+            full
+        })?;
+        Ok(Listed { entries })
     }
 }
 

@@ -14,7 +14,7 @@ mod namespace;
 mod recording;
 mod reply;
 
-pub use dir::{Fsyncdir, Opendir, Readdir, Readdirplus, Releasedir};
+pub use dir::{Fsyncdir, Listed, Opendir, Readdir, Readdirplus, Releasedir};
 pub use file::{CopyFileRange, Fallocate, Flush, Fsync, Ioctl, Lseek, Open, Read, Release, Write};
 pub use meta::{
     Access, Getattr, Getxattr, Listxattr, Readlink, Removexattr, Setattr, Setxattr, Statfs,

@@ -7,7 +7,7 @@ use crate::fs::{SetAttr, SetTime, StatFs};
 use crate::trace::flags::fattr;
 use crate::trace::{Flags, Name, Op, Outcome, Queued, Record};
 
-use super::{Attributes, Committed, Context, Created, Entry, Opened, XattrValue};
+use super::{Attributes, Committed, Context, Created, Entry, Listed, Opened, XattrValue};
 
 /// A request's arguments as its trace record shows them. Each request fills what it has.
 #[derive(Default, Clone, Copy)]
@@ -189,6 +189,13 @@ impl Noted for XattrValue {
 impl Noted for u32 {
     fn note(&self, record: &mut Queued) {
         record.bytes = Some(*self as u64);
+    }
+}
+
+/// The entries a readdir or readdirplus sent.
+impl Noted for Listed {
+    fn note(&self, record: &mut Queued) {
+        record.entries = Some(self.entries);
     }
 }
 

@@ -84,6 +84,7 @@ struct Columns {
     bytes: UInt64Builder,
     version: UInt64Builder,
     new_offset: Int64Builder,
+    entries: UInt32Builder,
 }
 
 /// The table's schema: every record field, plus `comm`, `ppid` and `path`.
@@ -124,6 +125,7 @@ pub fn schema() -> SchemaRef {
         f("bytes", DataType::UInt64, true),
         f("version", DataType::UInt64, true),
         f("new_offset", DataType::Int64, true),
+        f("entries", DataType::UInt32, true),
     ]))
 }
 
@@ -164,6 +166,7 @@ impl Columns {
             bytes: UInt64Builder::with_capacity(n),
             version: UInt64Builder::with_capacity(n),
             new_offset: Int64Builder::with_capacity(n),
+            entries: UInt32Builder::with_capacity(n),
         }
     }
 
@@ -201,6 +204,7 @@ impl Columns {
         self.bytes.append_option(r.bytes);
         self.version.append_option(r.version);
         self.new_offset.append_option(r.new_offset);
+        self.entries.append_option(r.entries);
     }
 
     /// The rows pushed so far as a batch; the builders start empty again.
@@ -239,6 +243,7 @@ impl Columns {
             Arc::new(self.bytes.finish()),
             Arc::new(self.version.finish()),
             Arc::new(self.new_offset.finish()),
+            Arc::new(self.entries.finish()),
         ];
         RecordBatch::try_new(schema.clone(), columns).context("assembling a batch of rows")
     }

@@ -73,6 +73,7 @@ pub fn write_record<N: NameText>(line: &mut Vec<u8>, r: &Record<Flags, N>) {
     number(line, &mut buf, "bytes", r.bytes);
     number(line, &mut buf, "version", r.version);
     number(line, &mut buf, "new_offset", r.new_offset);
+    number(line, &mut buf, "entries", r.entries);
     line.extend_from_slice(b"}\n");
 }
 
@@ -165,6 +166,7 @@ mod tests {
             bytes: Some(0),
             version: Some(3),
             new_offset: Some(-1),
+            entries: Some(7),
             ..base()
         };
         let records = [

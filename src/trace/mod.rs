@@ -117,6 +117,9 @@ pub struct Record<F = String, N = String> {
     /// lseek: the offset answered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub new_offset: Option<i64>,
+    /// readdir, readdirplus: the entries sent (0 at the end of the directory).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entries: Option<u32>,
 }
 
 /// A record as the request path makes it and the writer takes it.
@@ -156,6 +159,7 @@ impl<F, N> Record<F, N> {
             bytes: None,
             version: None,
             new_offset: None,
+            entries: None,
         }
     }
 }

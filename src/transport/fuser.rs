@@ -636,7 +636,7 @@ impl Filesystem for MemFuse {
             sink: &mut reply,
         };
         let result = self.server.call(&context(req), request);
-        answer(reply, result, |r, ()| r.ok());
+        answer(reply, result, |r, _| r.ok());
     }
 
     fn readdirplus(
@@ -654,7 +654,7 @@ impl Filesystem for MemFuse {
             sink: &mut reply,
         };
         let result = self.server.call(&context(req), request);
-        answer(reply, result, |r, ()| r.ok());
+        answer(reply, result, |r, _| r.ok());
     }
 
     fn releasedir(

@@ -397,7 +397,7 @@ impl Dispatcher {
                     )
                 };
                 match result {
-                    Ok(()) => Answer {
+                    Ok(_) => Answer {
                         error: 0,
                         len: out.len(),
                     },
