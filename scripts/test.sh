@@ -67,10 +67,10 @@ if ! "$FSX" --version 2>/dev/null | grep -qx "fsx $FSX_VERSION"; then
 fi
 export FSX
 
-# FUSE over io_uring (issue 14): memfs serves over io_uring where the kernel offers it.
-# The kernel's switch is off by default; root turns it on, so the suite runs on rings, and
-# the tests that mount run a second time on /dev/fuse (tests/common reads
-# MEMFS_TEST_TRANSPORT). A kernel without the feature runs the suite on /dev/fuse once.
+# FUSE over io_uring (issue 14, `memfs mount --io-uring`): the kernel's switch is off by
+# default; root turns it on, and the tests that mount run a second time on rings
+# (tests/common reads MEMFS_TEST_TRANSPORT). A kernel without the feature runs the suite on
+# /dev/fuse only, and tests/uring.rs says it skipped.
 enable_rings() {
     local switch=/sys/module/fuse/parameters/enable_uring
     if [ -e "$switch" ] && [ "$(cat "$switch")" != Y ] && [ "$(id -u)" -eq 0 ]; then
@@ -82,17 +82,17 @@ enable_rings() {
         return 1
     fi
 }
-dev_fuse_run() {
+rings_run() {
     local mounted=(async_commits async_mount bench enospc fsx lifecycle model panic posix security
-        seek_cached smoke stress trace uring versions workloads)
-    MEMFS_TEST_TRANSPORT=dev-fuse cargo test "${mounted[@]/#/--test=}" -- --color never "$@"
+        seek_cached smoke snapshots stress trace trace_export uring versions workloads)
+    MEMFS_TEST_TRANSPORT=io-uring cargo test "${mounted[@]/#/--test=}" -- --color never "$@"
 }
 rings=0
 enable_rings && rings=1
 
 cargo build --all-targets --quiet
 cargo test --all-targets -- --color never "$@"
-[ "$rings" -eq 0 ] || dev_fuse_run "$@"
+[ "$rings" -eq 0 ] || rings_run "$@"
 # The POSIX and workload tests again with every mount's chunks on a Redis Cluster (one per
 # test binary, started by tests/common/cluster.rs and gone with it).
 MEMFS_TEST_STORE=cluster cargo test --test posix --test workloads -- --color never "$@"

@@ -364,11 +364,10 @@ struct MountArgs {
     #[arg(long)]
     no_clone_fd: bool,
     /// Serve requests over io_uring queues, one per CPU (Linux 6.14+, with
-    /// /sys/module/fuse/parameters/enable_uring set to 1); fail if the kernel cannot. The
-    /// default uses them when the kernel offers them, else /dev/fuse.
+    /// /sys/module/fuse/parameters/enable_uring set to 1); fail if the kernel cannot.
     #[arg(long, conflicts_with = "dev_fuse")]
     io_uring: bool,
-    /// Serve requests by reads and writes on /dev/fuse, even where io_uring is offered.
+    /// Serve requests by reads and writes on /dev/fuse (the default).
     #[arg(long)]
     dev_fuse: bool,
     #[command(flatten)]
@@ -434,10 +433,10 @@ fn run(cli: Cli) -> Result<()> {
                 stats_out: args.stats_out,
                 trace: args.trace,
                 force: args.force,
-                transport: match (args.io_uring, args.dev_fuse) {
-                    (true, _) => mount::Transport::IoUring,
-                    (_, true) => mount::Transport::DevFuse,
-                    _ => mount::Transport::Auto,
+                transport: if args.io_uring {
+                    mount::Transport::IoUring
+                } else {
+                    mount::Transport::DevFuse
                 },
                 store: args
                     .store

@@ -50,39 +50,28 @@ pub struct MountConfig {
 /// What carries FUSE requests: reads and writes on /dev/fuse, or io_uring queues.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Transport {
-    /// io_uring where the kernel offers it (they cut untar and clone times; README "FUSE
-    /// over io_uring"), else /dev/fuse.
+    /// The default: whether rings pay depends on where the scheduler puts the ring threads
+    /// and the callers (README "FUSE over io_uring").
     #[default]
-    Auto,
     DevFuse,
     IoUring,
 }
 
 impl Transport {
-    /// The name `.memfs/stats.json` and the trace give it (`Auto` is resolved at mount).
+    /// The name `.memfs/stats.json` and the trace give it.
     pub fn name(self) -> &'static str {
         match self {
-            Transport::DevFuse | Transport::Auto => "dev-fuse",
+            Transport::DevFuse => "dev-fuse",
             Transport::IoUring => "io-uring",
         }
     }
 }
 
-/// The ring queues for `transport`, made before the mount; `Auto` falls back to /dev/fuse
-/// when the kernel does not offer rings or they cannot be made.
+/// The ring queues for `transport`, made before the mount.
 fn prepare_rings(transport: Transport, max_write: u32) -> Result<Option<uring::Rings>> {
-    let payload = uring::payload_len(max_write);
     match transport {
         Transport::DevFuse => Ok(None),
-        Transport::IoUring => Ok(Some(uring::Rings::prepare(payload)?)),
-        Transport::Auto if uring::check_available().is_err() => Ok(None),
-        Transport::Auto => match uring::Rings::prepare(payload) {
-            Ok(rings) => Ok(Some(rings)),
-            Err(e) => {
-                warn!("serving over /dev/fuse: {e:#}");
-                Ok(None)
-            }
-        },
+        Transport::IoUring => Ok(Some(uring::Rings::prepare(uring::payload_len(max_write))?)),
     }
 }
 
@@ -221,16 +210,8 @@ pub fn run(config: MountConfig) -> Result<()> {
             .open(path)
             .with_context(|| format!("stats file {}", path.display()))?;
     }
-    // Everything about the rings that can fail is done before the mount (see uring); from
-    // here on `config.transport` is the one that serves (never `Auto`).
+    // Everything about the rings that can fail is done before the mount (see uring).
     let rings = prepare_rings(config.transport, config.kernel.max_write)?;
-    let config = MountConfig {
-        transport: match rings {
-            Some(_) => Transport::IoUring,
-            None => Transport::DevFuse,
-        },
-        ..config
-    };
     let store = open_store(&config)?;
     let fs = Arc::new(Fs::with_store(
         FsConfig {

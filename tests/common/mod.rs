@@ -40,7 +40,6 @@ pub fn transport_name() -> &'static str {
     match transport_args() {
         ["--io-uring"] => "io-uring",
         ["--dev-fuse"] => "dev-fuse",
-        _ if rings_offered() => "io-uring",
         _ => "dev-fuse",
     }
 }
