@@ -24,7 +24,10 @@ use std::fmt;
 use std::sync::atomic::{fence, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
-use super::engine::ContentStore;
+use dashmap::mapref::entry::Entry;
+use dashmap::DashMap;
+
+use super::engine::{ContentStore, Put};
 
 /// The id of a stored chunk: the blake3 hash of its bytes.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -196,6 +199,40 @@ impl Eq for ChunkRef {}
 impl fmt::Debug for ChunkRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "ChunkRef({}, {} B)", self.0.id.short(), self.len())
+    }
+}
+
+/// A store's `put`: a reference to chunk `id` from `index`, inserting the chunk `make`
+/// builds when it is new. `make` runs under the index shard's write lock, so what must
+/// follow the index's order (the store's counters, an upload queue) belongs in it.
+pub(crate) fn find_or_insert(
+    index: &DashMap<ChunkId, Arc<Chunk>>,
+    id: ChunkId,
+    make: impl FnOnce() -> Arc<Chunk>,
+) -> Put {
+    // Most chunks of a commit are already stored: a shard read lock finds them. Taking a
+    // reference under it keeps `reclaim` (which needs the write lock) from freeing a chunk
+    // whose count is at zero on its way out.
+    if let Some(found) = index.get(&id) {
+        return Put {
+            chunk: found.acquire(),
+            new: false,
+        };
+    }
+    match index.entry(id) {
+        Entry::Occupied(e) => Put {
+            chunk: e.get().acquire(),
+            new: false,
+        },
+        Entry::Vacant(e) => {
+            let chunk = make();
+            let taken = chunk.acquire();
+            e.insert(chunk);
+            Put {
+                chunk: taken,
+                new: true,
+            }
+        }
     }
 }
 

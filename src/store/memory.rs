@@ -11,10 +11,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
 use bytes::Bytes;
-use dashmap::mapref::entry::Entry;
 use dashmap::DashMap;
 
-use super::chunk::{Chunk, ChunkId, ChunkRef};
+use super::chunk::{find_or_insert, Chunk, ChunkId, ChunkRef};
 use super::engine::{ChunkInfo, ContentStore, Put, StoreStats};
 
 pub struct MemoryStore {
@@ -51,34 +50,12 @@ impl MemoryStore {
     /// `put` and `put_owned`: a new chunk keeps owned bytes as they are.
     fn put_cow(&self, bytes: Cow<'_, [u8]>) -> Put {
         let id = ChunkId::of(&bytes);
-        // Most chunks of a commit are already stored: a shard read lock finds them. Taking
-        // a reference under it keeps `reclaim` (which needs the write lock) from freeing a
-        // chunk whose count is at zero on its way out.
-        if let Some(found) = self.index.get(&id) {
-            return Put {
-                chunk: found.acquire(),
-                new: false,
-            };
-        }
-        match self.index.entry(id) {
-            Entry::Occupied(e) => Put {
-                chunk: e.get().acquire(),
-                new: false,
-            },
-            Entry::Vacant(e) => {
-                let this: Weak<dyn ContentStore> = self.this.clone();
-                let len = bytes.len() as u64;
-                let chunk = Chunk::new(id, bytes.into_owned().into_boxed_slice(), this);
-                let taken = chunk.acquire();
-                e.insert(chunk);
-                self.chunks.fetch_add(1, Ordering::Relaxed);
-                self.bytes.fetch_add(len, Ordering::Relaxed);
-                Put {
-                    chunk: taken,
-                    new: true,
-                }
-            }
-        }
+        find_or_insert(&self.index, id, || {
+            let this: Weak<dyn ContentStore> = self.this.clone();
+            self.chunks.fetch_add(1, Ordering::Relaxed);
+            self.bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+            Chunk::new(id, bytes.into_owned().into_boxed_slice(), this)
+        })
     }
 }
 

@@ -33,7 +33,7 @@ use dashmap::DashMap;
 use parking_lot::{Condvar, Mutex};
 use redis::Value;
 
-use super::chunk::{Chunk, ChunkId, ChunkRef};
+use super::chunk::{find_or_insert, Chunk, ChunkId, ChunkRef};
 use super::engine::{ChunkInfo, ContentStore, Put, StoreError, StoreReport, StoreStats};
 use super::recipe::{PieceData, Recipe};
 use link::{data_key, holders_key, Link};
@@ -279,36 +279,18 @@ impl RedisStore {
 
     fn put_cow(&self, bytes: Cow<'_, [u8]>) -> Put {
         let id = ChunkId::of(&bytes);
-        if let Some(found) = self.index.get(&id) {
-            return Put {
-                chunk: found.acquire(),
-                new: false,
-            };
-        }
-        match self.index.entry(id) {
-            Entry::Occupied(e) => Put {
-                chunk: e.get().acquire(),
-                new: false,
-            },
-            Entry::Vacant(e) => {
-                let this: Weak<dyn ContentStore> = self.this.clone();
-                let len = bytes.len();
-                let chunk = Chunk::remote(id, len, this);
-                let taken = chunk.acquire();
-                let bytes = Bytes::from(bytes.into_owned());
-                // Under the shard lock, so the outbox sees puts and releases of one chunk
-                // in the order the index made them.
-                self.shared.keep_unsaved(id, bytes.clone());
-                self.shared.outbox.push(id, Op::Put(bytes));
-                e.insert(chunk);
-                self.chunks.fetch_add(1, Ordering::Relaxed);
-                self.bytes.fetch_add(len as u64, Ordering::Relaxed);
-                Put {
-                    chunk: taken,
-                    new: true,
-                }
-            }
-        }
+        find_or_insert(&self.index, id, || {
+            let this: Weak<dyn ContentStore> = self.this.clone();
+            let len = bytes.len();
+            let bytes = Bytes::from(bytes.into_owned());
+            // Under the shard lock, so the outbox sees puts and releases of one chunk in
+            // the order the index made them.
+            self.shared.keep_unsaved(id, bytes.clone());
+            self.shared.outbox.push(id, Op::Put(bytes));
+            self.chunks.fetch_add(1, Ordering::Relaxed);
+            self.bytes.fetch_add(len as u64, Ordering::Relaxed);
+            Chunk::remote(id, len, this)
+        })
     }
 
     /// A read connection: one from the pool, or a new one.
