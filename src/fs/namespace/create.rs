@@ -65,13 +65,7 @@ impl Fs {
         let now = SystemTime::now();
         let inode = {
             let mut data = dir.data.write();
-            let (dmeta, entries) = data.dir_mut()?;
-            if dmeta.nlink == 0 {
-                return Err(Errno::ENOENT.into());
-            }
-            if entries.get(name).is_some() {
-                return Err(Errno::EEXIST.into());
-            }
+            let (dmeta, entries) = data.dir_for_new(name)?;
             self.budget.charge_meta(cost)?;
             let Some(NewNode { body, .. }) = node.take() else {
                 self.budget.release_meta(cost);
@@ -232,13 +226,7 @@ impl Fs {
         let now = SystemTime::now();
         let attr = {
             let mut data = dir.data.write();
-            let (dmeta, entries) = data.dir_mut()?;
-            if dmeta.nlink == 0 {
-                return Err(Errno::ENOENT.into());
-            }
-            if entries.get(name).is_some() {
-                return Err(Errno::EEXIST.into());
-            }
+            let (dmeta, entries) = data.dir_for_new(name)?;
             // After EEXIST, as Linux checks them (linkat looks the new name up first).
             if inode.kind == FileKind::Directory {
                 return Err(Errno::EPERM.into());

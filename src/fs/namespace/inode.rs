@@ -97,6 +97,19 @@ impl InodeData {
         }
     }
 
+    /// The directory, to add the entry `name` to: ENOENT once it was removed (a rmdir got
+    /// there first), EEXIST if `name` is taken.
+    pub fn dir_for_new(&mut self, name: &[u8]) -> Result<(&mut Meta, &mut Directory)> {
+        let (meta, entries) = self.dir_mut()?;
+        if meta.nlink == 0 {
+            return Err(Errno::ENOENT);
+        }
+        if entries.get(name).is_some() {
+            return Err(Errno::EEXIST);
+        }
+        Ok((meta, entries))
+    }
+
     pub fn file(&self) -> Result<&FileContent> {
         match &self.body {
             Body::File(f) => Ok(&f.content),
