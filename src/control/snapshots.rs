@@ -46,19 +46,7 @@ pub(super) fn entries(fs: &Fs, node: Node) -> Result<Vec<(Vec<u8>, Node, FileKin
                 )
             })
             .collect()),
-        Node::Snap(snap, id) => {
-            let s = fs.snapshot_by_id(snap)?;
-            s.entries(id)?
-                .iter()
-                .map(|(name, child)| {
-                    Ok((
-                        name.to_vec(),
-                        Node::Snap(snap, *child),
-                        s.node(*child)?.kind(),
-                    ))
-                })
-                .collect()
-        }
+        Node::Snap(..) => entries_window(fs, node, 0, usize::MAX),
         _ => Err(Errno::ENOTDIR),
     }
 }
