@@ -145,7 +145,6 @@ impl Fs {
                 // Files too: their parent link is where their Merkle change marks go.
                 src.parent.store(newparent, Ordering::Release);
                 dst.parent.store(parent, Ordering::Release);
-                self.namespace.merkle_dir_changed(parent);
                 self.namespace.merkle_dir_changed(newparent);
                 self.namespace
                     .add_descendants(parent, dst_weight - src_weight);
@@ -214,7 +213,9 @@ impl Fs {
             self.maybe_free(&dst);
         }
         self.namespace.merkle_dir_changed(parent);
-        self.namespace.merkle_dir_changed(newparent);
+        if parent != newparent {
+            self.namespace.merkle_dir_changed(newparent);
+        }
         Ok(())
     }
 }
