@@ -10,20 +10,29 @@ use anyhow::Result;
 
 use super::analyze::{fmt_bytes, fmt_ns};
 use super::read::{lines, Line};
-use super::Op;
+use super::{Op, Process, Record};
 
 /// The name a program goes by in the per-process views: its command name, `kernel` for
 /// pid 0, and `pid N` for a pid whose process had gone before the writer could look.
 #[derive(Default)]
 pub struct ProgramNames {
     comm: HashMap<u32, String>,
+    parents: HashMap<u32, u32>,
 }
 
 impl ProgramNames {
-    pub fn learn(&mut self, pid: u32, comm: Option<&str>) {
-        if let Some(comm) = comm {
-            self.comm.insert(pid, comm.to_string());
+    pub fn learn(&mut self, p: &Process) {
+        if let Some(comm) = &p.comm {
+            self.comm.insert(p.process, comm.clone());
         }
+        if let Some(ppid) = p.ppid {
+            self.parents.insert(p.process, ppid);
+        }
+    }
+
+    /// The parent pid a process line gave `pid`.
+    pub fn parent(&self, pid: u32) -> Option<u32> {
+        self.parents.get(&pid).copied()
     }
 
     pub fn name(&self, pid: Option<u32>) -> String {
@@ -35,6 +44,33 @@ impl ProgramNames {
                 .get(&pid)
                 .cloned()
                 .unwrap_or_else(|| format!("pid {pid}")),
+        }
+    }
+}
+
+/// A trace's request records in order, with the programs its process lines named before
+/// each: every analysis that shows who made a request reads the trace through this.
+pub struct NamedRequests {
+    lines: Box<dyn Iterator<Item = Result<Line>>>,
+    pub names: ProgramNames,
+}
+
+impl NamedRequests {
+    pub fn open(path: &Path) -> Result<NamedRequests> {
+        Ok(NamedRequests {
+            lines: Box::new(lines(path)?),
+            names: ProgramNames::default(),
+        })
+    }
+
+    /// The next request record, learning the process lines before it.
+    pub fn next_request(&mut self) -> Option<Result<Record>> {
+        loop {
+            match self.lines.next()? {
+                Ok(Line::Process(p)) => self.names.learn(&p),
+                Ok(Line::Request(r)) => return Some(Ok(*r)),
+                Err(e) => return Some(Err(e)),
+            }
         }
     }
 }
@@ -63,17 +99,11 @@ impl ProgramStats {
 
 /// Per program, largest total time first.
 fn program_stats(path: &Path) -> Result<Vec<(String, ProgramStats)>> {
-    let mut names = ProgramNames::default();
+    let mut requests = NamedRequests::open(path)?;
     let mut programs: HashMap<String, ProgramStats> = HashMap::new();
-    for line in lines(path)? {
-        let r = match line? {
-            Line::Process(p) => {
-                names.learn(p.process, p.comm.as_deref());
-                continue;
-            }
-            Line::Request(r) => r,
-        };
-        let s = programs.entry(names.name(r.pid)).or_default();
+    while let Some(r) = requests.next_request() {
+        let r = r?;
+        let s = programs.entry(requests.names.name(r.pid)).or_default();
         if let Some(pid) = r.pid {
             s.pids.insert(pid);
         }

@@ -27,8 +27,8 @@ use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
 
 use super::analyze::Paths;
-use super::by_process::ProgramNames;
-use super::read::{header, lines, Line};
+use super::by_process::NamedRequests;
+use super::read::header;
 use super::Record;
 
 /// Rows per Arrow batch handed to the writer: what the exporter holds in memory at once.
@@ -271,27 +271,17 @@ pub fn parquet(trace: &Path, out: &Path) -> Result<Exported> {
         "memfs_trace_header".to_string(),
         serde_json::to_string(&header)?,
     ));
-    let mut names = ProgramNames::default();
-    let mut parents: std::collections::HashMap<u32, u32> = Default::default();
+    let mut requests = NamedRequests::open(trace)?;
     let mut paths = Paths::default();
     let mut columns = Columns::new();
     let mut pending = 0usize;
     let mut rows = 0u64;
-    for line in lines(trace)? {
-        let r = match line? {
-            Line::Process(p) => {
-                names.learn(p.process, p.comm.as_deref());
-                if let Some(ppid) = p.ppid {
-                    parents.insert(p.process, ppid);
-                }
-                continue;
-            }
-            Line::Request(r) => r,
-        };
+    while let Some(r) = requests.next_request() {
+        let r = r?;
         let path = paths.of_record(&r);
         paths.learn(&r);
-        let comm = r.pid.map(|pid| names.name(Some(pid)));
-        let ppid = r.pid.and_then(|pid| parents.get(&pid).copied());
+        let comm = r.pid.map(|pid| requests.names.name(Some(pid)));
+        let ppid = r.pid.and_then(|pid| requests.names.parent(pid));
         columns.push(&r, comm.as_deref(), ppid, &path);
         pending += 1;
         rows += 1;

@@ -17,8 +17,7 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::analyze::{fmt_ns, Histogram, Paths};
-use super::by_process::ProgramNames;
-use super::read::{lines, Line};
+use super::by_process::{NamedRequests, ProgramNames};
 use super::{Op, Record};
 
 /// Lanes drawn at most; the rest are counted in the caption.
@@ -79,7 +78,6 @@ struct Window {
 #[derive(Default)]
 struct Follower {
     paths: Paths,
-    names: ProgramNames,
     /// Open handle → (inode, lane key).
     open: HashMap<u64, (u64, String)>,
     /// Per inode: handles with data written since the last commit.
@@ -106,20 +104,22 @@ enum Event {
 }
 
 impl Follower {
-    fn lane_key(&self, by: LaneBy, ino: u64, pid: Option<u32>) -> String {
+    fn lane_key(&self, by: LaneBy, names: &ProgramNames, ino: u64, pid: Option<u32>) -> String {
         match by {
             // A lane per path, as opened: git's `config.lock` written and renamed over
             // `config` is two lanes, not one per inode that ever held the name.
             LaneBy::File => self.paths.path(ino),
             LaneBy::Process => format!(
                 "{} [{}]",
-                self.names.name(pid),
+                names.name(pid),
                 pid.map_or("?".into(), |p| p.to_string())
             ),
         }
     }
 
-    fn follow(&mut self, r: &Record, by: LaneBy, events: &mut Vec<Event>) {
+    /// What `r` did to the sessions, into `events`; `names` names the programs for lanes
+    /// per process.
+    fn follow(&mut self, r: &Record, by: LaneBy, names: &ProgramNames, events: &mut Vec<Event>) {
         self.paths.learn(r);
         if !r.result.is_ok() {
             return;
@@ -127,7 +127,7 @@ impl Follower {
         match r.op {
             Op::Open | Op::Create => {
                 if let (Some(ino), Some(fh)) = (r.ino, r.fh) {
-                    let key = self.lane_key(by, ino, r.pid);
+                    let key = self.lane_key(by, names, ino, r.pid);
                     let window = self.dirty.get(&ino).is_some_and(|h| !h.is_empty());
                     self.open.insert(fh, (ino, key.clone()));
                     events.push(Event::Opened { fh, key, window });
@@ -198,19 +198,14 @@ fn survey(
     let mut ops: HashMap<Op, OpLatency> = HashMap::new();
     let mut keys: HashMap<u64, String> = HashMap::new();
     let mut events = Vec::new();
-    for line in lines(path)? {
-        let r = match line? {
-            Line::Process(p) => {
-                f.names.learn(p.process, p.comm.as_deref());
-                continue;
-            }
-            Line::Request(r) => r,
-        };
+    let mut requests = NamedRequests::open(path)?;
+    while let Some(r) = requests.next_request() {
+        let r = r?;
         let o = ops.entry(r.op.clone()).or_default();
         o.total_ns += r.dur_ns;
         o.latency.add(r.dur_ns);
         events.clear();
-        f.follow(&r, by, &mut events);
+        f.follow(&r, by, &requests.names, &mut events);
         let end = r.t_ns + r.dur_ns;
         for e in &events {
             match e {
@@ -289,16 +284,11 @@ fn collect(path: &Path, by: LaneBy, lanes: &HashMap<String, LaneCount>) -> Resul
     let mut f = Follower::default();
     let mut bar_of: HashMap<u64, usize> = HashMap::new();
     let mut events = Vec::new();
-    for line in lines(path)? {
-        let r = match line? {
-            Line::Process(p) => {
-                f.names.learn(p.process, p.comm.as_deref());
-                continue;
-            }
-            Line::Request(r) => r,
-        };
+    let mut requests = NamedRequests::open(path)?;
+    while let Some(r) = requests.next_request() {
+        let r = r?;
         events.clear();
-        f.follow(&r, by, &mut events);
+        f.follow(&r, by, &requests.names, &mut events);
         let x = tl.px(r.t_ns);
         let end = r.t_ns + r.dur_ns;
         for e in events.drain(..) {
