@@ -363,6 +363,11 @@ struct MountArgs {
     /// Share one /dev/fuse descriptor among threads instead of one each.
     #[arg(long)]
     no_clone_fd: bool,
+    /// Microseconds a serving thread polls /dev/fuse for the next request before it
+    /// sleeps, while requests come back to back; 0 never polls (README "Kernel settings").
+    #[arg(long, value_name = "MICROSECONDS", default_value_t = mount::DEFAULT_POLL_US,
+          value_parser = clap::value_parser!(u64).range(0..=100_000))]
+    poll_us: u64,
     /// Serve requests over io_uring queues, one per CPU (Linux 6.14+, with
     /// /sys/module/fuse/parameters/enable_uring set to 1); fail if the kernel cannot.
     #[arg(long, conflicts_with = "dev_fuse")]
@@ -427,6 +432,7 @@ fn run(cli: Cli) -> Result<()> {
                 threads,
                 allow_other: args.allow_other,
                 clone_fd: !args.no_clone_fd,
+                poll_wait: std::time::Duration::from_micros(args.poll_us),
                 chunker: args.chunking.chunker()?,
                 keep_versions: args.keep_versions,
                 max_memory: args.max_memory,

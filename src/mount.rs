@@ -21,6 +21,10 @@ use crate::trace::{Header, Tracer};
 use crate::transport::fuser::MemFuse;
 use crate::transport::uring;
 
+/// `--poll-us`: long enough to catch a program's next request, short enough that a miss
+/// costs little (README "Kernel settings").
+pub const DEFAULT_POLL_US: u64 = 50;
+
 #[derive(Clone, Debug)]
 pub struct MountConfig {
     pub mountpoint: PathBuf,
@@ -30,6 +34,8 @@ pub struct MountConfig {
     pub allow_other: bool,
     /// Give each thread its own /dev/fuse descriptor.
     pub clone_fd: bool,
+    /// How long a serving thread polls /dev/fuse before it sleeps (zero: never).
+    pub poll_wait: std::time::Duration,
     pub kernel: KernelOptions,
     pub chunker: Chunker,
     pub keep_versions: usize,
@@ -260,6 +266,7 @@ pub fn run(config: MountConfig) -> Result<()> {
     };
     options.n_threads = Some(config.threads.max(1));
     options.clone_fd = config.clone_fd;
+    options.poll_wait = config.poll_wait;
 
     // Signals are caught before mounting, so none can kill us with the mount up.
     let mut signals =
@@ -371,6 +378,7 @@ fn trace_header(config: &MountConfig, mountpoint: &Path) -> Header {
         "threads": config.threads,
         "allow_other": config.allow_other,
         "clone_fd": config.clone_fd,
+        "poll_us": config.poll_wait.as_micros() as u64,
         "ttl_s": k.ttl.as_secs_f64(),
         "writeback_cache": k.writeback_cache,
         "max_write": k.max_write,

@@ -285,3 +285,45 @@ fn a_panicking_request_fails_alone_and_the_mount_keeps_serving() {
     assert_counts_match_walk(m.path());
     assert!(m.unmount().success());
 }
+
+/// Serving threads on /dev/fuse poll for the next request before sleeping (`--poll-us`):
+/// requests back to back, requests after the threads went to sleep, and requests from
+/// several threads at once are all answered, an idle mount burns no CPU, and unmount still
+/// ends the server, with polling off, at the default and with a long budget.
+#[test]
+fn polling_threads_serve_sleep_when_idle_and_unmount() {
+    let fuser_ticks = |pid| thread_ticks(pid, "fuser-0") + thread_ticks(pid, "fuser-1");
+    for poll in [&["--poll-us", "0"][..], &[], &["--poll-us", "5000"]] {
+        let args = &[&["--dev-fuse"][..], poll].concat();
+        let m = Mount::with_args(args);
+        for i in 0..300 {
+            std::fs::write(m.join(format!("f{i}")), format!("file {i}")).unwrap();
+        }
+        // Longer than any budget: every thread is asleep when the next request comes.
+        std::thread::sleep(Duration::from_millis(50));
+        std::thread::scope(|s| {
+            for t in 0..4 {
+                let m = &m;
+                s.spawn(move || {
+                    for i in (t..300).step_by(4) {
+                        let got = std::fs::read_to_string(m.join(format!("f{i}"))).unwrap();
+                        assert_eq!(got, format!("file {i}"), "{args:?}");
+                        std::fs::remove_file(m.join(format!("f{i}"))).unwrap();
+                    }
+                });
+            }
+        });
+        assert_eq!(std::fs::read_dir(m.path()).unwrap().count(), 0, "{args:?}");
+        std::thread::sleep(Duration::from_millis(100));
+        let before = fuser_ticks(m.pid());
+        std::thread::sleep(Duration::from_secs(1));
+        let idle = fuser_ticks(m.pid()) - before;
+        // Clock ticks are 10 ms: a thread still polling would show about 100.
+        assert!(
+            idle <= 5,
+            "{args:?}: {idle} ticks of CPU in one idle second"
+        );
+        let status = m.unmount();
+        assert!(status.success(), "{args:?}: exit status {status:?}");
+    }
+}

@@ -36,31 +36,6 @@ fn transport(mount: &Path) -> String {
     stats["transport"].as_str().unwrap_or_default().to_string()
 }
 
-/// CPU time (clock ticks) each thread of `pid` has used, by thread name.
-fn thread_ticks(pid: u32, name: &str) -> u64 {
-    let mut total = 0;
-    for task in std::fs::read_dir(format!("/proc/{pid}/task"))
-        .unwrap()
-        .flatten()
-    {
-        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
-        if comm.trim() != name {
-            continue;
-        }
-        let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
-        // Fields after the ")" that closes the name: utime and stime are the 12th and 13th.
-        let after = stat.rsplit_once(')').map(|(_, s)| s).unwrap_or_default();
-        let fields: Vec<&str> = after.split_whitespace().collect();
-        for i in [11, 12] {
-            total += fields
-                .get(i)
-                .and_then(|f| f.parse::<u64>().ok())
-                .unwrap_or(0);
-        }
-    }
-    total
-}
-
 #[test]
 fn stats_name_the_transport_the_suite_runs_on() {
     let m = Mount::new();

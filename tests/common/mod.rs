@@ -12,8 +12,8 @@ pub mod cluster;
 pub const MEMFS: &str = env!("CARGO_BIN_EXE_memfs");
 
 /// `memfs mount` arguments choosing the transport the suite runs on:
-/// `MEMFS_TEST_TRANSPORT=io-uring` or `dev-fuse` forces one; unset, memfs's default (rings
-/// where the kernel offers them). scripts/test.sh runs the mounted tests on both.
+/// `MEMFS_TEST_TRANSPORT=io-uring` or `dev-fuse` forces one; unset, memfs's default
+/// (/dev/fuse). scripts/test.sh runs the mounted tests on both.
 pub fn transport_args() -> &'static [&'static str] {
     match std::env::var("MEMFS_TEST_TRANSPORT").as_deref() {
         Ok("io-uring") => &["--io-uring"],
@@ -183,6 +183,31 @@ impl Drop for Mount {
             let _ = child.wait();
         }
     }
+}
+
+/// CPU time (clock ticks) each thread of `pid` has used, by thread name.
+pub fn thread_ticks(pid: u32, name: &str) -> u64 {
+    let mut total = 0;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .flatten()
+    {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if comm.trim() != name {
+            continue;
+        }
+        let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+        // Fields after the ")" that closes the name: utime and stime are the 12th and 13th.
+        let after = stat.rsplit_once(')').map(|(_, s)| s).unwrap_or_default();
+        let fields: Vec<&str> = after.split_whitespace().collect();
+        for i in [11, 12] {
+            total += fields
+                .get(i)
+                .and_then(|f| f.parse::<u64>().ok())
+                .unwrap_or(0);
+        }
+    }
+    total
 }
 
 /// Whether `path` is a mount point in /proc/mounts.

@@ -18,6 +18,9 @@ pub struct Config {
     /// This enables more efficient request processing
     /// when multiple threads are used. Requires Linux 4.5+.
     pub clone_fd: bool,
+    /// MEMFS-PATCH: how long a serving thread polls for the next request before it
+    /// sleeps (see `poll_wait.rs`). Zero never polls; only used with `clone_fd`.
+    pub poll_wait: std::time::Duration,
 }
 
 /// Mount options accepted by the FUSE filesystem type
