@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use memfs::fs::{Caller, Errno, Fs, FsConfig, SetAttr, ROOT_INO};
+use memfs::fs::{Caller, Errno, Fs, FsConfig, SetAttr, CHECKPOINT_MIN, ROOT_INO};
 use memfs::testdata::noise;
 
 const MIB: usize = 1 << 20;
@@ -313,4 +313,106 @@ fn a_handed_off_commit_that_does_not_fit_keeps_its_bytes_and_the_next_commit_ret
     fs.forget(ino, 1);
     assert_clean(&fs);
     assert_eq!(fs.store().stats().stored_bytes, 0);
+}
+
+/// Writes `model` into a new file `name` sequentially, 1 MiB at a time; returns the inode
+/// and handle.
+fn write_sequentially(fs: &Fs, name: &str, model: &[u8]) -> (u64, u64) {
+    let (ino, fh) = create(fs, name);
+    for (i, piece) in model.chunks(MIB).enumerate() {
+        fs.write(fh, (i * MIB) as u64, piece).unwrap();
+    }
+    (ino, fh)
+}
+
+/// A long write is chunked while it goes on (checkpoints), not held until its commit
+/// point: the dirty bytes stay bounded, reads see every write, no version appears before
+/// the commit point, and the one version it makes has exactly the bytes, the recipe (so
+/// the hash) and the stored bytes of the same content committed at once without workers.
+#[test]
+fn long_writes_are_chunked_before_their_commit_point_and_make_one_version() {
+    let mut model = noise(200 * MIB, 7);
+    let fs = fs_with_workers(config());
+    let (ino, fh) = write_sequentially(&fs, "f", &model[..150 * MIB]);
+    // Rewrite a stretch that a checkpoint has probably chunked already, then go on.
+    let patch = noise(3 * MIB, 8);
+    fs.write(fh, (10 * MIB + 12345) as u64, &patch).unwrap();
+    model[10 * MIB + 12345..13 * MIB + 12345].copy_from_slice(&patch);
+    for at in (150 * MIB..200 * MIB).step_by(MIB) {
+        fs.write(fh, at as u64, &model[at..at + MIB]).unwrap();
+    }
+    assert!(read_all(&fs, fh, model.len()) == model);
+    // Once the workers are idle, at most what the last checkpoint left is dirty (one more
+    // write starts a checkpoint of the rest if that is still too much).
+    fs.drain_commits();
+    fs.write(fh, 0, &model[..1]).unwrap();
+    fs.drain_commits();
+    let dirty = fs.dirty_bytes();
+    assert!(dirty < CHECKPOINT_MIN, "{dirty} bytes still dirty");
+    assert!(
+        fs.version_stats(ino).unwrap().is_empty(),
+        "a checkpoint made a version"
+    );
+    assert!(read_all(&fs, fh, model.len()) == model);
+
+    let number = fs.flush(fh).unwrap().expect("the close makes a version");
+    let versions = fs.version_stats(ino).unwrap();
+    assert_eq!(versions.len(), 1);
+    assert_eq!(versions[0].number, number);
+    assert!(version_bytes(&fs, ino, number) == model);
+    fs.release(fh).unwrap();
+    assert_eq!(fs.dirty_bytes(), 0);
+
+    // The same bytes, committed at once (no workers, so no checkpoints).
+    let inline = Fs::new(config());
+    let (inline_ino, inline_fh) = create(&inline, "f");
+    inline.write(inline_fh, 0, &model).unwrap();
+    inline.release(inline_fh).unwrap();
+    let hash = |fs: &Fs, ino| fs.getxattr(ino, b"user.memfs.hash").unwrap();
+    assert_eq!(hash(&fs, ino), hash(&inline, inline_ino));
+    assert_eq!(
+        fs.store().stats().stored_bytes,
+        inline.store().stats().stored_bytes,
+        "a checkpoint's chunks outlived it"
+    );
+    let new_bytes = |fs: &Fs, ino| fs.versions(ino).unwrap()[0].new_bytes;
+    assert_eq!(new_bytes(&fs, ino), new_bytes(&inline, inline_ino));
+    assert_clean(&fs);
+}
+
+/// A close that finds everything chunked by a checkpoint, with nothing written since, still
+/// makes its version; a checkpoint of unchanged bytes makes none; an unlink while a
+/// checkpoint is pending leaks nothing.
+#[test]
+fn a_close_right_after_a_checkpoint_makes_a_version_and_unlink_leaks_nothing() {
+    let fs = fs_with_workers(config());
+    // Exactly the checkpoint threshold: the last write hands every byte to a checkpoint.
+    let model = noise(CHECKPOINT_MIN as usize, 9);
+    let (ino, fh) = write_sequentially(&fs, "f", &model);
+    fs.drain_commits();
+    assert_eq!(fs.dirty_bytes(), 0, "the checkpoint took every byte");
+    let number = fs
+        .flush(fh)
+        .unwrap()
+        .expect("a version of the checkpointed bytes");
+    assert!(version_bytes(&fs, ino, number) == model);
+    // A second close with nothing new makes none, nor does one after a checkpoint of the
+    // same bytes written again.
+    assert_eq!(fs.flush(fh).unwrap(), None);
+    for (i, piece) in model.chunks(MIB).enumerate() {
+        fs.write(fh, (i * MIB) as u64, piece).unwrap();
+    }
+    fs.drain_commits();
+    assert_eq!(fs.dirty_bytes(), 0, "the checkpoint took every byte");
+    assert_eq!(fs.flush(fh).unwrap(), None);
+    fs.release(fh).unwrap();
+    assert_eq!(fs.version_stats(ino).unwrap().len(), 1);
+
+    let (ino, fh) = write_sequentially(&fs, "g", &noise(100 * MIB, 10));
+    fs.unlink(ROOT_INO, b"g").unwrap();
+    fs.release(fh).unwrap();
+    fs.forget(ino, 1);
+    fs.drain_commits();
+    assert_clean(&fs);
+    assert_eq!(fs.store().stats().stored_bytes, model.len() as u64);
 }

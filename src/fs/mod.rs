@@ -70,7 +70,9 @@ pub use budget::{
 pub use check::{Census, StoreCheck};
 pub use data::{FileContent, Handle, MAX_FILE_SIZE};
 pub use error::{Errno, Result};
-pub use history::{CommitCause, History, Version, VersionInfo, VersionReader, VersionStat};
+pub use history::{
+    CommitCause, History, Version, VersionInfo, VersionReader, VersionStat, CHECKPOINT_MIN,
+};
 pub use meta::{check_xattr_name, permits, DESCENDANTS_XATTR, HASH_XATTR, VERSIONS_XATTR};
 pub use namespace::merkle::{hex as hash_hex, Hash};
 pub use namespace::{check_name, check_removal_name, check_rename_names};

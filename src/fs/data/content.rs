@@ -57,6 +57,11 @@ pub struct FileContent {
     pending: Vec<PendingLayer>,
     /// The layer writes go to.
     live: Layer,
+    /// Set while `base` is a checkpoint, not a version: the bytes a writer had written so
+    /// far, chunked before its commit point so that they need not be held twice (see
+    /// [`FileContent::install_checkpoint`]). Holds the bytes the checkpoints added to the
+    /// store, which the next version reports as its own.
+    checkpoint: Option<u64>,
 }
 
 impl Default for FileContent {
@@ -72,6 +77,17 @@ pub struct Prepared {
     pub recipe: Option<RecipeRef>,
     pub new_bytes: u64,
     pub chunked_bytes: u64,
+}
+
+impl Prepared {
+    /// A commit that changes no bytes.
+    pub fn unchanged() -> Prepared {
+        Prepared {
+            recipe: None,
+            new_bytes: 0,
+            chunked_bytes: 0,
+        }
+    }
 }
 
 /// What a commit made.
@@ -91,6 +107,7 @@ impl FileContent {
             live: Layer::over(recipe.size()),
             base: recipe,
             pending: Vec::new(),
+            checkpoint: None,
         }
     }
 
@@ -106,7 +123,7 @@ impl FileContent {
         self.live.size
     }
 
-    /// The last committed recipe.
+    /// The last committed recipe: the newest version's, or a checkpoint's after it.
     pub fn base(&self) -> &RecipeRef {
         &self.base
     }
@@ -210,6 +227,7 @@ impl FileContent {
     pub fn install(&mut self, prepared: Prepared) -> Option<Committed> {
         self.pending.clear();
         self.live = Layer::over(self.live.size);
+        let prepared = self.as_version(Some(prepared))?;
         let recipe = prepared.recipe?;
         self.base = recipe.clone();
         Some(Committed {
@@ -217,6 +235,51 @@ impl FileContent {
             new_bytes: prepared.new_bytes,
             chunked_bytes: prepared.chunked_bytes,
         })
+    }
+
+    /// What a commit point makes a version of: `prepared` (`None` or a `None` recipe when
+    /// nothing changed since `base`), except that after a checkpoint an unchanged content
+    /// is still new as a version, the checkpoint's recipe, and the bytes the checkpoints
+    /// stored count as the version's. Clears the checkpoint: its caller installs a version.
+    pub fn as_version(&mut self, prepared: Option<Prepared>) -> Option<Prepared> {
+        let Some(stored) = self.checkpoint.take() else {
+            return prepared;
+        };
+        let mut p = prepared.unwrap_or_else(Prepared::unchanged);
+        p.recipe = p.recipe.or_else(|| Some(self.base.clone()));
+        p.new_bytes += stored;
+        Some(p)
+    }
+
+    /// Takes `bytes` off what the checkpoints stored: chunks only a checkpoint held, gone
+    /// with it.
+    pub fn forget_checkpoint_bytes(&mut self, bytes: u64) {
+        if let Some(stored) = &mut self.checkpoint {
+            *stored = stored.saturating_sub(bytes);
+        }
+    }
+
+    /// Whether `base` is a checkpoint that no version holds yet.
+    pub fn is_checkpointed(&self) -> bool {
+        self.checkpoint.is_some()
+    }
+
+    /// Installs a worker's checkpoint of the pending layers up to and including `through`:
+    /// like [`FileContent::install_layers`], but its recipe is no version, only the bytes
+    /// written so far in chunks; the next commit point makes the version. A checkpoint of
+    /// the same bytes as `base` (`None` recipe) leaves `base` as it was, a version or not.
+    /// Returns the dirty bytes released.
+    pub fn install_checkpoint(
+        &mut self,
+        through: &PendingLayer,
+        prepared: Prepared,
+    ) -> Option<u64> {
+        let changed = prepared.recipe.is_some();
+        let released = self.install_layers(through, prepared.recipe)?;
+        if changed {
+            *self.checkpoint.get_or_insert(0) += prepared.new_bytes;
+        }
+        Some(released)
     }
 
     /// A commit point handed to a worker: the live layer becomes the newest pending layer

@@ -5,7 +5,7 @@ use std::time::SystemTime;
 
 use crate::fs::attr::FileKind;
 use crate::fs::error::{Errno, Result};
-use crate::fs::history::CommitCause;
+use crate::fs::history::{CommitCause, CHECKPOINT_MIN};
 use crate::fs::{test_panic_point, Fs};
 
 use super::content::{checked_end, MAX_FILE_SIZE};
@@ -64,6 +64,7 @@ impl Fs {
             .len()
             .min((MAX_FILE_SIZE - offset.min(MAX_FILE_SIZE)) as usize)];
         let written = u32::try_from(bytes.len()).map_err(|_| Errno::EINVAL)?;
+        let mut checkpoint = false;
         self.with_room(|_| {
             let mut data = handle.inode.data.write();
             let (meta, content) = data.file_mut()?;
@@ -83,8 +84,12 @@ impl Fs {
                 }
             }
             meta.touch_modified(SystemTime::now());
+            checkpoint = content.live_dirty_bytes() >= CHECKPOINT_MIN;
             Ok(())
         })?;
+        if checkpoint {
+            self.checkpoint(&handle.inode);
+        }
         self.namespace.merkle_changed(&handle.inode);
         handle.wrote.store(true, Ordering::Release);
         Ok(written)

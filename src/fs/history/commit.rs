@@ -26,12 +26,24 @@ use crate::fs::namespace::inode::{Body, FileState, Inode};
 use crate::fs::{test_panic_point, Fs};
 
 use super::pending::Job;
-use super::retention::bytes_freed;
+use super::retention::{bytes_freed, data_freed};
 use super::version::{CommitCause, Version};
 
 /// Commits of at most this many dirty bytes are made inline: chunking and hashing them
 /// costs less than handing them off.
 pub const INLINE_MAX: u64 = 1 << 20;
+
+/// A writer holding this many dirty bytes has them chunked before its commit point (see
+/// [`Fs::checkpoint`]).
+pub const CHECKPOINT_MIN: u64 = 32 << 20;
+
+/// A writer holding this many dirty bytes while its file's checkpoint is still being
+/// chunked waits for it. Measured on a 1 GiB `dd conv=fsync` alone (3 runs): without
+/// checkpoints the write took 1.3–1.4 s and memfs's peak RSS was 2.12 GB, with its commit
+/// still to run; 32 MiB checkpoints with a backlog of 64 MiB took 2.3–2.4 s at 1.24–1.30
+/// GB, with 128 MiB 2.0–2.4 s at 1.32–1.36 GB, 64 MiB ones with 256 MiB 1.8–2.0 s at
+/// 1.59–1.61 GB, and with no wait 1.5–1.7 s at 1.64–1.90 GB.
+const CHECKPOINT_BACKLOG: u64 = 4 * CHECKPOINT_MIN;
 
 /// How long a commit worker waits for a lost store before it installs a version whose
 /// chunks are only in memory (they are still retried).
@@ -74,8 +86,10 @@ impl Fs {
                 (Some(layer), Some(job)) => !Arc::ptr_eq(layer, &job.through),
             };
             let live = state.content.live_changed();
+            // A checkpoint is no version: the commit point still makes one.
+            let after_checkpoint = state.commits.newest().is_some_and(|j| j.checkpoint);
             if !state.commits.is_empty() || left_over {
-                if !live && !left_over {
+                if !live && !left_over && !after_checkpoint {
                     // The pending commits already cover every change.
                     return Ok(None);
                 }
@@ -86,13 +100,20 @@ impl Fs {
             }
         }
         let dirty = state.content.dirty_bytes();
-        let Some(prepared) = state
+        let prepared = state
             .content
-            .prepare_commit(&self.config.chunker, self.store.as_ref())?
-        else {
+            .prepare_commit(&self.config.chunker, self.store.as_ref())?;
+        let Some(prepared) = prepared.or_else(|| {
+            // After a checkpoint, unchanged bytes are still a new version.
+            state.content.is_checkpointed().then(Prepared::unchanged)
+        }) else {
             return Ok(None);
         };
-        let Some(recipe) = prepared.recipe.clone() else {
+        let checkpoint = state
+            .content
+            .is_checkpointed()
+            .then(|| state.content.base().clone());
+        let Some(recipe) = prepared.recipe.clone().or(checkpoint) else {
             // The same bytes as before: no version, the dirty data just goes.
             state.content.install(prepared);
             self.budget.release_dirty(dirty);
@@ -100,6 +121,7 @@ impl Fs {
         };
         let drop_n = self.fit(state, &recipe, dirty, second_try)?;
         let number = state.history.reserve();
+        self.retire_checkpoint(state, &recipe);
         let Some(committed) = state.content.install(prepared) else {
             return Ok(None);
         };
@@ -115,6 +137,73 @@ impl Fs {
         Ok(Some(number))
     }
 
+    /// Chunks what a writer has written so far when it holds more than [`CHECKPOINT_MIN`]
+    /// dirty bytes and no commit of the file is in flight: the live layer is handed to a
+    /// worker like a commit point's, but installed as a checkpoint, not a version. So a
+    /// long write is chunked and hashed while it goes on, and its bytes are not held twice
+    /// (written, and chunked) when its commit point comes. The version is still made at the
+    /// commit point, of exactly the bytes there: the checkpoint's chunks are those a commit
+    /// of the same bytes would cut (chunking is by content), so only the data since is new.
+    ///
+    /// A writer faster than the workers would still pile up bytes, so past
+    /// [`CHECKPOINT_BACKLOG`] it waits for the file's jobs in flight before it goes on: a
+    /// long write then holds at most about that much uncommitted.
+    pub(crate) fn checkpoint(&self, inode: &Arc<Inode>) {
+        if !self.commit_queue.started() {
+            return;
+        }
+        loop {
+            if inode.is_poisoned() {
+                return;
+            }
+            let mut data = inode.data.write();
+            let Ok(state) = data.file_state_mut() else {
+                return;
+            };
+            let live = state.content.live_dirty_bytes();
+            if live < CHECKPOINT_MIN {
+                return;
+            }
+            if state.commits.is_empty() {
+                break self.hand_off_checkpoint(inode, state);
+            }
+            if live < CHECKPOINT_BACKLOG {
+                return;
+            }
+            // The jobs in flight end (installed, given up, or dropped with the file) on
+            // their own: no lock or request of ours is needed for that.
+            let settled = state.commits.settled().clone();
+            let seen = settled.jobs_over();
+            drop(data);
+            settled.wait_past(seen);
+        }
+    }
+
+    fn hand_off_checkpoint(&self, inode: &Arc<Inode>, state: &mut FileState) {
+        let job = Job {
+            number: state.history.last_reserved(),
+            // Unused: a checkpoint records no version.
+            cause: CommitCause::Close,
+            time: SystemTime::now(),
+            through: state.content.freeze(),
+            checkpoint: true,
+        };
+        if state.commits.push(job) {
+            self.commit_queue.push(inode.clone());
+        }
+    }
+
+    /// Before a checkpoint that is the file's base gives way to `next`: the chunks only it
+    /// holds (the last one each checkpoint cut at the end of what was written so far, which
+    /// the next cut again) leave the store with it, so they are not counted as stored.
+    fn retire_checkpoint(&self, state: &mut FileState, next: &crate::store::RecipeRef) {
+        let base = state.content.base();
+        if state.content.is_checkpointed() && !Arc::ptr_eq(base, next) {
+            let gone = data_freed(self.store.as_ref(), &[base], &[]);
+            state.content.forget_checkpoint_bytes(gone);
+        }
+    }
+
     /// Freezes the live layer as a job for a worker; returns the version number it reserves.
     fn hand_off(&self, inode: &Arc<Inode>, state: &mut FileState, cause: CommitCause) -> u64 {
         let through = state.content.freeze();
@@ -124,6 +213,7 @@ impl Fs {
             cause,
             time: SystemTime::now(),
             through,
+            checkpoint: false,
         };
         if state.commits.push(job) {
             self.commit_queue.push(inode.clone());
@@ -298,10 +388,31 @@ impl Fs {
             return Ok(());
         };
         let dirty: u64 = layers.iter().map(|l| l.dirty_bytes()).sum();
+        if job.checkpoint {
+            // Its chunks are stored already; installing it only lets the dirty bytes go.
+            let released = match prepared.take().flatten() {
+                Some(p) => {
+                    if let Some(next) = &p.recipe {
+                        self.retire_checkpoint(state, next);
+                    }
+                    state.content.install_checkpoint(&job.through, p)
+                }
+                None => state.content.install_layers(&job.through, None),
+            };
+            self.budget.release_dirty(released.unwrap_or(0));
+            return Ok(());
+        }
         let recipe = match prepared.as_ref() {
             Some(Some(p)) => p.recipe.clone(),
             _ => None,
-        };
+        }
+        .or_else(|| {
+            // After a checkpoint, unchanged bytes are still a new version.
+            state
+                .content
+                .is_checkpointed()
+                .then(|| state.content.base().clone())
+        });
         let Some(recipe) = recipe else {
             // Nothing changed: the layers go, no version.
             if let Some(released) = state.content.install_layers(&job.through, None) {
@@ -310,7 +421,8 @@ impl Fs {
             return Ok(());
         };
         let drop_n = self.fit(state, &recipe, dirty, second_try)?;
-        let Some(Some(p)) = prepared.take() else {
+        self.retire_checkpoint(state, &recipe);
+        let Some(p) = state.content.as_version(prepared.take().flatten()) else {
             return Ok(());
         };
         if let Some(released) = state

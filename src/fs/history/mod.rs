@@ -7,6 +7,7 @@ mod retention;
 mod version;
 mod versions;
 
+pub use commit::CHECKPOINT_MIN;
 pub(crate) use pending::CommitQueue;
 pub use pending::PendingCommits;
 #[cfg(test)]

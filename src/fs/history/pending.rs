@@ -34,6 +34,9 @@ pub(crate) struct Job {
     pub time: SystemTime,
     /// The newest layer the commit covers: it commits every pending layer up to this one.
     pub through: PendingLayer,
+    /// A checkpoint of a writer's bytes, not a version: `number` is the newest version
+    /// number reserved before it, which it settles again (see `Fs::checkpoint`).
+    pub checkpoint: bool,
 }
 
 /// A file's commits in flight.
@@ -93,27 +96,51 @@ impl PendingCommits {
 }
 
 /// The newest version number of a file whose commit is over (installed, or given up for
-/// lack of space), with a condvar to wait for it.
+/// lack of space), and how many jobs are over, with a condvar to wait for either.
 #[derive(Debug, Default)]
 pub struct Settled {
-    through: Mutex<u64>,
+    state: Mutex<SettledState>,
     changed: Condvar,
 }
 
+#[derive(Debug, Default)]
+struct SettledState {
+    through: u64,
+    jobs_over: u64,
+}
+
 impl Settled {
+    /// A job is over; it had reserved `number` (a checkpoint: the number before it).
     pub(crate) fn settle(&self, number: u64) {
-        let mut through = lock(&self.through);
-        *through = (*through).max(number);
+        let mut state = lock(&self.state);
+        state.through = state.through.max(number);
+        state.jobs_over += 1;
         self.changed.notify_all();
     }
 
     /// Waits until the commit that reserved `number` is over.
     pub(crate) fn wait(&self, number: u64) {
-        let mut through = lock(&self.through);
-        while *through < number {
-            through = self
+        let mut state = lock(&self.state);
+        while state.through < number {
+            state = self
                 .changed
-                .wait(through)
+                .wait(state)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    /// How many jobs are over so far, for [`Settled::wait_past`].
+    pub(crate) fn jobs_over(&self) -> u64 {
+        lock(&self.state).jobs_over
+    }
+
+    /// Waits until more than `seen` jobs are over.
+    pub(crate) fn wait_past(&self, seen: u64) {
+        let mut state = lock(&self.state);
+        while state.jobs_over <= seen {
+            state = self
+                .changed
+                .wait(state)
                 .unwrap_or_else(PoisonError::into_inner);
         }
     }

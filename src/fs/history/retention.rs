@@ -23,6 +23,22 @@ const PRUNE_SLACK: u64 = 1 << 20;
 /// Any other holder of a chunk (another file, an open version file with its own copy of a
 /// recipe) shows in the store's count and keeps the chunk.
 pub fn bytes_freed(store: &dyn ContentStore, dropped: &[&RecipeRef], kept: &[&RecipeRef]) -> u64 {
+    chunks_freed(store, dropped, kept)
+        .map(|len| len.saturating_add(BLOB_BYTES))
+        .sum()
+}
+
+/// The data bytes of the chunks [`bytes_freed`] counts, without their overhead.
+pub fn data_freed(store: &dyn ContentStore, dropped: &[&RecipeRef], kept: &[&RecipeRef]) -> u64 {
+    chunks_freed(store, dropped, kept).sum()
+}
+
+/// The lengths of the chunks whose every reference `dropped` holds (see [`bytes_freed`]).
+fn chunks_freed<'a>(
+    store: &'a dyn ContentStore,
+    dropped: &[&'a RecipeRef],
+    kept: &[&RecipeRef],
+) -> impl Iterator<Item = u64> + 'a {
     let mut visited: HashSet<*const Recipe> = kept.iter().map(|r| Arc::as_ptr(r)).collect();
     // Per chunk: references the dropped recipes hold, and its length.
     let mut held: HashMap<&ChunkId, (u64, u64)> = HashMap::new();
@@ -37,9 +53,8 @@ pub fn bytes_freed(store: &dyn ContentStore, dropped: &[&RecipeRef], kept: &[&Re
         }
     }
     held.into_iter()
-        .filter(|(id, (refs, _))| store.refs(id) == *refs)
-        .map(|(_, (_, len))| len.saturating_add(BLOB_BYTES))
-        .sum()
+        .filter(move |(id, (refs, _))| store.refs(id) == *refs)
+        .map(|(_, (_, len))| len)
 }
 
 impl Fs {

@@ -70,6 +70,11 @@ impl History {
         self.last_number
     }
 
+    /// The newest number reserved so far (0 before the first).
+    pub fn last_reserved(&self) -> u64 {
+        self.last_number
+    }
+
     /// Records a new version (numbered by [`History::reserve`]); it is the newest, the
     /// file's committed content. The caller drops old versions beyond what it keeps with
     /// [`History::pop_oldest`].
