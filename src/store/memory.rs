@@ -11,13 +11,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
 use bytes::Bytes;
-use dashmap::DashMap;
 
-use super::chunk::{find_or_insert, Chunk, ChunkId, ChunkRef};
+use super::chunk::{find_or_insert, Chunk, ChunkId, ChunkIndex, ChunkRef};
 use super::engine::{ChunkInfo, ContentStore, Put, StoreStats};
 
 pub struct MemoryStore {
-    index: DashMap<ChunkId, Arc<Chunk>>,
+    index: ChunkIndex<Arc<Chunk>>,
     /// Entries in `index`, and their bytes: kept as counters so `stats` (asked on every
     /// charge against the memory cap) does not walk the index.
     chunks: AtomicU64,
@@ -29,7 +28,7 @@ pub struct MemoryStore {
 impl MemoryStore {
     pub fn new() -> Arc<MemoryStore> {
         Arc::new_cyclic(|this| MemoryStore {
-            index: DashMap::new(),
+            index: ChunkIndex::default(),
             chunks: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
             this: this.clone(),

@@ -29,11 +29,10 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use dashmap::mapref::entry::Entry;
-use dashmap::DashMap;
 use parking_lot::{Condvar, Mutex};
 use redis::Value;
 
-use super::chunk::{find_or_insert, Chunk, ChunkId, ChunkRef};
+use super::chunk::{find_or_insert, Chunk, ChunkId, ChunkIndex, ChunkRef};
 use super::engine::{ChunkInfo, ContentStore, Put, StoreError, StoreReport, StoreStats};
 use super::recipe::{PieceData, Recipe};
 use link::{data_key, holders_key, Link};
@@ -158,7 +157,7 @@ struct Shared {
     lease: Duration,
     replicas: u32,
     /// Chunks this mount wrote and the servers have not acknowledged yet.
-    unsaved: DashMap<ChunkId, Bytes>,
+    unsaved: ChunkIndex<Bytes>,
     unsaved_bytes: AtomicU64,
     cache: quick_cache::sync::Cache<ChunkId, Bytes, ByLen>,
     outbox: Outboxes,
@@ -188,7 +187,7 @@ impl Shared {
 }
 
 pub struct RedisStore {
-    index: DashMap<ChunkId, Arc<Chunk>>,
+    index: ChunkIndex<Arc<Chunk>>,
     chunks: AtomicU64,
     bytes: AtomicU64,
     shared: Arc<Shared>,
@@ -215,7 +214,7 @@ impl RedisStore {
             mount: mount_id(),
             lease: config.lease,
             replicas: config.replicas,
-            unsaved: DashMap::new(),
+            unsaved: ChunkIndex::default(),
             unsaved_bytes: AtomicU64::new(0),
             cache: quick_cache::sync::Cache::with_weighter(
                 (config.cache_bytes / 16384).max(16) as usize,
@@ -232,7 +231,7 @@ impl RedisStore {
         // Dead mounts' garbage goes before this one adds its own.
         lease::sweep(&mut link, &shared).map_err(fail)?;
         let store = Arc::new_cyclic(|this| RedisStore {
-            index: DashMap::new(),
+            index: ChunkIndex::default(),
             chunks: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
             shared: shared.clone(),
