@@ -237,17 +237,28 @@ impl FileContent {
         })
     }
 
-    /// What a commit point makes a version of: `prepared` (`None` or a `None` recipe when
-    /// nothing changed since `base`), except that after a checkpoint an unchanged content
-    /// is still new as a version, the checkpoint's recipe, and the bytes the checkpoints
-    /// stored count as the version's. Clears the checkpoint: its caller installs a version.
+    /// The recipe a commit point makes a version of: `prepared`'s (`None`, or a `None`
+    /// recipe, when nothing changed since `base`), except that after a checkpoint an
+    /// unchanged content is still new as a version: the checkpoint's recipe. `None`: no
+    /// version.
+    pub fn version_recipe(&self, prepared: Option<&Prepared>) -> Option<RecipeRef> {
+        prepared
+            .and_then(|p| p.recipe.clone())
+            .or_else(|| self.is_checkpointed().then(|| self.base.clone()))
+    }
+
+    /// What a commit point makes a version of: `prepared`, with the recipe
+    /// [`FileContent::version_recipe`] gives and, after a checkpoint, the bytes the
+    /// checkpoints stored counted as the version's. Clears the checkpoint: its caller
+    /// installs a version.
     pub fn as_version(&mut self, prepared: Option<Prepared>) -> Option<Prepared> {
-        let Some(stored) = self.checkpoint.take() else {
+        if !self.is_checkpointed() {
             return prepared;
-        };
+        }
+        let recipe = self.version_recipe(prepared.as_ref());
         let mut p = prepared.unwrap_or_else(Prepared::unchanged);
-        p.recipe = p.recipe.or_else(|| Some(self.base.clone()));
-        p.new_bytes += stored;
+        p.recipe = recipe;
+        p.new_bytes += self.checkpoint.take().unwrap_or(0);
         Some(p)
     }
 

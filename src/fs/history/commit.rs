@@ -103,22 +103,15 @@ impl Fs {
         let prepared = state
             .content
             .prepare_commit(&self.config.chunker, self.store.as_ref())?;
-        let Some(prepared) = prepared.or_else(|| {
-            // After a checkpoint, unchanged bytes are still a new version.
-            state.content.is_checkpointed().then(Prepared::unchanged)
-        }) else {
+        let Some(recipe) = state.content.version_recipe(prepared.as_ref()) else {
+            if let Some(prepared) = prepared {
+                // The same bytes as before: no version, the dirty data just goes.
+                state.content.install(prepared);
+                self.budget.release_dirty(dirty);
+            }
             return Ok(None);
         };
-        let checkpoint = state
-            .content
-            .is_checkpointed()
-            .then(|| state.content.base().clone());
-        let Some(recipe) = prepared.recipe.clone().or(checkpoint) else {
-            // The same bytes as before: no version, the dirty data just goes.
-            state.content.install(prepared);
-            self.budget.release_dirty(dirty);
-            return Ok(None);
-        };
+        let prepared = prepared.unwrap_or_else(Prepared::unchanged);
         let drop_n = self.fit(state, &recipe, dirty, second_try)?;
         let number = state.history.reserve();
         self.retire_checkpoint(state, &recipe);
@@ -402,17 +395,9 @@ impl Fs {
             self.budget.release_dirty(released.unwrap_or(0));
             return Ok(());
         }
-        let recipe = match prepared.as_ref() {
-            Some(Some(p)) => p.recipe.clone(),
-            _ => None,
-        }
-        .or_else(|| {
-            // After a checkpoint, unchanged bytes are still a new version.
-            state
-                .content
-                .is_checkpointed()
-                .then(|| state.content.base().clone())
-        });
+        let recipe = state
+            .content
+            .version_recipe(prepared.as_ref().and_then(Option::as_ref));
         let Some(recipe) = recipe else {
             // Nothing changed: the layers go, no version.
             if let Some(released) = state.content.install_layers(&job.through, None) {
