@@ -3,6 +3,7 @@
 mod common;
 use common::*;
 
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -304,4 +305,53 @@ fn cached_pages_and_listings_follow_every_change() {
         .collect::<Vec<_>>();
     listing.sort();
     assert_eq!(listing, ["cached.txt", "new.txt"]);
+
+    // The same through descriptors kept open, with no path walk between two listings (as
+    // in `cd .memfs/versions/cached.txt; ls; ...; ls`): rewinding shows the new version,
+    // and the new file in the mirror of the root.
+    let history = OpenDir::new(&versions);
+    let mirror = OpenDir::new(&m.join(".memfs/versions"));
+    assert_eq!(history.names(), ["1", "2", "3", "4"]);
+    assert_eq!(mirror.names(), ["cached.txt", "new.txt"]);
+    write_once(&f, "fifth\n");
+    std::fs::write(m.join("newer.txt"), b"n").unwrap();
+    assert_eq!(history.names(), ["1", "2", "3", "4", "5"]);
+    assert_eq!(mirror.names(), ["cached.txt", "new.txt", "newer.txt"]);
+}
+
+/// A directory stream held open across listings.
+struct OpenDir(*mut libc::DIR);
+
+impl OpenDir {
+    fn new(path: &Path) -> OpenDir {
+        let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+        let dir = unsafe { libc::opendir(c.as_ptr()) };
+        assert!(!dir.is_null(), "opendir {}", path.display());
+        OpenDir(dir)
+    }
+
+    /// Every name but "." and "..", sorted, read from the start (`rewinddir`).
+    fn names(&self) -> Vec<String> {
+        unsafe { libc::rewinddir(self.0) };
+        let mut names = Vec::new();
+        loop {
+            let entry = unsafe { libc::readdir(self.0) };
+            if entry.is_null() {
+                break;
+            }
+            let name = unsafe { std::ffi::CStr::from_ptr((*entry).d_name.as_ptr()) };
+            let name = name.to_string_lossy().into_owned();
+            if name != "." && name != ".." {
+                names.push(name);
+            }
+        }
+        names.sort();
+        names
+    }
+}
+
+impl Drop for OpenDir {
+    fn drop(&mut self) {
+        unsafe { libc::closedir(self.0) };
+    }
 }

@@ -102,6 +102,10 @@ pub trait KernelCache: Send + Sync {
     /// once it has (the writes come in as WRITE requests on other threads). False if it
     /// could not be done now (no thread to spare for those writes).
     fn write_back(&self, ino: u64) -> bool;
+
+    /// The kernel must drop its cached listing of directory `dir` (and its attributes):
+    /// memfs changes it without the kernel seeing it (`.memfs`).
+    fn forget_listing(&self, dir: u64);
 }
 
 /// One FUSE op's request: its arguments, what the trace shows of them, and its handler.
@@ -261,14 +265,19 @@ impl Server {
         }
     }
 
-    /// The open flags of a directory: the kernel may cache its listing (it drops it on the
-    /// changes it makes itself), and keeps it across opens except under `.memfs`, whose
-    /// listings change without the kernel seeing it.
-    fn opendir_flags(&self, ino: u64) -> u32 {
-        if self.options.keep_cache && (!self.core.is_control(ino) || self.core.is_frozen(ino)) {
-            FOPEN_CACHE_DIR | FOPEN_KEEP_CACHE
-        } else {
-            FOPEN_CACHE_DIR
+    /// After a listing of `dir` that reached its end (no entry left): under `.memfs`, where
+    /// listings change without the kernel seeing it, the kernel must not keep what it
+    /// cached. It opens directories itself (see `Opendir`), with their listings kept, so
+    /// memfs drops the one it just completed: the next `getdents` from the start asks
+    /// again, as it did when each opendir dropped it.
+    fn listed(&self, dir: u64, entries: u32) {
+        if entries != 0 || !self.options.keep_cache {
+            return;
+        }
+        if self.core.is_control(dir) && !self.core.is_frozen(dir) {
+            if let Some(kernel) = &self.kernel {
+                kernel.forget_listing(dir);
+            }
         }
     }
 

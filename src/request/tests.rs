@@ -84,20 +84,15 @@ fn handlers_answer_plain_values_with_the_cache_policy() {
         .unwrap();
     assert_eq!((found.attr.ino, found.attr.size), (ino, 5));
 
-    let dir = s
-        .call(
-            &CTX,
-            Opendir {
-                ino: ROOT_INO,
-                flags: 0,
-            },
-        )
-        .unwrap();
-    assert_eq!(dir.flags, FOPEN_CACHE_DIR | FOPEN_KEEP_CACHE);
+    let opendir = Opendir {
+        ino: ROOT_INO,
+        flags: 0,
+    };
+    assert_eq!(s.call(&CTX, opendir), Err(Errno::ENOSYS));
     let mut names = Names(Vec::new());
     let readdir = Readdir {
         ino: ROOT_INO,
-        fh: dir.fh,
+        fh: 0,
         offset: 0,
         sink: &mut names,
     };
@@ -121,9 +116,67 @@ fn lookup(s: &Server, parent: u64, name: &[u8]) -> u64 {
     s.call(&CTX, Lookup { parent, name }).unwrap().attr.ino
 }
 
+/// Records what the server tells the kernel outside replies.
+#[derive(Default)]
+struct KernelLog(parking_lot::Mutex<Vec<(&'static str, u64)>>);
+
+impl KernelCache for KernelLog {
+    fn forget_attributes(&self, ino: u64) {
+        self.0.lock().push(("attributes", ino));
+    }
+
+    fn write_back(&self, ino: u64) -> bool {
+        self.0.lock().push(("write back", ino));
+        true
+    }
+
+    fn forget_listing(&self, dir: u64) {
+        self.0.lock().push(("listing", dir));
+    }
+}
+
+/// Lists `dir` to its end as the kernel does: from cookie 0, then from the last entry's
+/// cookie until a call adds nothing.
+fn list_to_end(s: &Server, dir: u64) -> Vec<Vec<u8>> {
+    struct Page(Vec<(Vec<u8>, u64)>);
+    impl DirSink for Page {
+        fn add(&mut self, entry: &DirEntry) -> bool {
+            if self.0.len() == 2 {
+                return true;
+            }
+            self.0.push((entry.name.clone(), entry.offset));
+            false
+        }
+    }
+    let (mut names, mut offset) = (Vec::new(), 0);
+    loop {
+        let mut page = Page(Vec::new());
+        let readdir = Readdir {
+            ino: dir,
+            fh: 0,
+            offset,
+            sink: &mut page,
+        };
+        s.call(&CTX, readdir).unwrap();
+        let Some(&(_, last)) = page.0.last() else {
+            return names;
+        };
+        offset = last;
+        names.extend(page.0.into_iter().map(|(name, _)| name));
+    }
+}
+
 #[test]
 fn caches_are_kept_across_opens_except_under_dot_memfs() {
-    let s = server(None);
+    let kernel = Arc::new(KernelLog::default());
+    let s = server(None).with_kernel_cache(kernel.clone());
+    let create = Create {
+        parent: ROOT_INO,
+        name: b"f",
+        mode: 0o644,
+        flags: libc::O_WRONLY | libc::O_CREAT,
+    };
+    s.call(&CTX, create).unwrap();
     let control = lookup(&s, ROOT_INO, b".memfs");
     let stats = lookup(&s, control, b"stats.json");
     let versions = lookup(&s, control, b"versions");
@@ -134,15 +187,27 @@ fn caches_are_kept_across_opens_except_under_dot_memfs() {
     };
     let opendir = |ino| Opendir { ino, flags: 0 };
     assert_eq!(s.call(&CTX, open(stats)).unwrap().flags, FOPEN_DIRECT_IO);
-    assert_eq!(
-        s.call(&CTX, opendir(versions)).unwrap().flags,
-        FOPEN_CACHE_DIR
-    );
-    // `.memfs` itself changes only through the kernel (its entries are fixed).
-    assert_eq!(
-        s.call(&CTX, opendir(control)).unwrap().flags,
-        FOPEN_CACHE_DIR | FOPEN_KEEP_CACHE
-    );
+    // The kernel opens directories itself, keeping their listings.
+    for dir in [ROOT_INO, control, versions] {
+        assert_eq!(s.call(&CTX, opendir(dir)), Err(Errno::ENOSYS));
+    }
+    // A listing of `.memfs/versions` (which gains entries without the kernel seeing it)
+    // is dropped once it reaches its end, and only then; the root's and `.memfs`'s
+    // (fixed entries) are kept.
+    let mut partial = Names(Vec::new());
+    let first = Readdir {
+        ino: versions,
+        fh: 0,
+        offset: 0,
+        sink: &mut partial,
+    };
+    s.call(&CTX, first).unwrap();
+    assert!(kernel.0.lock().is_empty(), "{:?}", kernel.0.lock());
+    for dir in [ROOT_INO, control, versions] {
+        let names = list_to_end(&s, dir);
+        assert!(names.len() > 2, "{names:?}");
+    }
+    assert_eq!(*kernel.0.lock(), vec![("listing", versions)]);
 
     let uncached = Server::new(
         s.core.clone(),

@@ -92,6 +92,18 @@ impl KernelCache for NotifierSlot {
         }
     }
 
+    /// FUSE_NOTIFY_INVAL_INODE from offset 0: a directory's cached listing lives in its
+    /// pages, and the kernel starts it again when a page is gone.
+    fn forget_listing(&self, dir: u64) {
+        if let Some(Err(e)) = self
+            .notifier
+            .get()
+            .map(|n| n.inval_inode(INodeNo(dir), 0, 0))
+        {
+            debug!(dir, "dropping a cached listing: {e}");
+        }
+    }
+
     /// FUSE_NOTIFY_INVAL_INODE over the whole file: the kernel launders each dirty page (a
     /// WRITE it waits for) before dropping it.
     fn write_back(&self, ino: u64) -> bool {
