@@ -10,8 +10,8 @@ use std::sync::Arc;
 use crate::control::{Control, CONTROL_NAME};
 use crate::fs::{
     check_name, check_removal_name, check_rename_names, check_xattr_name, Attr, Caller, DirEntry,
-    Errno, FileKind, Fs, RenameMode, Result, SetAttr, SetidChange, StatFs, NAME_MAX, PATH_MAX,
-    ROOT_INO,
+    Errno, FileKind, Fs, ReadBytes, RenameMode, Result, SetAttr, SetidChange, StatFs, NAME_MAX,
+    PATH_MAX, ROOT_INO,
 };
 
 pub struct Router {
@@ -246,11 +246,11 @@ impl Router {
         self.fs.open(ino, flags)
     }
 
-    pub fn read(&self, ino: u64, fh: u64, offset: u64, size: u32) -> Result<Vec<u8>> {
+    pub fn read(&self, ino: u64, fh: u64, offset: u64, size: u32) -> Result<ReadBytes> {
         if self.is_control(ino) {
             return self.control.read(fh, offset, size);
         }
-        self.fs.read(fh, offset, size)
+        self.fs.read_bytes(fh, offset, size)
     }
 
     pub fn write(&self, ino: u64, fh: u64, offset: u64, bytes: &[u8]) -> Result<u32> {
@@ -398,6 +398,7 @@ impl Router {
             return self.fs.copy_into(to.fh, to.offset, len, |done, piece| {
                 self.control
                     .read(from.fh, from.offset.saturating_add(done), piece)
+                    .map(ReadBytes::into_vec)
             });
         }
         self.fs
@@ -458,7 +459,7 @@ mod tests {
             );
             assert_eq!(r.getattr(ino).unwrap().size, 5);
             let fh = r.open(ino, libc::O_RDONLY).unwrap();
-            assert_eq!(r.read(ino, fh, 0, 100).unwrap(), b"hello");
+            assert_eq!(r.read(ino, fh, 0, 100).unwrap().into_vec(), b"hello");
             r.release(ino, fh).unwrap();
             let d = r.mkdir(ROOT_INO, b"d", 0o755, Caller::ROOT).unwrap();
             assert_eq!(d.ino, first + 1);
@@ -636,7 +637,7 @@ mod tests {
         while out.len() < 100_000 {
             let piece = r.read(v1, fh, out.len() as u64, 30_000).unwrap();
             assert!(!piece.is_empty());
-            out.extend(piece);
+            out.extend(piece.into_vec());
         }
         assert_eq!(out, crate::testdata::noise(100_000, 1));
         // Copied out to a real file.
@@ -670,7 +671,7 @@ mod tests {
         let stats = r.lookup(control, b"stats.json").unwrap().ino;
         assert!(r.direct_io(stats) && !r.direct_io(control));
         let fh = r.open(stats, libc::O_RDONLY).unwrap();
-        let json = r.read(stats, fh, 0, 1 << 20).unwrap();
+        let json = r.read(stats, fh, 0, 1 << 20).unwrap().into_vec();
         let s: crate::control::Stats = serde_json::from_slice(&json).unwrap();
         assert_eq!(s.files, 1);
         r.release(stats, fh).unwrap();

@@ -52,7 +52,8 @@ fn version_bytes(fs: &Fs, ino: u64, number: u64) -> Vec<u8> {
         out.extend(
             reader
                 .read(out.len() as u64, (4 * MIB) as u32)
-                .expect("read"),
+                .expect("read")
+                .into_vec(),
         );
     }
     out

@@ -82,7 +82,7 @@ fn flat_snapshot(s: &Snapshot) -> Flat {
             let node = s.node(*id).unwrap();
             let p = join(&path, name);
             let bytes = match node.kind() {
-                FileKind::Regular => s.read(*id, 0, u32::MAX).unwrap(),
+                FileKind::Regular => s.read(*id, 0, u32::MAX).unwrap().into_vec(),
                 FileKind::Symlink => s.readlink(*id).unwrap().to_vec(),
                 FileKind::Directory => {
                     todo.push((*id, p.clone()));
@@ -377,7 +377,7 @@ fn snapshots_count_against_the_cap_and_keep_what_dropped_versions_held() {
     }
     assert!(fs.versions_dropped_for_space() > 0);
     let id = s.lookup(0, b"f").unwrap();
-    assert_eq!(s.read(id, 0, 400_000).unwrap(), first);
+    assert_eq!(s.read(id, 0, 400_000).unwrap().into_vec(), first);
     fs.verify_usage().unwrap();
     assert!(fs.verify_store().ok);
     // With the room nearly gone, many small files' worth of snapshot metadata does not fit.

@@ -27,8 +27,8 @@ use dashmap::DashMap;
 
 use crate::fs::snapshot::{NodeId, Snapshot};
 use crate::fs::{
-    check_name, permits, Attr, Caller, DirEntry, Errno, FileKind, Fs, Result, VersionReader,
-    NAME_MAX,
+    check_name, permits, Attr, Caller, DirEntry, Errno, FileKind, Fs, ReadBytes, Result,
+    VersionReader, NAME_MAX,
 };
 use nodes::{Node, NodeTable};
 use tree::Parent;
@@ -203,14 +203,14 @@ impl Control {
         self.open(ino, flags)
     }
 
-    pub fn read(&self, fh: u64, offset: u64, size: u32) -> Result<Vec<u8>> {
+    pub fn read(&self, fh: u64, offset: u64, size: u32) -> Result<ReadBytes> {
         let file = self.handles.get(&fh).ok_or(Errno::EBADF)?.value().clone();
         Ok(match &*file {
-            OpenFile::Dir => Vec::new(),
+            OpenFile::Dir => Vec::new().into(),
             OpenFile::Bytes(b) => {
                 let start = usize::try_from(offset).unwrap_or(usize::MAX).min(b.len());
                 let end = start.saturating_add(size as usize).min(b.len());
-                b[start..end].to_vec()
+                b[start..end].to_vec().into()
             }
             OpenFile::Version(reader) => reader.read(offset, size)?,
             OpenFile::Snap(s, id) => s.read(*id, offset, size)?,

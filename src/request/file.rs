@@ -1,7 +1,7 @@
 //! Requests on open files: open, read, write, flush, fsync, release, fallocate, lseek,
 //! copy_file_range, ioctl.
 
-use crate::fs::{Errno, Result, SetidChange};
+use crate::fs::{Errno, ReadBytes, Result, SetidChange};
 use crate::router::CopyEnd;
 use crate::trace::{Flags, Op};
 
@@ -49,7 +49,7 @@ pub struct Read {
 
 impl Request for Read {
     const OP: Op = Op::Read;
-    type Reply = Vec<u8>;
+    type Reply = ReadBytes;
 
     fn args(&self) -> Args<'_> {
         Args {
@@ -59,7 +59,7 @@ impl Request for Read {
         }
     }
 
-    fn handle(self, server: &Server, _ctx: &Context) -> Result<Vec<u8>> {
+    fn handle(self, server: &Server, _ctx: &Context) -> Result<ReadBytes> {
         server.core.read(self.ino, self.fh, self.offset, self.size)
     }
 }

@@ -3,7 +3,7 @@
 
 use std::time::SystemTime;
 
-use crate::fs::{SetAttr, SetTime, StatFs};
+use crate::fs::{ReadBytes, SetAttr, SetTime, StatFs};
 use crate::trace::flags::fattr;
 use crate::trace::{Flags, Name, Op, Outcome, Queued, Record};
 
@@ -173,6 +173,13 @@ impl Noted for Opened {
 }
 /// Bytes transferred.
 impl Noted for Vec<u8> {
+    fn note(&self, record: &mut Queued) {
+        record.bytes = Some(self.len() as u64);
+    }
+}
+
+/// Bytes read.
+impl Noted for ReadBytes {
     fn note(&self, record: &mut Queued) {
         record.bytes = Some(self.len() as u64);
     }

@@ -45,6 +45,64 @@ pub struct Recipe {
 
 pub type RecipeRef = Arc<Recipe>;
 
+/// Zeros for reads of zero runs to point into, a slice per block.
+static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
+
+/// A range of a recipe whose chunks are all resident, read without copying: a read answers
+/// the kernel straight from the chunks (one `writev`) instead of first copying them into
+/// a buffer of its own. Holds the recipe, so its chunks stay while the answer is written.
+#[derive(Clone, Debug)]
+pub struct RecipeSlice {
+    recipe: RecipeRef,
+    start: u64,
+    end: u64,
+}
+
+impl RecipeSlice {
+    pub fn len(&self) -> usize {
+        (self.end - self.start) as usize
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.start == self.end
+    }
+
+    /// The pieces that hold some of the range.
+    fn pieces(&self) -> impl Iterator<Item = &Piece> {
+        let first = self
+            .recipe
+            .index_at(self.start)
+            .unwrap_or(self.recipe.pieces.len());
+        self.recipe.pieces[first..]
+            .iter()
+            .take_while(|p| p.start < self.end)
+    }
+
+    /// The bytes in order: a slice of each chunk, and of `ZEROS` per block of a zero run.
+    pub fn slices(&self) -> Vec<&[u8]> {
+        let mut out = Vec::new();
+        for p in self.pieces() {
+            let from = (self.start.max(p.start) - p.start) as usize;
+            let to = (self.end.min(p.end()) - p.start) as usize;
+            match &p.data {
+                // `share` checked that every chunk's bytes are here, whole.
+                PieceData::Chunk(c) => {
+                    out.push(c.bytes().and_then(|b| b.get(from..to)).unwrap_or_default())
+                }
+                PieceData::Zeros => {
+                    let mut left = to - from;
+                    while left > 0 {
+                        let n = left.min(ZEROS.len());
+                        out.push(&ZEROS[..n]);
+                        left -= n;
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
 /// The bytes of the chunks among `pieces` that are not resident, asked of their store at once.
 fn load_remote<'a>(
     pieces: impl Iterator<Item = (&'a Piece, &'a ChunkRef)>,
@@ -141,6 +199,23 @@ impl Recipe {
             .filter(|p| matches!(p.data, PieceData::Chunk(_)))
             .map(|p| p.len)
             .sum()
+    }
+
+    /// `offset..end` (cut at the size) as the chunks' own bytes, when every chunk in it
+    /// keeps its bytes in this process; `None` otherwise (a remote store: copy it with
+    /// `read_into`).
+    pub fn share(recipe: &RecipeRef, offset: u64, end: u64) -> Option<RecipeSlice> {
+        let end = end.min(recipe.size);
+        let slice = RecipeSlice {
+            recipe: recipe.clone(),
+            start: offset.min(end),
+            end,
+        };
+        let resident = slice.pieces().all(|p| match &p.data {
+            PieceData::Chunk(c) => c.bytes().is_some_and(|b| b.len() as u64 == p.len),
+            PieceData::Zeros => true,
+        });
+        resident.then_some(slice)
     }
 
     /// Every chunk boundary (offsets where a chunk starts), zero runs expanded, and the size.

@@ -3,6 +3,7 @@
 //! logic lives here beyond that and the init negotiation in fuser's terms.
 
 use std::ffi::OsStr;
+use std::io::IoSlice;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -24,6 +25,10 @@ use crate::request::{
     Opened, Server, Xattr,
 };
 use crate::trace::{Negotiated, Tracer};
+
+/// The most slices one `writev` takes (`UIO_MAXIOV`), the reply's header among them. A 1 MiB
+/// read of chunks of 8 KiB or more needs at most 129.
+const MAX_REPLY_SLICES: usize = 1024;
 
 /// The `fuser::Filesystem` over the request layer.
 pub struct MemFuse {
@@ -543,7 +548,15 @@ impl Filesystem for MemFuse {
         answer(
             reply,
             self.server.call(&context(req), request),
-            |r, bytes| r.data(&bytes),
+            |r, bytes| {
+                // One `writev` of the header and the bytes where they lie (see `ReadBytes`).
+                let slices: Vec<IoSlice> = bytes.slices().into_iter().map(IoSlice::new).collect();
+                if slices.len() < MAX_REPLY_SLICES {
+                    r.data_slices(&slices)
+                } else {
+                    r.data(&bytes.into_vec())
+                }
+            },
         );
     }
 

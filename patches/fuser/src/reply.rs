@@ -209,6 +209,12 @@ impl ReplyData {
         self.reply.send_ll(&ll::ResponseSlice(data));
     }
 
+    /// Reply with the concatenation of `data`, written with one `writev` (at most
+    /// `UIO_MAXIOV` - 1 slices, as the header takes one).
+    pub fn data_slices(self, data: &[IoSlice<'_>]) {
+        self.reply.send_ll(&ll::ResponseSlices(data));
+    }
+
     /// Reply to a request with the given error code
     pub fn error(self, err: Errno) {
         self.reply.error(err);

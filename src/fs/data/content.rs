@@ -27,6 +27,7 @@ use crate::store::recipe::{Piece, PieceData, Recipe, RecipeRef};
 use crate::store::{Chunker, ContentStore, Put};
 
 use super::layer::{Extent, Layer};
+use super::ReadBytes;
 
 /// The largest file size, as on Linux (`MAX_LFS_FILESIZE`).
 pub const MAX_FILE_SIZE: u64 = i64::MAX as u64;
@@ -158,6 +159,23 @@ impl FileContent {
     /// cannot serve a chunk.
     pub fn read(&self, offset: u64, len: usize) -> Result<Vec<u8>> {
         self.view().read(offset, len)
+    }
+
+    /// Like `read`, answered from the chunks' own bytes when no uncommitted change touches
+    /// the range (see [`ReadBytes`]).
+    pub fn read_bytes(&self, offset: u64, len: usize) -> Result<ReadBytes> {
+        let view = self.view();
+        let end = offset.saturating_add(len as u64).min(view.size());
+        let unchanged = || {
+            end <= view.base_valid()
+                && view
+                    .layers()
+                    .all(|l| l.overlapping(offset, end).next().is_none())
+        };
+        if offset < end && unchanged() {
+            return ReadBytes::of_recipe(&self.base, offset, end - offset);
+        }
+        view.read(offset, len).map(ReadBytes::from)
     }
 
     /// Writes `data` at `offset`, growing the file as needed. Returns the change in bytes
@@ -820,6 +838,47 @@ mod tests {
         );
         assert_eq!(store.stats().stored_bytes, done.recipe.data_bytes());
         assert_eq!(c.read((1 << 30) - 5, 100).unwrap(), all);
+    }
+
+    /// `read_bytes` answers exactly what `read` does, from the chunks only where nothing
+    /// uncommitted touches the range.
+    #[test]
+    fn read_bytes_shares_only_unchanged_ranges() {
+        let store = MemoryStore::new();
+        let chunker = Chunker::default();
+        let mut c = FileContent::default();
+        c.write(0, &noise(3 << 20, 3)).unwrap();
+        c.write(5 << 20, b"after a hole").unwrap();
+        c.commit(&chunker, &*store).unwrap();
+        let check = |c: &FileContent, offset: u64, len: usize, shared: bool| {
+            let got = c.read_bytes(offset, len).unwrap();
+            assert_eq!(
+                matches!(got, ReadBytes::Shared(_)),
+                shared,
+                "{offset}+{len}"
+            );
+            assert_eq!(
+                got.len(),
+                got.slices().iter().map(|s| s.len()).sum::<usize>()
+            );
+            assert_eq!(
+                got.into_vec(),
+                c.read(offset, len).unwrap(),
+                "{offset}+{len}"
+            );
+        };
+        check(&c, 0, 1 << 20, true);
+        check(&c, (3 << 20) - 10, 1 << 20, true); // data, then zeros
+        check(&c, (5 << 20) - 3, 100, true); // past the end: cut short
+        check(&c, 6 << 20, 100, false); // nothing to read
+        c.write(100, b"dirty").unwrap();
+        check(&c, 0, 1 << 20, false);
+        check(&c, 105, 1 << 20, true);
+        // Shrunk and grown again: the base's bytes past the cut read as zeros.
+        c.truncate(2 << 20).unwrap();
+        c.truncate(4 << 20).unwrap();
+        check(&c, 1 << 20, 2 << 20, false);
+        check(&c, 1 << 20, 1 << 20, true);
     }
 
     #[test]

@@ -10,6 +10,7 @@ use crate::fs::{test_panic_point, Fs};
 
 use super::content::{checked_end, MAX_FILE_SIZE};
 use super::handles::{is_writable, Handle};
+use super::ReadBytes;
 
 /// `fallocate` modes memfs knows (the rest answer EOPNOTSUPP, as on tmpfs).
 const FALLOC_FL_KEEP_SIZE: i32 = libc::FALLOC_FL_KEEP_SIZE;
@@ -50,6 +51,14 @@ impl Fs {
         let handle = self.handles.get(fh)?;
         let data = handle.inode.data.read();
         data.file()?.read(offset, size as usize)
+    }
+
+    /// Like `read`, answered from the chunks where it can (see [`ReadBytes`]): the read
+    /// path of the mount.
+    pub fn read_bytes(&self, fh: u64, offset: u64, size: u32) -> Result<ReadBytes> {
+        let handle = self.handles.get(fh)?;
+        let data = handle.inode.data.read();
+        data.file()?.read_bytes(offset, size as usize)
     }
 
     pub fn write(&self, fh: u64, offset: u64, bytes: &[u8]) -> Result<u32> {

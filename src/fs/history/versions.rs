@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::fs::error::{Errno, Result};
 use crate::fs::namespace::inode::Body;
-use crate::fs::Fs;
+use crate::fs::{Fs, ReadBytes};
 use crate::store::{Recipe, RecipeRef};
 
 /// One version of a file, as `memfs log` shows it.
@@ -64,13 +64,8 @@ pub struct VersionReader {
 impl VersionReader {
     /// Up to `size` bytes from `offset`; fewer at the end of the version. EIO when the
     /// store cannot serve a chunk.
-    pub fn read(&self, offset: u64, size: u32) -> Result<Vec<u8>> {
-        let end = offset.saturating_add(size as u64).min(self.recipe.size());
-        let mut out = vec![0u8; end.saturating_sub(offset) as usize];
-        self.recipe
-            .read_into(offset, &mut out)
-            .map_err(crate::fs::error::store_failed)?;
-        Ok(out)
+    pub fn read(&self, offset: u64, size: u32) -> Result<ReadBytes> {
+        ReadBytes::of_recipe(&self.recipe, offset, size.into())
     }
 }
 

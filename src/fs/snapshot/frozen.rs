@@ -11,6 +11,7 @@ use rayon::prelude::*;
 use crate::fs::attr::{Attr, FileKind};
 use crate::fs::error::{Errno, Result};
 use crate::fs::namespace::merkle::{recipe_hash, special_hash, symlink_hash, DirHasher, Hash};
+use crate::fs::ReadBytes;
 use crate::store::RecipeRef;
 
 /// Where a node is in its snapshot; the root is 0.
@@ -179,14 +180,8 @@ impl Snapshot {
     }
 
     /// Up to `size` bytes of file `id` from `offset`.
-    pub fn read(&self, id: NodeId, offset: u64, size: u32) -> Result<Vec<u8>> {
-        let recipe = self.recipe(id)?;
-        let end = offset.saturating_add(size as u64).min(recipe.size());
-        let mut out = vec![0; end.saturating_sub(offset) as usize];
-        recipe
-            .read_into(offset, &mut out)
-            .map_err(crate::fs::error::store_failed)?;
-        Ok(out)
+    pub fn read(&self, id: NodeId, offset: u64, size: u32) -> Result<ReadBytes> {
+        ReadBytes::of_recipe(self.recipe(id)?, offset, size.into())
     }
 
     /// The target of symlink `id`.

@@ -265,7 +265,11 @@ impl Dispatcher {
                         size,
                     },
                 );
-                reply(payload, result, |out, bytes| out.bytes(&bytes))
+                reply(payload, result, |out, bytes| {
+                    for slice in bytes.slices() {
+                        out.bytes(slice)
+                    }
+                })
             }
             op::WRITE => {
                 let (fh, offset, size, write_flags) = (a.u64()?, a.u64()?, a.u32()?, a.u32()?);

@@ -61,6 +61,16 @@ impl Response for ResponseSlice<'_> {
     }
 }
 
+/// Data answered from several buffers, written with one `writev` (memfs: a read answered
+/// from the chunks that hold it, without first copying them into one buffer).
+pub(crate) struct ResponseSlices<'a>(pub(crate) &'a [IoSlice<'a>]);
+
+impl Response for ResponseSlices<'_> {
+    fn payload(&self) -> &[IoSlice<'_>] {
+        self.0
+    }
+}
+
 pub(crate) struct ResponseEmpty;
 
 impl Response for ResponseEmpty {
