@@ -368,6 +368,11 @@ struct MountArgs {
     #[arg(long, value_name = "MICROSECONDS", default_value_t = mount::DEFAULT_POLL_US,
           value_parser = clap::value_parser!(u64).range(0..=100_000))]
     poll_us: u64,
+    /// KiB the kernel reads ahead of a sequential reader, set after mounting (needs root);
+    /// 0 keeps the kernel's 128 (README "Kernel settings").
+    #[arg(long, value_name = "KIB", default_value_t = mount::DEFAULT_READ_AHEAD_KB,
+          value_parser = clap::value_parser!(u32).range(0..=65_536))]
+    read_ahead_kb: u32,
     /// Serve requests over io_uring queues, one per CPU (Linux 6.14+, with
     /// /sys/module/fuse/parameters/enable_uring set to 1); fail if the kernel cannot.
     #[arg(long, conflicts_with = "dev_fuse")]
@@ -433,6 +438,7 @@ fn run(cli: Cli) -> Result<()> {
                 allow_other: args.allow_other,
                 clone_fd: !args.no_clone_fd,
                 poll_wait: std::time::Duration::from_micros(args.poll_us),
+                read_ahead_kb: args.read_ahead_kb,
                 chunker: args.chunking.chunker()?,
                 keep_versions: args.keep_versions,
                 max_memory: args.max_memory,

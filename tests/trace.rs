@@ -490,3 +490,51 @@ fn analysis_of_a_million_records_runs_in_bounded_memory() {
         .unwrap();
     assert!(write.split_whitespace().nth(2) == Some("250000"), "{write}");
 }
+
+/// A sequential reader's pages come in 1 MiB requests: memfs raises the mount's read-ahead
+/// from the kernel's 128 KiB (`--read-ahead-kb`), and with 0 leaves it.
+#[test]
+fn sequential_reads_come_in_requests_of_the_read_ahead() {
+    const MIB: usize = 1 << 20;
+    for (option, largest) in [(None, MIB as u64), (Some("0"), 128 << 10)] {
+        let dir = tempfile::tempdir().unwrap();
+        let trace = dir.path().join("t.jsonl");
+        let mut args = vec!["--trace", trace.to_str().unwrap()];
+        if let Some(kb) = option {
+            args.extend(["--read-ahead-kb", kb]);
+        }
+        let m = Mount::with_args(&args);
+        let f = m.join("big");
+        let bytes = memfs::testdata::noise(8 * MIB, 3);
+        std::fs::write(&f, &bytes).unwrap();
+        let mut file = std::fs::File::open(&f).unwrap();
+        file.sync_all().unwrap();
+        // Drop the file's clean pages, so the reads below reach memfs.
+        use std::os::fd::AsRawFd;
+        let dropped =
+            unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+        assert_eq!(dropped, 0);
+        let mut back = Vec::new();
+        file.read_to_end(&mut back).unwrap();
+        assert!(back == bytes, "read back other bytes");
+        drop(file);
+        assert!(m.unmount().success());
+
+        let reads: Vec<u64> = records(&trace)
+            .iter()
+            .filter(|r| r.op == "read")
+            .map(|r| r.size.unwrap())
+            .collect();
+        let got = reads.iter().copied().max().unwrap_or(0);
+        assert_eq!(got, largest, "{option:?}: read sizes {reads:?}");
+        assert!(
+            reads.len() as u64 <= 2 * (8 * MIB) as u64 / largest,
+            "{option:?}: {} reads",
+            reads.len()
+        );
+        let want = option.map_or(memfs::mount::DEFAULT_READ_AHEAD_KB, |kb| {
+            kb.parse().unwrap()
+        });
+        assert_eq!(header(&trace)["options"]["read_ahead_kb"], want);
+    }
+}
