@@ -33,7 +33,8 @@ fn a_panic_mid_change_poisons_only_what_it_changed_and_the_damage_can_be_removed
 
     // mkdir panics after the entry is set in d, before d's times and the counts.
     eio(std::fs::create_dir(m.join("d/boom-dir")));
-    eio(std::fs::read_dir(m.join("d")));
+    // The kernel opens directories itself (no opendir), so listing it fails at getdents.
+    eio(std::fs::read_dir(m.join("d")).and_then(|mut entries| entries.next().transpose()));
     eio(std::fs::create_dir(m.join("d/another")));
     assert_eq!(std::fs::read(m.join("keep")).unwrap(), b"kept");
     assert_counts_match_walk(&m.join("other"));
