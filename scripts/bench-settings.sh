@@ -20,6 +20,8 @@
 #                 libfuse's passthrough_hp over a tmpfs (scripts/passthrough-hp.sh
 #                 builds it; see scripts/lib/targets.sh). The target
 #                 'tmpfs' (mount -t tmpfs) is always run first and is the baseline.
+#                 '{trace}' in the options becomes a fresh trace file per run, deleted
+#                 after it (e.g. 'traced:--trace {trace}').
 #                 Without variants: default nowb ttl0 noplus t1 t4 noclone w128k.
 #
 # Workloads, each on a fresh mount of each target:
@@ -180,6 +182,8 @@ check() { # check WORKLOAD TARGET ROUND SIG: compare to the first target's signa
 run_one() { # run_one WORKLOAD TARGET-INDEX ROUND
     local wl=$1 ti=$2 r=$3 name=${NAMES[$2]} opts=${OPTS[$2]}
     local dir=$OUT/mnt/$name log=$OUT/logs/$name-r$r-$wl.log
+    local trace=$OUT/logs/$name-r$r-$wl.trace.jsonl
+    opts=${opts//\{trace\}/$trace}
     if ! mount_target "$name" "$opts" "$dir" "$log"; then
         echo "$wl,$name,$r,,mountfail" >>"$RAW"
         targets_cleanup
@@ -217,6 +221,7 @@ run_one() { # run_one WORKLOAD TARGET-INDEX ROUND
     if ! unmount_target "$dir"; then
         echo "$wl,$name,$r,,unmountfail" >>"$RAW"
     fi
+    rm -f "$trace"
 }
 
 {
