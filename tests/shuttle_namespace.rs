@@ -238,7 +238,7 @@ fn commits_against_writes_and_reads_of_one_file() {
         let content = fs.read(f.reader, 0, 16).unwrap();
         let newest = fs.version_stats(f.ino).unwrap().last().unwrap().number;
         let version = fs.open_version(f.ino, newest).unwrap();
-        assert_eq!(version.read(0, 16).expect("read"), content);
+        assert_eq!(version.read(0, 16).expect("read").into_vec(), content);
         assert!(fs.verify_store().ok);
     });
 }
