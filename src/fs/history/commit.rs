@@ -181,9 +181,7 @@ impl Fs {
             through: state.content.freeze(),
             checkpoint: true,
         };
-        if state.commits.push(job) {
-            self.commit_queue.push(inode.clone());
-        }
+        self.queue_job(inode, state, job);
     }
 
     /// Before a checkpoint that is the file's base gives way to `next`: the chunks only it
@@ -208,10 +206,16 @@ impl Fs {
             through,
             checkpoint: false,
         };
+        self.queue_job(inode, state, job);
+        number
+    }
+
+    /// Adds `job` to the file's jobs, and the file to the workers' queue unless it is
+    /// there already (it is while it has jobs).
+    fn queue_job(&self, inode: &Arc<Inode>, state: &mut FileState, job: Job) {
         if state.commits.push(job) {
             self.commit_queue.push(inode.clone());
         }
-        number
     }
 
     /// How many of the oldest versions must go for a commit of `recipe` that lets go of
