@@ -69,13 +69,7 @@ impl RecipeSlice {
 
     /// The pieces that hold some of the range.
     fn pieces(&self) -> impl Iterator<Item = &Piece> {
-        let first = self
-            .recipe
-            .index_at(self.start)
-            .unwrap_or(self.recipe.pieces.len());
-        self.recipe.pieces[first..]
-            .iter()
-            .take_while(|p| p.start < self.end)
+        self.recipe.pieces_in(self.start, self.end)
     }
 
     /// The bytes in order: a slice of each chunk, and of `ZEROS` per block of a zero run.
@@ -149,22 +143,24 @@ impl Recipe {
         Some(self.pieces.partition_point(|p| p.end() <= offset))
     }
 
+    /// The pieces that hold some of `offset..end`, in order.
+    fn pieces_in(&self, offset: u64, end: u64) -> impl Iterator<Item = &Piece> + Clone {
+        let first = self.index_at(offset).unwrap_or(self.pieces.len());
+        self.pieces[first..]
+            .iter()
+            .take_while(move |p| p.start < end)
+    }
+
     /// Copies the bytes of `offset..offset + out.len()` (within the size) into `out`; zeros
     /// need no copy, `out` must come zeroed. Chunks whose bytes are not in this process are
     /// loaded from their store in one request; an error if it cannot serve them (never
     /// other bytes).
     pub fn read_into(&self, offset: u64, out: &mut [u8]) -> Result<(), StoreError> {
         let end = (offset + out.len() as u64).min(self.size);
-        let Some(first) = self.index_at(offset) else {
-            return Ok(());
-        };
-        let within = self.pieces[first..]
-            .iter()
-            .take_while(|p| p.start < end)
-            .filter_map(|p| match &p.data {
-                PieceData::Chunk(c) => Some((p, c)),
-                PieceData::Zeros => None,
-            });
+        let within = self.pieces_in(offset, end).filter_map(|p| match &p.data {
+            PieceData::Chunk(c) => Some((p, c)),
+            PieceData::Zeros => None,
+        });
         let loaded = load_remote(within.clone())?;
         for (p, chunk) in within {
             let from = offset.max(p.start);
