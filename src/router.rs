@@ -43,11 +43,11 @@ impl Router {
         ino >= self.control.floor()
     }
 
-    /// Whether `ino` is a control node that changes only through requests the kernel sees
-    /// (a snapshot's, and the directories above them), which the kernel may cache like a
-    /// real one.
-    pub fn is_frozen(&self, ino: u64) -> bool {
-        self.is_control(ino) && self.control.is_frozen(ino)
+    /// Whether `ino` is a control node that changes without a request the kernel sees: not
+    /// a snapshot's, nor a directory above them (which change only through the kernel). The
+    /// kernel must not keep what it caches of it.
+    pub fn changes_unseen(&self, ino: u64) -> bool {
+        self.is_control(ino) && !self.control.is_frozen(ino)
     }
 
     /// Whether reads of `ino` must bypass the kernel's page cache (generated files).

@@ -240,7 +240,7 @@ impl Server {
     /// it (except snapshots and the directories above them, which change only through the
     /// kernel).
     fn attr_ttl(&self, ino: u64) -> Duration {
-        if self.core.is_control(ino) && !self.core.is_frozen(ino) {
+        if self.core.changes_unseen(ino) {
             Duration::ZERO
         } else {
             self.options.ttl
@@ -252,7 +252,7 @@ impl Server {
     /// (stats.json) have no size until read, so they bypass the page cache, and the others
     /// can take a number another node had, so their pages are dropped at each open.
     fn open_flags(&self, ino: u64) -> u32 {
-        if self.core.is_control(ino) && !self.core.is_frozen(ino) {
+        if self.core.changes_unseen(ino) {
             if self.core.direct_io(ino) {
                 FOPEN_DIRECT_IO
             } else {
@@ -274,7 +274,7 @@ impl Server {
         if entries != 0 || !self.options.keep_cache {
             return;
         }
-        if self.core.is_control(dir) && !self.core.is_frozen(dir) {
+        if self.core.changes_unseen(dir) {
             if let Some(kernel) = &self.kernel {
                 kernel.forget_listing(dir);
             }
