@@ -47,14 +47,13 @@ impl Fs {
         Ok(fh)
     }
 
+    /// Up to `size` bytes from `offset`, in a buffer of their own (copy_file_range, tests).
     pub fn read(&self, fh: u64, offset: u64, size: u32) -> Result<Vec<u8>> {
-        let handle = self.handles.get(fh)?;
-        let data = handle.inode.data.read();
-        data.file()?.read(offset, size as usize)
+        self.read_bytes(fh, offset, size).map(ReadBytes::into_vec)
     }
 
-    /// Like `read`, answered from the chunks where it can (see [`ReadBytes`]): the read
-    /// path of the mount.
+    /// Up to `size` bytes from `offset`, answered from the chunks where it can (see
+    /// [`ReadBytes`]): the read path of the mount.
     pub fn read_bytes(&self, fh: u64, offset: u64, size: u32) -> Result<ReadBytes> {
         let handle = self.handles.get(fh)?;
         let data = handle.inode.data.read();
