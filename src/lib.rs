@@ -11,6 +11,7 @@
 
 pub mod control;
 pub mod fs;
+pub mod memory;
 pub mod mount;
 pub mod request;
 pub mod router;

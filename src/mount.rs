@@ -14,6 +14,7 @@ use signal_hook::iterator::Signals;
 use tracing::{info, warn};
 
 use crate::fs::{Fs, FsConfig};
+use crate::memory;
 use crate::request::KernelOptions;
 use crate::router::Router;
 use crate::store::Chunker;
@@ -227,6 +228,8 @@ fn unescape_mountinfo(field: &str) -> Vec<u8> {
 
 /// Mounts a fresh, empty memfs and serves it until it is unmounted.
 pub fn run(config: MountConfig) -> Result<()> {
+    // Before any thread starts (the store's, the workers', fuser's).
+    memory::share_one_arena();
     let mountpoint = check_mountpoint(&config.mountpoint, config.force)?;
     if let Some(path) = &config.stats_out {
         // Fail now, not after hours of work, if the stats file cannot be written.

@@ -157,6 +157,8 @@ struct QueueState {
     /// Files queued or being worked on.
     busy: usize,
     closed: bool,
+    /// Work was done (and its written bytes freed) since memory was last given back.
+    give_back_owed: bool,
 }
 
 /// The files that have commits to install, shared by `Fs` and its worker threads.
@@ -191,10 +193,24 @@ impl CommitQueue {
             if state.closed {
                 return None;
             }
-            state = self
+            if !state.give_back_owed {
+                state = self
+                    .work
+                    .wait(state)
+                    .unwrap_or_else(PoisonError::into_inner);
+                continue;
+            }
+            let (next, waited) = self
                 .work
-                .wait(state)
+                .wait_timeout(state, crate::memory::IDLE_BEFORE_GIVING_BACK)
                 .unwrap_or_else(PoisonError::into_inner);
+            state = next;
+            if waited.timed_out() && state.busy == 0 && state.give_back_owed {
+                state.give_back_owed = false;
+                drop(state);
+                crate::memory::give_back_free_memory();
+                state = lock(&self.state);
+            }
         }
     }
 
@@ -202,6 +218,7 @@ impl CommitQueue {
         let mut state = lock(&self.state);
         state.busy -= 1;
         if state.busy == 0 {
+            state.give_back_owed = true;
             self.idle.notify_all();
         }
     }
