@@ -389,6 +389,24 @@ impl<'a> View<'a> {
             .map_or(self.base.size(), |l| l.size)
     }
 
+    /// The bytes of `offset..end` when one written extent holds all of them and no newer
+    /// layer touches them, as they are: a commit cuts its chunks from them without copying
+    /// them out first. A sequential write leaves its bytes in extents of up to 1 MiB, so
+    /// most of its cuts find their bytes whole in one.
+    fn in_one_extent(&self, offset: u64, end: u64) -> Option<&'a [u8]> {
+        for layer in self.layers().rev() {
+            let mut hits = layer.overlapping(offset, end);
+            match (hits.next(), hits.next()) {
+                (None, _) if layer.cut >= end => continue,
+                (Some((&s, Extent::Data(v))), None) if s <= offset && s + v.len() as u64 >= end => {
+                    return Some(&v[(offset - s) as usize..(end - s) as usize]);
+                }
+                _ => return None,
+            }
+        }
+        None
+    }
+
     /// Base bytes at or past this offset read as zeros (cut off by a truncate).
     fn base_valid(&self) -> u64 {
         self.layers()
@@ -640,11 +658,21 @@ impl<'a> View<'a> {
                 }
             }
             let want = (chunker.max as u64).min(end - pos) as usize;
-            if pos < ahead.start || pos + want as u64 > ahead.start + ahead.bytes.len() as u64 {
-                ahead.refill(self, pos, want.max(chunker.max), end)?;
-            }
-            let at = (pos - ahead.start) as usize;
-            let window = &ahead.bytes[at..at + want];
+            let window = match self.in_one_extent(pos, pos + want as u64) {
+                Some(bytes) => {
+                    // The next read-ahead, at the end of this extent, starts small again.
+                    ahead.next_len = 0;
+                    bytes
+                }
+                None => {
+                    let ahead_end = ahead.start + ahead.bytes.len() as u64;
+                    if pos < ahead.start || pos + want as u64 > ahead_end {
+                        ahead.refill(self, pos, want.max(chunker.max), end)?;
+                    }
+                    let at = (pos - ahead.start) as usize;
+                    &ahead.bytes[at..at + want]
+                }
+            };
             let n = chunker.cut(window);
             let chunk = &window[..n];
             chunked_bytes += n as u64;
