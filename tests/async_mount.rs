@@ -100,32 +100,24 @@ fn a_panicking_commit_worker_poisons_only_its_file() {
     assert!(m.unmount().success());
 }
 
-/// Resident bytes of process `pid`, from /proc/PID/statm.
-fn rss_of(pid: u32) -> u64 {
-    let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).unwrap();
-    let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
-    pages * 4096
-}
-
 /// A long write's bytes are held twice for a while (written, and chunked); once the
 /// commit workers have been idle for a moment, memfs holds about the bytes it stores
 /// (`crate::memory`: one allocator arena, and the free pages given back).
 #[test]
 fn memory_freed_by_a_long_write_goes_back_once_idle() {
     let m = Mount::new();
-    let start = rss_of(m.pid());
+    let start = m.stats().rss_bytes;
     write_and_close(&m.join("big"), &noise(160 * MIB, 41));
-    let s: Stats =
-        serde_json::from_slice(&std::fs::read(m.join(".memfs/stats.json")).unwrap()).unwrap();
+    let s = m.stats();
     assert_eq!(s.dirty_bytes, 0, "{s:?}");
     // The chunks themselves, and a little for their index, the file and the stats read.
     let enough = s.stored_bytes + s.stored_bytes / 20 + 8 * MIB as u64;
     let idle = memfs::memory::IDLE_BEFORE_GIVING_BACK;
     let deadline = std::time::Instant::now() + idle * 3;
-    let mut grown = rss_of(m.pid()) - start;
+    let mut grown = m.stats().rss_bytes - start;
     while grown > enough && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(200));
-        grown = rss_of(m.pid()) - start;
+        grown = m.stats().rss_bytes - start;
     }
     assert!(
         grown <= enough,

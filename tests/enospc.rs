@@ -11,7 +11,6 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use memfs::control::Stats;
 use memfs::fs::VersionInfo;
 use memfs::testdata::noise;
 
@@ -29,11 +28,6 @@ fn statvfs(path: &Path) -> libc::statvfs {
 fn df(path: &Path) -> (u64, u64) {
     let sv = statvfs(path);
     (sv.f_blocks * sv.f_frsize, sv.f_bavail * sv.f_frsize)
-}
-
-fn stats(m: &Mount) -> Stats {
-    let raw = std::fs::read(m.join(".memfs/stats.json")).expect("read stats.json");
-    serde_json::from_slice(&raw).expect("stats.json parses")
 }
 
 /// Where writing a file failed, and with which errno.
@@ -116,7 +110,7 @@ fn fill_fail_free_refill(extra: &[&str]) -> Failed {
         free < 2 * MIB,
         "after ENOSPC df still shows {free} bytes free"
     );
-    let s = stats(&m);
+    let s = m.stats();
     assert_eq!(s.capacity_bytes, 64 * MIB);
     assert!(s.used_bytes <= 64 * MIB && s.used_bytes > 62 * MIB, "{s:?}");
     let shown = Command::new(MEMFS)
@@ -132,7 +126,7 @@ fn fill_fail_free_refill(extra: &[&str]) -> Failed {
         std::fs::remove_file(file(i)).unwrap();
     }
     eventually("df shows the room free again", || df(m.path()).1 > 63 * MIB);
-    assert_eq!(stats(&m).blobs, 0);
+    assert_eq!(m.stats().blobs, 0);
 
     // Now the write that failed succeeds, and memfs holds every byte of it.
     write_file(&m.join("again"), &data(failed), MIB as usize).unwrap();

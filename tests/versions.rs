@@ -10,11 +10,6 @@ use std::time::{Duration, Instant};
 use memfs::control::Stats;
 use memfs::testdata::noise;
 
-fn stats(m: &Mount) -> Stats {
-    let raw = std::fs::read(m.join(".memfs/stats.json")).expect("read stats.json");
-    serde_json::from_slice(&raw).expect("stats.json parses")
-}
-
 fn memfs(args: &[&str]) -> (bool, String, String) {
     let out = Command::new(MEMFS).args(args).output().unwrap();
     (
@@ -41,11 +36,11 @@ fn identical_files_and_copies_are_stored_once() {
     let m = Mount::new();
     let data = noise(1 << 20, 1);
     std::fs::write(m.join("a"), &data).unwrap();
-    let one = stats(&m);
+    let one = m.stats();
     assert!(one.stored_bytes >= data.len() as u64);
     std::fs::write(m.join("b"), &data).unwrap();
     sh(m.path(), "cp a c && cp --reflink=never a d");
-    let four = stats(&m);
+    let four = m.stats();
     assert_eq!(four.stored_bytes, one.stored_bytes, "copies stored again");
     assert_eq!(four.logical_bytes, 4 * data.len() as u64);
     assert!(four.dedup_ratio > 3.9, "dedup ratio {}", four.dedup_ratio);
@@ -57,7 +52,7 @@ fn a_small_edit_to_a_large_file_stores_a_few_chunks() {
     let m = Mount::new();
     let data = noise(16 << 20, 2);
     std::fs::write(m.join("big"), &data).unwrap();
-    let before = stats(&m);
+    let before = m.stats();
     {
         use std::os::unix::fs::FileExt;
         let f = std::fs::OpenOptions::new()
@@ -66,7 +61,7 @@ fn a_small_edit_to_a_large_file_stores_a_few_chunks() {
             .unwrap();
         f.write_all_at(b"a small edit", 5 << 20).unwrap();
     }
-    let after = stats(&m);
+    let after = m.stats();
     let added = after.stored_bytes - before.stored_bytes;
     assert!(
         added <= 3 * 64 * 1024,
@@ -157,7 +152,7 @@ fn keep_versions_bounds_history_and_frees_chunks() {
     for i in 0..5u64 {
         std::fs::write(m.join("f"), noise(200_000, 10 + i)).unwrap();
     }
-    let s = stats(&m);
+    let s = m.stats();
     assert_eq!(s.versions, 2);
     assert!(
         s.stored_bytes <= 2 * 200_000 + 4096,
@@ -202,12 +197,12 @@ fn the_store_is_empty_after_removing_everything() {
         "mkdir -p d/e && head -c 3000000 /dev/urandom > d/e/r && cp d/e/r d/copy && \
          echo hello > d/h && echo again > d/h && seq 1 100000 > s",
     );
-    assert!(stats(&m).blobs > 0);
+    assert!(m.stats().blobs > 0);
     sh(m.path(), "rm -rf d s");
     // The kernel forgets unlinked inodes asynchronously.
     let start = Instant::now();
     loop {
-        let s = stats(&m);
+        let s = m.stats();
         if s.blobs == 0 && s.stored_bytes == 0 && s.versions == 0 {
             break;
         }

@@ -132,6 +132,12 @@ impl Mount {
         self.dir.path().join(rel)
     }
 
+    /// The mount's `.memfs/stats.json` (which waits for pending commits first).
+    pub fn stats(&self) -> memfs::control::Stats {
+        let raw = std::fs::read(self.join(".memfs/stats.json")).expect("read stats.json");
+        serde_json::from_slice(&raw).expect("stats.json parses")
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.as_ref().map(|c| c.id()).unwrap_or(0)
     }
