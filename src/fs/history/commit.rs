@@ -8,11 +8,11 @@
 //! same budget check as an inline commit. Until it is installed the frozen bytes stay
 //! dirty: charged to the budget and readable. Even a small file's commit, tens of
 //! microseconds inline, is handed off: the close returns at once and the commit runs on
-//! the other core while the program goes on (see [`hands_off`]).
+//! the other core while the program goes on (see [`Fs::hands_off`]).
 //!
 //! A commit is made inline, under the file's write lock, without workers, and for a small
 //! change (at most [`INLINE_MAX`] dirty bytes, no earlier commit of the file pending) when
-//! memory is short or the store is remote (see [`hands_off`]).
+//! memory is short or the store is remote (see [`Fs::hands_off`]).
 //!
 //! A handed-off commit that does not fit even after dropping old versions is given up: its
 //! number stays unused, its layers stay pending (dirty and readable), and the file's next
@@ -23,34 +23,19 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use crate::fs::budget::{version_cost, Budget, Fail};
+use crate::fs::budget::{version_cost, Fail};
 use crate::fs::data::{prepare_layers, Prepared};
 use crate::fs::error::{Errno, Result};
 use crate::fs::namespace::inode::{Body, FileState, Inode};
 use crate::fs::{test_panic_point, Fs};
-use crate::store::ContentStore;
 
 use super::pending::Job;
 use super::retention::{bytes_freed, data_freed};
 use super::version::{CommitCause, Version};
 
 /// A commit of more dirty bytes than this is handed to a worker even when memory is short:
-/// made inline, it would hold its close for milliseconds (see [`hands_off`]).
+/// made inline, it would hold its close for milliseconds (see [`Fs::hands_off`]).
 pub const INLINE_MAX: u64 = 1 << 20;
-
-/// Whether the commit of `live_dirty` new bytes (no earlier commit of the file pending)
-/// goes to a worker. Small ones went inline until an untar of postgresql-15 (8,429 files,
-/// 4 interleaved runs) measured 3.7–3.9 s with them inline and 3.1–3.3 s with every commit
-/// handed off, and less CPU for memfs (2.9–3.1 s against 3.2–3.3 s): the close no longer
-/// waits, and the commit overlaps tar's next requests. Small ones stay inline:
-/// - when memory is short: a handed-off commit that does not fit is given up silently (see
-///   the module doc), so when its chunks might not fit beside its dirty bytes the close or
-///   fsync commits itself, and can report ENOSPC;
-/// - on a remote store, where a worker installs a version only once the server has its
-///   chunks, while an inline commit installs it at once (served from memory meanwhile).
-fn hands_off(budget: &Budget, store: &dyn ContentStore, live_dirty: u64) -> bool {
-    live_dirty > INLINE_MAX || (!store.is_remote() && budget.room_for(live_dirty).is_ok())
-}
 
 /// A writer holding this many dirty bytes has them chunked before its commit point (see
 /// [`Fs::checkpoint`]).
@@ -114,13 +99,7 @@ impl Fs {
                 }
                 return Ok(Some(self.hand_off(inode, state, cause)));
             }
-            if live
-                && hands_off(
-                    &self.budget,
-                    self.store.as_ref(),
-                    state.content.live_dirty_bytes(),
-                )
-            {
+            if live && self.hands_off(state.content.live_dirty_bytes()) {
                 return Ok(Some(self.hand_off(inode, state, cause)));
             }
         }
@@ -153,6 +132,21 @@ impl Fs {
         );
         self.add_version(state, version, drop_n);
         Ok(Some(number))
+    }
+
+    /// Whether the commit of `live_dirty` new bytes (no earlier commit of the file pending)
+    /// goes to a worker. Small ones went inline until an untar of postgresql-15 (8,429 files,
+    /// 4 interleaved runs) measured 3.7–3.9 s with them inline and 3.1–3.3 s with every commit
+    /// handed off, and less CPU for memfs (2.9–3.1 s against 3.2–3.3 s): the close no longer
+    /// waits, and the commit overlaps tar's next requests. Small ones stay inline:
+    /// - when memory is short: a handed-off commit that does not fit is given up silently (see
+    ///   the module doc), so when its chunks might not fit beside its dirty bytes the close or
+    ///   fsync commits itself, and can report ENOSPC;
+    /// - on a remote store, where a worker installs a version only once the server has its
+    ///   chunks, while an inline commit installs it at once (served from memory meanwhile).
+    fn hands_off(&self, live_dirty: u64) -> bool {
+        live_dirty > INLINE_MAX
+            || (!self.store.is_remote() && self.budget.room_for(live_dirty).is_ok())
     }
 
     /// Chunks what a writer has written so far when it holds more than [`CHECKPOINT_MIN`]
