@@ -9,8 +9,10 @@
 #                 tarball instead of PostgreSQL's (a few seconds per target and round).
 #   -b MEMFS_BIN  memfs binary (default: target/release/memfs). Copy it somewhere stable
 #                 first if someone may rebuild while the benchmark runs.
-#   -r ROUNDS     rounds (default 3). Each round runs every target once, in the same
-#                 order, so machine noise spreads over all of them.
+#   -r ROUNDS     rounds (default 3). Each round runs every target once, so machine
+#                 noise spreads over all of them; round r starts at the r-th target and
+#                 wraps, because a target measured right after another's heavy round runs
+#                 5-20% slower (rounds >= targets puts each in every position once).
 #   -o OUT_DIR    results (default /tmp/bench-phases/run-TIMESTAMP): raw.csv (one row per
 #                 phase, target and round), memory.csv, setup.txt, summary.md (tables to
 #                 paste into the README), phases.svg (the chart), logs/.
@@ -18,9 +20,10 @@
 #                 run another memfs binary; {trace} in it becomes a fresh trace file per
 #                 run (deleted after the run). 'NAME:passthrough_hp[=PATH] [OPTIONS]' is
 #                 libfuse's passthrough_hp serving a fresh tmpfs directory (built by
-#                 scripts/passthrough-hp.sh). tmpfs (mount -t tmpfs) always runs first and
-#                 is the baseline. Without targets: 'memfs:' 'memfs-trace:--trace {trace}'
-#                 and 'passthrough_hp:passthrough_hp' when it is built.
+#                 scripts/passthrough-hp.sh). tmpfs (mount -t tmpfs) is always there,
+#                 first in round 1 (its trees are the reference), and is the baseline.
+#                 Without targets: 'memfs:' 'memfs-trace:--trace {trace}' and
+#                 'passthrough_hp:passthrough_hp' when it is built.
 #
 # Phases, in this order, each target on a fresh mount per round (so rm removes them all):
 #   clone       git clone -q --no-local $REDIS_REPO M/redis
@@ -297,8 +300,8 @@ run_target() { # run_target TARGET-INDEX ROUND
 
 start=$(date +%s)
 for r in $(seq "$ROUNDS"); do
-    for ti in "${!NAMES[@]}"; do
-        run_target "$ti" "$r"
+    for k in "${!NAMES[@]}"; do
+        run_target $(( (k + r - 1) % ${#NAMES[@]} )) "$r"
     done
     echo "bench-phases: round $r/$ROUNDS done after $(( $(date +%s) - start )) s" >&2
 done

@@ -5,8 +5,10 @@
 #
 #   -b MEMFS_BIN  memfs binary (default: target/release/memfs). Copy it somewhere
 #                 stable first if someone may rebuild while the benchmark runs.
-#   -r ROUNDS     rounds (default 5). Each round runs every target once, in the
-#                 same order, so machine noise spreads over all targets.
+#   -r ROUNDS     rounds (default 5). Each round runs every target once, so
+#                 machine noise spreads over all targets; round r starts at the
+#                 r-th target and wraps (what runs right after a heavy run is
+#                 measured 5-20% slower, so no target keeps one position).
 #   -o OUT_DIR    results directory (default /tmp/bench-settings/run-TIMESTAMP);
 #                 gets raw.csv (one row per measurement), summary.txt, setup.txt
 #                 and logs/ (memfs's stderr per mount).
@@ -19,7 +21,8 @@
 #                 'before:bin=/tmp/memfs-old' 'after:'. 'NAME:passthrough_hp' runs
 #                 libfuse's passthrough_hp over a tmpfs (scripts/passthrough-hp.sh
 #                 builds it; see scripts/lib/targets.sh). The target
-#                 'tmpfs' (mount -t tmpfs) is always run first and is the baseline.
+#                 'tmpfs' (mount -t tmpfs) is always there, first in round 1 (its
+#                 trees are the reference), and is the baseline.
 #                 '{trace}' in the options becomes a fresh trace file per run, deleted
 #                 after it (e.g. 'traced:--trace {trace}').
 #                 Without variants: default nowb ttl0 noplus t1 t4 noclone w128k.
@@ -233,7 +236,8 @@ run_one() { # run_one WORKLOAD TARGET-INDEX ROUND
 
 start=$(date +%s)
 for r in $(seq "$ROUNDS"); do
-    for ti in "${!NAMES[@]}"; do
+    for k in "${!NAMES[@]}"; do
+        ti=$(( (k + r - 1) % ${#NAMES[@]} ))
         for wl in "${WL[@]}"; do
             run_one "$wl" "$ti" "$r"
         done
