@@ -19,7 +19,7 @@ use std::collections::HashSet;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::{JoinHandle, Thread};
@@ -28,10 +28,13 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 /// Records waiting for the writer: far more than arrive between two looks of the writer
-/// (FUSE serves some 10^5 requests/s here; the writer looks every millisecond while busy,
-/// every 50 at most). The channel allocates and touches every slot up front: 32K records of
-/// some 500 bytes are 16 MB.
+/// (FUSE serves some 10^5 requests/s here, so about 1,000 in the 10 ms between looks while
+/// busy). The channel allocates and touches every slot up front: 32K records of some 500
+/// bytes are 16 MB.
 const QUEUE: usize = 32 * 1024;
+
+/// Slots of [`Tracer`]'s table of recently seen pids, by pid modulo this.
+const RECENT_PIDS: usize = 4096;
 
 /// One FUSE request: what the kernel asked and what memfs answered. Fields an op does not
 /// have are left out of the JSON. README "Tracing" has the schema as a table; keys are only
@@ -263,8 +266,8 @@ pub struct Negotiated {
 pub struct Process {
     /// The pid (a thread id, for a thread other than the main one).
     pub process: u32,
-    /// The start of the pid's first request, ns since the mount. The writer reads /proc a
-    /// millisecond or so later.
+    /// The start of the pid's first request, ns since the mount. The writer, woken by that
+    /// request, reads /proc right after.
     pub t_ns: u64,
     /// The command name (`comm`: the executable's name, 15 bytes at most). None if the
     /// process had already exited.
@@ -279,13 +282,16 @@ pub struct Process {
 
 /// Sends records to the writer thread. Cheap to share between request threads.
 ///
-/// The request path takes no lock and never wakes the writer: a record goes into a bounded
-/// lock-free queue (std's channel, crossbeam's array queue underneath), and the writer drains
-/// it on its own clock, every [`POLL_BUSY`] while records come, backing off to [`POLL_IDLE`]
-/// while none do. Waking the writer for each record (a futex call, and on a busy 2-core
-/// machine the woken writer preempting the request thread) was most of what a traced request
-/// cost: 31 µs against 0.3 µs untraced in `benches/trace.rs`'s paced run. A record is queued
-/// before its reply is sent, so the trace is in causal order.
+/// The request path takes no lock and wakes the writer only for a pid it has not seen
+/// lately: a record goes into a bounded lock-free queue (std's channel, crossbeam's array
+/// queue underneath), and the writer drains it on its own clock, every [`POLL_BUSY`] while
+/// records come, backing off to [`POLL_IDLE`] while none do. Waking the writer for each
+/// record (a futex call, and on a busy 2-core machine the woken writer preempting the
+/// request thread) was most of what a traced request cost: 31 µs against 0.3 µs untraced in
+/// `benches/trace.rs`'s paced run. A new pid is the exception: the writer names a process
+/// from /proc, which a short one (`touch`, `chmod`) leaves within milliseconds, so the
+/// first record of a pid not in [`Tracer::recent_pids`] wakes the writer at once. A
+/// record is queued before its reply is sent, so the trace is in causal order.
 ///
 /// When the writer falls behind and the queue is full, the request wakes the writer and waits
 /// for room (back pressure): a trace never drops a record. Each such wait is counted
@@ -298,12 +304,20 @@ pub struct Tracer {
     /// What INIT agreed on, for the header, which the writer writes before the first record.
     negotiated: Arc<OnceLock<Negotiated>>,
     stalls: AtomicU64,
+    /// Pids seen lately, one per slot by pid modulo [`RECENT_PIDS`]: a pid missing from its
+    /// slot is taken for new and wakes the writer. A pid pushed out by another that shares
+    /// its slot wakes it again when it comes back, which costs a wake-up, nothing more:
+    /// the writer names each pid once.
+    recent_pids: Box<[AtomicU32]>,
     writer_thread: Thread,
     writer: Mutex<Option<JoinHandle<std::io::Result<u64>>>>,
 }
 
-/// How often the writer looks at the queue while records arrive.
-const POLL_BUSY: Duration = Duration::from_millis(1);
+/// How often the writer looks at the queue while records arrive. Every millisecond, as at
+/// first, the writer's own wake-ups cost more than its formatting: in an untar of
+/// postgresql-15 with `rm -rf` after it (about 150,000 records) it used 190 ms of CPU and
+/// woke 3,920 times; every 10 ms, 100 ms and 504.
+const POLL_BUSY: Duration = Duration::from_millis(10);
 /// The longest the writer sleeps while none do.
 const POLL_IDLE: Duration = Duration::from_millis(50);
 
@@ -340,6 +354,7 @@ impl Tracer {
             closed,
             negotiated,
             stalls: AtomicU64::new(0),
+            recent_pids: (0..RECENT_PIDS).map(|_| AtomicU32::new(0)).collect(),
             writer_thread: writer.thread().clone(),
             writer: Mutex::new(Some(writer)),
         })
@@ -356,10 +371,22 @@ impl Tracer {
         self.start.elapsed().as_nanos() as u64
     }
 
-    /// Queues a record; if the queue is full, wakes the writer and waits for room.
+    /// Queues a record; if the queue is full, wakes the writer and waits for room. Wakes
+    /// the writer too when the record's pid was not seen lately, so that it reads the
+    /// process's name while the process is still there.
     pub fn record(&self, record: Queued) {
+        let new_pid = record.pid.filter(|&pid| pid != 0).is_some_and(|pid| {
+            let slot = &self.recent_pids[pid as usize % RECENT_PIDS];
+            // Read first: a slot that already holds the pid stays shared between the
+            // serving threads' caches instead of bouncing on every record.
+            slot.load(Ordering::Relaxed) != pid && slot.swap(pid, Ordering::Relaxed) != pid
+        });
         match self.queue.try_send(record) {
-            Ok(()) => {}
+            Ok(()) => {
+                if new_pid {
+                    self.writer_thread.unpark();
+                }
+            }
             Err(TrySendError::Full(record)) => {
                 self.stalls.fetch_add(1, Ordering::Relaxed);
                 self.writer_thread.unpark();
