@@ -32,7 +32,7 @@ impl Fs {
 mod tests {
     use super::*;
     use crate::fs::namespace::inode;
-    use crate::fs::{Caller, Errno, FsConfig, ROOT_INO};
+    use crate::fs::{Caller, FsConfig, ROOT_INO};
 
     const WHO: Caller = Caller::ROOT;
 
@@ -96,6 +96,7 @@ mod tests {
     #[cfg(debug_assertions)]
     #[test]
     fn a_panic_halfway_through_a_change_poisons_what_it_held_and_the_counts_are_repaired() {
+        use crate::fs::Errno;
         use std::panic::{catch_unwind, AssertUnwindSafe};
 
         // Names no other test uses, so the injection points fire only here.
