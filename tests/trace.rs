@@ -288,7 +288,6 @@ fn records_say_exactly_what_was_asked_and_answered() {
     assert!(show.lines().all(|l| l.contains("name=")), "{show}");
 }
 
-/// `--trace FILE.zst` writes a zstd stream, and the analyses read it as they read JSON.
 /// A process that makes one or two requests and exits (`touch`, `chmod` in a build) is
 /// gone from /proc within a millisecond or so, and the writer names processes from there: a
 /// new pid wakes the writer at once. Left to the writer's own clock, two thirds of these went
@@ -328,6 +327,7 @@ fn short_lived_processes_are_named() {
     );
 }
 
+/// `--trace FILE.zst` writes a zstd stream, and the analyses read it as they read JSON.
 #[test]
 fn a_zst_trace_is_compressed_and_reads_like_a_plain_one() {
     let dir = tempfile::tempdir().unwrap();
