@@ -317,11 +317,12 @@ fn short_lived_processes_are_named() {
         }
     }
     // Each touch and chmod is a pid of its own. A loaded machine may delay the writer past
-    // a process's exit now and then, so a few may go unnamed, not most.
+    // a process's exit now and then, so some may go unnamed: all were named here, a third
+    // without the wake, and this asks for two thirds.
     let (touch, chmod) = (names.get("touch"), names.get("chmod"));
     let named = touch.unwrap_or(&0) + chmod.unwrap_or(&0);
     assert!(
-        named >= 2 * N * 9 / 10,
+        named * 3 >= 2 * N * 2,
         "{named} of {} named: {names:?}",
         2 * N
     );
