@@ -300,8 +300,8 @@ run_target() { # run_target TARGET-INDEX ROUND
 
 start=$(date +%s)
 for r in $(seq "$ROUNDS"); do
-    for k in "${!NAMES[@]}"; do
-        run_target $(( (k + r - 1) % ${#NAMES[@]} )) "$r"
+    for ti in $(round_order "$r" ${#NAMES[@]}); do
+        run_target "$ti" "$r"
     done
     echo "bench-phases: round $r/$ROUNDS done after $(( $(date +%s) - start )) s" >&2
 done

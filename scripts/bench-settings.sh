@@ -236,8 +236,7 @@ run_one() { # run_one WORKLOAD TARGET-INDEX ROUND
 
 start=$(date +%s)
 for r in $(seq "$ROUNDS"); do
-    for k in "${!NAMES[@]}"; do
-        ti=$(( (k + r - 1) % ${#NAMES[@]} ))
+    for ti in $(round_order "$r" ${#NAMES[@]}); do
         for wl in "${WL[@]}"; do
             run_one "$wl" "$ti" "$r"
         done

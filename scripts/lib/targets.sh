@@ -20,6 +20,15 @@ CUR_PID=""     # the current target's server process (memfs or passthrough_hp); 
 CUR_KIND=""    # tmpfs, memfs or passthrough_hp
 CUR_SOURCE=""  # passthrough_hp's backing tmpfs directory
 
+# round_order ROUND COUNT: the target indices in the order round ROUND runs them: it starts
+# at the ROUND-th and wraps. A target measured right after another's heavy run comes out
+# 5-20% slower, so no target keeps one position; round 1 starts with target 0 (tmpfs,
+# whose trees the others are checked against).
+round_order() {
+    local k
+    for ((k = 0; k < $2; k++)); do echo $(( (k + $1 - 1) % $2 )); done
+}
+
 targets_cleanup() {
     local i p j
     set +e
