@@ -241,6 +241,8 @@ pub fn run(config: MountConfig) -> Result<()> {
     }
     // Everything about the rings that can fail is done before the mount (see uring).
     let rings = prepare_rings(config.transport, config.kernel.max_write)?;
+    // Also before any thread starts: each inherits the policy (see uring::sched).
+    let yielding = rings.as_ref().map(|_| uring::yield_to_callers());
     let store = open_store(&config)?;
     let fs = Arc::new(Fs::with_store(
         FsConfig {
@@ -314,10 +316,14 @@ pub fn run(config: MountConfig) -> Result<()> {
     if config.read_ahead_kb != 0 {
         set_read_ahead(&device, config.read_ahead_kb);
     }
+    let served_by = match &yielding {
+        None => format!("{} threads", config.threads),
+        Some(Ok(())) => "io_uring, its threads yielding the CPU to their callers".to_string(),
+        Some(Err(why)) => format!("io_uring, its threads not yielding the CPU: {why}"),
+    };
     eprintln!(
-        "memfs: mounted at {} ({} threads); stop with Ctrl-C or `umount {}`",
+        "memfs: mounted at {} ({served_by}); stop with Ctrl-C or `umount {}`",
         mountpoint.display(),
-        config.threads,
         mountpoint.display()
     );
 

@@ -1,6 +1,7 @@
 //! FUSE over io_uring (`memfs mount --io-uring`): the rings serve the requests, stats.json
-//! names the transport, and unmount and SIGTERM end the server cleanly. The rest of the
-//! suite runs on rings too when scripts/test.sh sets MEMFS_TEST_TRANSPORT=io-uring.
+//! names the transport, unmount and SIGTERM end the server cleanly, and its threads yield
+//! the CPU to their callers only where that cannot starve them. The rest of the suite runs
+//! on rings too when scripts/test.sh sets MEMFS_TEST_TRANSPORT=io-uring.
 
 mod common;
 use common::*;
@@ -116,4 +117,130 @@ fn dev_fuse_forces_the_classic_transport() {
     assert_eq!(transport(m.path()), "dev-fuse");
     std::fs::write(m.join("a"), b"served on /dev/fuse").unwrap();
     assert_eq!(std::fs::read(m.join("a")).unwrap(), b"served on /dev/fuse");
+}
+
+/// Whether a server in a session of its own has a scheduling group to itself on this
+/// machine: autogroup scheduling on, and the CPU controller's cgroup the root (cgroup v1),
+/// or no CPU controller at all. memfs checks the same before it yields (uring/sched.rs).
+fn sessions_are_scheduling_groups() -> bool {
+    let autogroup =
+        std::fs::read_to_string("/proc/sys/kernel/sched_autogroup_enabled").unwrap_or_default();
+    let cgroups = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    let cpu_at_root = cgroups
+        .lines()
+        .any(|l| l.ends_with(":cpu:/") || l.ends_with(":cpu,cpuacct:/"))
+        || cgroups.trim() == "0::/";
+    autogroup.trim() == "1" && cpu_at_root
+}
+
+#[test]
+fn threads_yield_the_cpu_only_in_a_session_of_their_own() {
+    if !rings_available() {
+        return;
+    }
+    // Started by the test, memfs shares its session (and scheduling group) with it.
+    let shared = ring_mount();
+    let policies = thread_policies(shared.pid());
+    assert!(policies.iter().any(|(name, _)| name == "memfs-ring"));
+    assert!(
+        policies.iter().all(|&(_, p)| p == libc::SCHED_OTHER),
+        "memfs yields in a session it shares: {policies:?}"
+    );
+    if !sessions_are_scheduling_groups() {
+        eprintln!("skipping the rest: a session is no scheduling group of its own here");
+        return;
+    }
+    let own = Mount::in_own_session(&["--io-uring"]);
+    std::fs::write(own.join("a"), b"served by yielding threads").unwrap();
+    assert_eq!(
+        std::fs::read(own.join("a")).unwrap(),
+        b"served by yielding threads"
+    );
+    let policies = thread_policies(own.pid());
+    for name in ["memfs-ring", "memfs-commit-0", "fuser-0"] {
+        assert!(
+            policies.iter().any(|(n, _)| n == name),
+            "no {name}: {policies:?}"
+        );
+    }
+    assert!(
+        policies.iter().all(|&(_, p)| p == libc::SCHED_IDLE),
+        "memfs in a session of its own does not yield: {policies:?}"
+    );
+    assert!(own.unmount().success());
+}
+
+/// Busy loops, one pinned to each CPU, until dropped or `limit` has passed.
+struct BusyLoops {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl BusyLoops {
+    fn start(limit: Duration) -> BusyLoops {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let threads = (0..cpus)
+            .map(|cpu| {
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    unsafe {
+                        let mut set: libc::cpu_set_t = std::mem::zeroed();
+                        libc::CPU_SET(cpu, &mut set);
+                        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+                    }
+                    let start = std::time::Instant::now();
+                    while !stop.load(Ordering::Relaxed) && start.elapsed() < limit {
+                        std::hint::spin_loop();
+                    }
+                })
+            })
+            .collect();
+        BusyLoops { stop, threads }
+    }
+}
+
+impl Drop for BusyLoops {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A yielding memfs waits behind every runnable thread of its scheduling group; so beside
+/// busy loops of the caller's own session, it must not be yielding (it would not answer
+/// until they end), and in a session of its own it must still get its share. Either way
+/// 2,000 round trips take well under a second here; a starved server takes the 30 s the
+/// loops run.
+#[test]
+fn ring_mounts_answer_beside_busy_loops() {
+    if !rings_available() {
+        return;
+    }
+    for (how, m) in [
+        ("sharing the caller's session", ring_mount()),
+        (
+            "in a session of its own",
+            Mount::in_own_session(&["--io-uring"]),
+        ),
+    ] {
+        std::fs::write(m.join("f"), b"x").unwrap();
+        let busy = BusyLoops::start(Duration::from_secs(30));
+        let start = std::time::Instant::now();
+        for _ in 0..2000 {
+            // A user attribute that is not there: a round trip each (the kernel caches
+            // no answer to getxattr).
+            assert_eq!(xattr_get(&m.join("f"), "user.absent"), Err(libc::ENODATA));
+        }
+        let took = start.elapsed();
+        drop(busy);
+        assert!(
+            took < Duration::from_secs(10),
+            "memfs {how}: 2,000 getxattr beside busy loops took {took:?}"
+        );
+        assert!(m.unmount().success());
+    }
 }

@@ -81,11 +81,34 @@ impl Mount {
 
     /// Mounts a fresh memfs with extra arguments and environment variables.
     pub fn with_env(args: &[&str], env: &[(&str, &str)]) -> Mount {
+        Mount::start(args, env, false)
+    }
+
+    /// Mounts a fresh memfs whose server leads a session of its own (`setsid`), as a
+    /// service manager or scripts/bench-phases.sh starts it.
+    pub fn in_own_session(args: &[&str]) -> Mount {
+        Mount::start(args, &[], true)
+    }
+
+    fn start(args: &[&str], env: &[(&str, &str)], own_session: bool) -> Mount {
         let dir = tempfile::Builder::new()
             .prefix("memfs-test-")
             .tempdir()
             .expect("temp dir");
-        let mut child = Command::new(MEMFS)
+        let mut command = Command::new(MEMFS);
+        if own_session {
+            use std::os::unix::process::CommandExt;
+            // Safety: setsid is async-signal-safe; nothing else runs between fork and exec.
+            unsafe {
+                command.pre_exec(|| {
+                    if libc::setsid() < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
+        let mut child = command
             .arg("mount")
             .arg(dir.path())
             .args(if chooses_transport(args) {
@@ -191,29 +214,42 @@ impl Drop for Mount {
     }
 }
 
-/// CPU time (clock ticks) each thread of `pid` has used, by thread name.
-pub fn thread_ticks(pid: u32, name: &str) -> u64 {
-    let mut total = 0;
+/// Each thread of `pid`: its name, and the fields of its /proc stat after the ")" that
+/// closes the name (so field N of proc(5) is at index N - 3).
+fn thread_stats(pid: u32) -> Vec<(String, Vec<String>)> {
+    let mut all = Vec::new();
     for task in std::fs::read_dir(format!("/proc/{pid}/task"))
         .unwrap()
         .flatten()
     {
         let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
-        if comm.trim() != name {
-            continue;
-        }
         let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
-        // Fields after the ")" that closes the name: utime and stime are the 12th and 13th.
         let after = stat.rsplit_once(')').map(|(_, s)| s).unwrap_or_default();
-        let fields: Vec<&str> = after.split_whitespace().collect();
-        for i in [11, 12] {
-            total += fields
-                .get(i)
-                .and_then(|f| f.parse::<u64>().ok())
-                .unwrap_or(0);
-        }
+        let fields = after.split_whitespace().map(str::to_string).collect();
+        all.push((comm.trim().to_string(), fields));
     }
-    total
+    all
+}
+
+/// CPU time (clock ticks) the threads of `pid` named `name` have used.
+pub fn thread_ticks(pid: u32, name: &str) -> u64 {
+    let field = |fields: &[String], n: usize| -> u64 {
+        fields.get(n - 3).and_then(|f| f.parse().ok()).unwrap_or(0)
+    };
+    thread_stats(pid)
+        .iter()
+        .filter(|(comm, _)| comm == name)
+        // utime and stime: fields 14 and 15.
+        .map(|(_, fields)| field(fields, 14) + field(fields, 15))
+        .sum()
+}
+
+/// The scheduling policy (`SCHED_*`, field 41) of each thread of `pid`, by thread name.
+pub fn thread_policies(pid: u32) -> Vec<(String, i32)> {
+    thread_stats(pid)
+        .into_iter()
+        .filter_map(|(comm, fields)| Some((comm, fields.get(41 - 3)?.parse().ok()?)))
+        .collect()
 }
 
 /// Whether `path` is a mount point in /proc/mounts.

@@ -17,9 +17,11 @@
 
 mod dispatch;
 mod queue;
+mod sched;
 mod wire;
 
 pub use dispatch::{Access, Dispatcher};
+pub use sched::yield_to_callers;
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
