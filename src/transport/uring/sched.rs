@@ -5,11 +5,12 @@
 //! the caller. The ring thread is still running on the caller's CPU at that moment, so the
 //! scheduler, choosing a CPU for the caller, prefers an idle one: on two CPUs it moved the
 //! caller to the other CPU after nearly every answer, and each round trip paid a wake-up
-//! across CPUs. tar migrated 26,516 times in one untar of postgresql-15 (9 times on
-//! /dev/fuse), and a `getxattr` took 62–70 µs, against 27 µs on /dev/fuse. A CPU that runs
-//! only `SCHED_IDLE` threads counts as idle for that choice. With memfs's threads at
+//! across CPUs. tar migrated 15,000–26,000 times in one untar of postgresql-15 (3–9 times
+//! on /dev/fuse), and a `getxattr` took 51–70 µs, against 27–38 µs on /dev/fuse. A CPU that
+//! runs only `SCHED_IDLE` threads counts as idle for that choice. With memfs's threads at
 //! `SCHED_IDLE`, the caller is woken where it ran and the ring thread gives way to it at
-//! once: 16–17 µs per `getxattr`, 30 migrations.
+//! once: 16–21 µs per `getxattr`, about 30 migrations (README "Yielding the CPU to the
+//! caller").
 //!
 //! A `SCHED_IDLE` thread waits behind every other runnable thread of its scheduling group.
 //! Beside two busy loops of its own session, a yielding memfs did not answer a `getxattr`
