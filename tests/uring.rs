@@ -244,3 +244,97 @@ fn ring_mounts_answer_beside_busy_loops() {
         assert!(m.unmount().success());
     }
 }
+
+/// The CPUs a thread of `pid` may run on (`Cpus_allowed_list`), for each ring thread.
+fn ring_thread_cpus(pid: u32) -> Vec<String> {
+    let mut all = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .flatten()
+    {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if comm.trim() != "memfs-ring" {
+            continue;
+        }
+        let status = std::fs::read_to_string(task.path().join("status")).unwrap_or_default();
+        let cpus = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+            .unwrap_or_default();
+        all.push(cpus.trim().to_string());
+    }
+    all.sort();
+    all
+}
+
+/// A ring thread stays on its CPU for small requests and may leave it while it serves big
+/// READs (whose copy into the page cache would otherwise share the reader's CPU with the
+/// reader), and comes back once they end.
+#[test]
+fn a_ring_thread_leaves_its_cpu_only_for_big_reads() {
+    if !rings_available() {
+        return;
+    }
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if cpus < 2 {
+        eprintln!("skipping: one CPU, nowhere to go");
+        return;
+    }
+    let m = ring_mount();
+    let pinned: Vec<String> = (0..cpus).map(|c| c.to_string()).collect();
+    let mut sorted = pinned.clone();
+    sorted.sort();
+    // Requests from this thread go to CPU 0's queue.
+    let on_cpu0 = std::thread::spawn(move || {
+        unsafe {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            libc::CPU_SET(0, &mut set);
+            assert_eq!(
+                libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set),
+                0
+            );
+        }
+        let path = m.join("big");
+        let data: Vec<u8> = (0..8u32 << 20).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&path, &data).unwrap();
+        let pid = m.pid();
+        assert_eq!(ring_thread_cpus(pid), sorted, "ring threads not pinned");
+        // Written back and then dropped from the page cache, the file is read through
+        // 1 MiB READs (the read-ahead).
+        // Read on the descriptor kept open: its close would send small requests.
+        use std::io::Read;
+        use std::os::fd::AsRawFd;
+        let mut file = std::fs::File::open(&path).unwrap();
+        file.sync_all().unwrap();
+        let fd = file.as_raw_fd();
+        assert_eq!(
+            unsafe { libc::posix_fadvise(fd, 0, 0, libc::POSIX_FADV_DONTNEED) },
+            0
+        );
+        let mut back = vec![0u8; data.len()];
+        file.read_exact(&mut back).unwrap();
+        assert!(back == data, "read back other bytes");
+        let after_read = ring_thread_cpus(pid);
+        drop(file);
+        assert!(
+            after_read.iter().any(|c| !pinned.contains(c)),
+            "no ring thread left its CPU for the reads: {after_read:?}"
+        );
+        // Small requests (getxattr always asks memfs) pin it again.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let _ = xattr_get(&path, "user.absent");
+            let now = ring_thread_cpus(pid);
+            if now == sorted {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "ring threads not pinned again after the reads: {now:?}"
+            );
+        }
+        m
+    });
+    let m = on_cpu0.join().expect("the test thread failed");
+    assert!(m.unmount().success());
+}

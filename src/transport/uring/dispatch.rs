@@ -77,6 +77,17 @@ impl Dispatcher {
     /// Whether serving this request may wait for other requests of the kernel's: a seek for
     /// data or a hole in a file with writes cached above asks the kernel to write them back
     /// first, and those WRITEs may be queued on the very ring that would wait for them.
+    /// Whether the request is a READ of at least `least` bytes.
+    pub fn is_read_of(h: &InHeader, arg: &[u8], least: u32) -> bool {
+        if h.opcode != op::READ {
+            return false;
+        }
+        // fuse_read_in: fh, offset, then size.
+        let mut a = Reader::new(arg);
+        let size = a.skip(16).and_then(|()| a.u32());
+        size.is_some_and(|n| n >= least)
+    }
+
     pub fn may_wait_for_kernel(h: &InHeader, arg: &[u8]) -> bool {
         if h.opcode != op::LSEEK {
             return false;
