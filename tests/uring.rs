@@ -185,11 +185,7 @@ impl BusyLoops {
             .map(|cpu| {
                 let stop = stop.clone();
                 std::thread::spawn(move || {
-                    unsafe {
-                        let mut set: libc::cpu_set_t = std::mem::zeroed();
-                        libc::CPU_SET(cpu, &mut set);
-                        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
-                    }
+                    pin_this_thread(cpu);
                     let start = std::time::Instant::now();
                     while !stop.load(Ordering::Relaxed) && start.elapsed() < limit {
                         std::hint::spin_loop();
@@ -247,22 +243,17 @@ fn ring_mounts_answer_beside_busy_loops() {
 
 /// The CPUs a thread of `pid` may run on (`Cpus_allowed_list`), for each ring thread.
 fn ring_thread_cpus(pid: u32) -> Vec<String> {
-    let mut all = Vec::new();
-    for task in std::fs::read_dir(format!("/proc/{pid}/task"))
-        .unwrap()
-        .flatten()
-    {
-        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
-        if comm.trim() != "memfs-ring" {
-            continue;
-        }
-        let status = std::fs::read_to_string(task.path().join("status")).unwrap_or_default();
-        let cpus = status
-            .lines()
-            .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
-            .unwrap_or_default();
-        all.push(cpus.trim().to_string());
-    }
+    let mut all: Vec<String> = thread_files(pid, "status")
+        .into_iter()
+        .filter(|(comm, _)| comm == "memfs-ring")
+        .map(|(_, status)| {
+            let cpus = status
+                .lines()
+                .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+                .unwrap_or_default();
+            cpus.trim().to_string()
+        })
+        .collect();
     all.sort();
     all
 }
@@ -286,14 +277,7 @@ fn a_ring_thread_leaves_its_cpu_only_for_big_reads() {
     sorted.sort();
     // Requests from this thread go to CPU 0's queue.
     let on_cpu0 = std::thread::spawn(move || {
-        unsafe {
-            let mut set: libc::cpu_set_t = std::mem::zeroed();
-            libc::CPU_SET(0, &mut set);
-            assert_eq!(
-                libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set),
-                0
-            );
-        }
+        assert!(pin_this_thread(0), "pinning the test thread to CPU 0");
         let path = m.join("big");
         let data: Vec<u8> = (0..8u32 << 20).map(|i| (i % 251) as u8).collect();
         std::fs::write(&path, &data).unwrap();

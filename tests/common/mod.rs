@@ -214,21 +214,39 @@ impl Drop for Mount {
     }
 }
 
-/// Each thread of `pid`: its name, and the fields of its /proc stat after the ")" that
-/// closes the name (so field N of proc(5) is at index N - 3).
-fn thread_stats(pid: u32) -> Vec<(String, Vec<String>)> {
+/// Each thread of `pid`: its name, and the text of its /proc file `file` (stat, status...).
+pub fn thread_files(pid: u32, file: &str) -> Vec<(String, String)> {
     let mut all = Vec::new();
     for task in std::fs::read_dir(format!("/proc/{pid}/task"))
         .unwrap()
         .flatten()
     {
         let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
-        let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
-        let after = stat.rsplit_once(')').map(|(_, s)| s).unwrap_or_default();
-        let fields = after.split_whitespace().map(str::to_string).collect();
-        all.push((comm.trim().to_string(), fields));
+        let text = std::fs::read_to_string(task.path().join(file)).unwrap_or_default();
+        all.push((comm.trim().to_string(), text));
     }
     all
+}
+
+/// Each thread of `pid`: its name, and the fields of its /proc stat after the ")" that
+/// closes the name (so field N of proc(5) is at index N - 3).
+fn thread_stats(pid: u32) -> Vec<(String, Vec<String>)> {
+    thread_files(pid, "stat")
+        .into_iter()
+        .map(|(comm, stat)| {
+            let after = stat.rsplit_once(')').map(|(_, s)| s).unwrap_or_default();
+            (comm, after.split_whitespace().map(str::to_string).collect())
+        })
+        .collect()
+}
+
+/// Pins the calling thread to `cpu`; false if the kernel refused.
+pub fn pin_this_thread(cpu: usize) -> bool {
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0
+    }
 }
 
 /// CPU time (clock ticks) the threads of `pid` named `name` have used.

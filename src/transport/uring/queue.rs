@@ -488,27 +488,25 @@ fn with_len(sqe: squeue::Entry128, len: u32) -> squeue::Entry128 {
 
 /// Lets this thread run on any CPU (see [`Queue::serve`]).
 fn allow_every_cpu() {
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        for cpu in 0..libc::CPU_SETSIZE as usize {
-            libc::CPU_SET(cpu, &mut set);
-        }
-        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
-            debug!("unpinning the ring thread: {}", io::Error::last_os_error());
-        }
-    }
+    run_on(0..libc::CPU_SETSIZE as usize);
 }
 
 /// Runs this thread on `cpu`: the kernel queues a request on the ring of the CPU its caller
 /// runs on, so the thread that serves it is woken there, without a cross-CPU wake-up.
 fn pin_to_cpu(cpu: usize) {
+    run_on([cpu]);
+}
+
+/// Sets the CPUs this thread may run on.
+fn run_on(cpus: impl IntoIterator<Item = usize>) {
     unsafe {
         let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
+        for cpu in cpus {
+            libc::CPU_SET(cpu, &mut set);
+        }
         if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
             debug!(
-                cpu,
-                "pinning the ring thread: {}",
+                "setting the ring thread's CPUs: {}",
                 io::Error::last_os_error()
             );
         }
