@@ -239,10 +239,11 @@ pub fn run(config: MountConfig) -> Result<()> {
             .open(path)
             .with_context(|| format!("stats file {}", path.display()))?;
     }
+    // Before any thread starts: each inherits the policy, and it may fork (see uring::sched).
+    // Before the rings too, so that only the server holds them.
+    let yielding = (config.transport == Transport::IoUring).then(uring::yield_to_callers);
     // Everything about the rings that can fail is done before the mount (see uring).
     let rings = prepare_rings(config.transport, config.kernel.max_write)?;
-    // Also before any thread starts: each inherits the policy (see uring::sched).
-    let yielding = rings.as_ref().map(|_| uring::yield_to_callers());
     let store = open_store(&config)?;
     let fs = Arc::new(Fs::with_store(
         FsConfig {

@@ -133,41 +133,115 @@ fn sessions_are_scheduling_groups() -> bool {
     autogroup.trim() == "1" && cpu_at_root
 }
 
+/// The session `pid` belongs to.
+fn session_of(pid: u32) -> i32 {
+    unsafe { libc::getsid(pid as i32) }
+}
+
 #[test]
-fn threads_yield_the_cpu_only_in_a_session_of_their_own() {
+fn threads_yield_the_cpu_from_a_session_of_their_own() {
     if !rings_available() {
         return;
     }
-    // Started by the test, memfs shares its session (and scheduling group) with it.
+    // Started by the test, memfs is in the test's session (and scheduling group).
     let shared = ring_mount();
     let policies = thread_policies(shared.pid());
     assert!(policies.iter().any(|(name, _)| name == "memfs-ring"));
-    assert!(
-        policies.iter().all(|&(_, p)| p == libc::SCHED_OTHER),
-        "memfs yields in a session it shares: {policies:?}"
-    );
     if !sessions_are_scheduling_groups() {
+        assert_eq!(shared.pid(), shared.started_pid(), "forked for nothing");
+        assert!(
+            policies.iter().all(|&(_, p)| p == libc::SCHED_OTHER),
+            "memfs yields where a session is no scheduling group: {policies:?}"
+        );
         eprintln!("skipping the rest: a session is no scheduling group of its own here");
         return;
     }
-    let own = Mount::in_own_session(&["--io-uring"]);
-    std::fs::write(own.join("a"), b"served by yielding threads").unwrap();
+    // So it serves from a child that leads a new session.
+    let server = shared.pid();
+    assert_ne!(server, shared.started_pid(), "memfs did not fork");
+    assert_eq!(session_of(server), server as i32);
     assert_eq!(
-        std::fs::read(own.join("a")).unwrap(),
-        b"served by yielding threads"
+        session_of(shared.started_pid()),
+        unsafe { libc::getsid(0) },
+        "the process started left the test's session"
     );
-    let policies = thread_policies(own.pid());
-    for name in ["memfs-ring", "memfs-commit-0", "fuser-0"] {
+    // Started leading a session, it serves from it.
+    let own = Mount::in_own_session(&["--io-uring"]);
+    assert_eq!(
+        own.pid(),
+        own.started_pid(),
+        "forked in a session of its own"
+    );
+    for mount in [&shared, &own] {
+        std::fs::write(mount.join("a"), b"served by yielding threads").unwrap();
+        assert_eq!(
+            std::fs::read(mount.join("a")).unwrap(),
+            b"served by yielding threads"
+        );
+        let policies = thread_policies(mount.pid());
+        for name in ["memfs-ring", "memfs-commit-0", "fuser-0"] {
+            assert!(
+                policies.iter().any(|(n, _)| n == name),
+                "no {name}: {policies:?}"
+            );
+        }
         assert!(
-            policies.iter().any(|(n, _)| n == name),
-            "no {name}: {policies:?}"
+            policies.iter().all(|&(_, p)| p == libc::SCHED_IDLE),
+            "memfs in a session of its own does not yield: {policies:?}"
         );
     }
-    assert!(
-        policies.iter().all(|&(_, p)| p == libc::SCHED_IDLE),
-        "memfs in a session of its own does not yield: {policies:?}"
-    );
+    assert!(shared.unmount().success());
     assert!(own.unmount().success());
+}
+
+#[test]
+fn the_process_started_stands_for_a_server_in_its_own_session() {
+    if !rings_available() || !sessions_are_scheduling_groups() {
+        return;
+    }
+    let signal = |pid: u32, sig: i32| unsafe { libc::kill(pid as i32, sig) };
+    // A stop signal to the process started (a Ctrl-C in its terminal) unmounts cleanly.
+    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+        let mut m = ring_mount();
+        assert_ne!(m.pid(), m.started_pid());
+        std::fs::write(m.join("f"), b"x").unwrap();
+        signal(m.started_pid(), sig);
+        let status = m
+            .wait_exit(Duration::from_secs(20))
+            .expect("memfs did not exit on the signal");
+        assert!(status.success(), "signal {sig}: {status:?}");
+        assert!(!is_mounted(m.path()), "signal {sig} left the mount");
+    }
+    // A killed server: the process started dies the same way, and leaves the same stale
+    // mount as a server killed without a session of its own.
+    let mut m = ring_mount();
+    signal(m.pid(), libc::SIGKILL);
+    let status = m.wait_exit(Duration::from_secs(10)).expect("still running");
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(libc::SIGKILL));
+    assert!(is_mounted(m.path()));
+    assert!(std::process::Command::new("umount")
+        .arg("-l")
+        .arg(m.path())
+        .status()
+        .unwrap()
+        .success());
+    // A killed process started: nothing waits for the mount any more, so the server
+    // unmounts.
+    let mut m = ring_mount();
+    let server = m.pid();
+    signal(m.started_pid(), libc::SIGKILL);
+    m.wait_exit(Duration::from_secs(10))
+        .expect("survived SIGKILL");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while is_mounted(m.path()) || signal(server, 0) == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server outlived the process started, mounted: {}",
+            is_mounted(m.path())
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// Busy loops, one pinned to each CPU, until dropped or `limit` has passed.
@@ -206,18 +280,18 @@ impl Drop for BusyLoops {
     }
 }
 
-/// A yielding memfs waits behind every runnable thread of its scheduling group; so beside
-/// busy loops of the caller's own session, it must not be yielding (it would not answer
-/// until they end), and in a session of its own it must still get its share. Either way
-/// 2,000 round trips take well under a second here; a starved server takes the 30 s the
-/// loops run.
+/// A yielding memfs waits behind every runnable thread of its scheduling group; so started
+/// from the session of busy loops, it must either leave it or not yield (it would not
+/// answer until they end), and in a session of its own it must still get its share. Either
+/// way 2,000 round trips take well under a second here; a starved server takes the 30 s
+/// the loops run.
 #[test]
 fn ring_mounts_answer_beside_busy_loops() {
     if !rings_available() {
         return;
     }
     for (how, m) in [
-        ("sharing the caller's session", ring_mount()),
+        ("started from the caller's session", ring_mount()),
         (
             "in a session of its own",
             Mount::in_own_session(&["--io-uring"]),

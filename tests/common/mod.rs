@@ -161,7 +161,18 @@ impl Mount {
         serde_json::from_slice(&raw).expect("stats.json parses")
     }
 
+    /// The server's pid: the process the test started, or the child it forked to serve
+    /// the mount from a session of its own (rings; src/transport/uring/sched.rs).
     pub fn pid(&self) -> u32 {
+        let started = self.started_pid();
+        std::fs::read_to_string(format!("/proc/{started}/task/{started}/children"))
+            .ok()
+            .and_then(|children| children.split_whitespace().next()?.parse().ok())
+            .unwrap_or(started)
+    }
+
+    /// The pid of the process the test started.
+    pub fn started_pid(&self) -> u32 {
         self.child.as_ref().map(|c| c.id()).unwrap_or(0)
     }
 
