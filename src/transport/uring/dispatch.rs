@@ -74,9 +74,6 @@ impl Dispatcher {
             )
     }
 
-    /// Whether serving this request may wait for other requests of the kernel's: a seek for
-    /// data or a hole in a file with writes cached above asks the kernel to write them back
-    /// first, and those WRITEs may be queued on the very ring that would wait for them.
     /// Whether the request is a READ of at least `least` bytes.
     pub fn is_read_of(h: &InHeader, arg: &[u8], least: u32) -> bool {
         if h.opcode != op::READ {
@@ -88,6 +85,9 @@ impl Dispatcher {
         size.is_some_and(|n| n >= least)
     }
 
+    /// Whether serving this request may wait for other requests of the kernel's: a seek for
+    /// data or a hole in a file with writes cached above asks the kernel to write them back
+    /// first, and those WRITEs may be queued on the very ring that would wait for them.
     pub fn may_wait_for_kernel(h: &InHeader, arg: &[u8]) -> bool {
         if h.opcode != op::LSEEK {
             return false;
