@@ -17,7 +17,9 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-"$memfs" mount "$mnt" 2>/dev/null &
+# setsid: memfs leads its session, so $! is the server (on rings memfs would otherwise
+# fork into a session of its own, and $! would be the process that waits for it).
+setsid "$memfs" mount "$mnt" 2>/dev/null &
 pid=$!
 for _ in $(seq 100); do grep -q " $mnt fuse" /proc/mounts && break; sleep 0.05; done
 

@@ -68,7 +68,8 @@ fi
 export FSX
 
 # FUSE over io_uring (issue 14, `memfs mount --io-uring`): the kernel's switch is off by
-# default; root turns it on, and the tests that mount run a second time on rings
+# default; root turns it on. memfs then serves on rings unless told otherwise, so the suite
+# runs on /dev/fuse by name first, and the tests that mount run a second time on rings
 # (tests/common reads MEMFS_TEST_TRANSPORT). A kernel without the feature runs the suite on
 # /dev/fuse only, and tests/uring.rs says it skipped.
 enable_rings() {
@@ -91,7 +92,7 @@ rings=0
 enable_rings && rings=1
 
 cargo build --all-targets --quiet
-cargo test --all-targets -- --color never "$@"
+MEMFS_TEST_TRANSPORT=dev-fuse cargo test --all-targets -- --color never "$@"
 [ "$rings" -eq 0 ] || rings_run "$@"
 # The POSIX and workload tests again with every mount's chunks on a Redis Cluster (one per
 # test binary, started by tests/common/cluster.rs and gone with it).

@@ -375,9 +375,11 @@ struct MountArgs {
     read_ahead_kb: u32,
     /// Serve requests over io_uring queues, one per CPU (Linux 6.14+, with
     /// /sys/module/fuse/parameters/enable_uring set to 1); fail if the kernel cannot.
+    /// Without --io-uring or --dev-fuse, memfs uses rings where the kernel offers them.
     #[arg(long, conflicts_with = "dev_fuse")]
     io_uring: bool,
-    /// Serve requests by reads and writes on /dev/fuse (the default).
+    /// Serve requests by reads and writes on /dev/fuse (the default where the kernel
+    /// offers no FUSE over io_uring).
     #[arg(long)]
     dev_fuse: bool,
     #[command(flatten)]
@@ -447,8 +449,10 @@ fn run(cli: Cli) -> Result<()> {
                 force: args.force,
                 transport: if args.io_uring {
                     mount::Transport::IoUring
-                } else {
+                } else if args.dev_fuse {
                     mount::Transport::DevFuse
+                } else {
+                    mount::Transport::Auto
                 },
                 store: args
                     .store

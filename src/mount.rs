@@ -64,9 +64,9 @@ pub struct MountConfig {
 /// What carries FUSE requests: reads and writes on /dev/fuse, or io_uring queues.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Transport {
-    /// The default: whether rings pay depends on where the scheduler puts the ring threads
-    /// and the callers (README "FUSE over io_uring").
+    /// Rings where the kernel offers them, else /dev/fuse (README "FUSE over io_uring").
     #[default]
+    Auto,
     DevFuse,
     IoUring,
 }
@@ -75,17 +75,63 @@ impl Transport {
     /// The name `.memfs/stats.json` and the trace give it.
     pub fn name(self) -> &'static str {
         match self {
+            Transport::Auto => "auto",
             Transport::DevFuse => "dev-fuse",
             Transport::IoUring => "io-uring",
         }
     }
 }
 
-/// The ring queues for `transport`, made before the mount.
-fn prepare_rings(transport: Transport, max_write: u32) -> Result<Option<uring::Rings>> {
-    match transport {
-        Transport::DevFuse => Ok(None),
-        Transport::IoUring => Ok(Some(uring::Rings::prepare(uring::payload_len(max_write))?)),
+/// The transport a mount serves on, settled before the mount.
+struct Carrier {
+    /// `DevFuse` or `IoUring`, never `Auto`.
+    transport: Transport,
+    rings: Option<uring::Rings>,
+    /// On rings: whether memfs yields the CPU to its callers, or why not.
+    yielding: Option<std::result::Result<(), String>>,
+    /// Why rings the kernel offered could not be used (`Auto` then serves on /dev/fuse).
+    no_rings: Option<String>,
+}
+
+impl Carrier {
+    /// Settles `asked` (`Auto`: rings where the kernel switched them on), yields the CPU on
+    /// rings (which may fork, so this runs before any thread starts, and before the rings
+    /// are made, so that only the server holds them), and makes the rings. Everything
+    /// about the rings that can fail is done here, before the mount (see uring). Asked for
+    /// rings, a failure is an error; in `Auto`, memfs serves on /dev/fuse instead.
+    fn settle(asked: Transport, max_write: u32) -> Result<Carrier> {
+        let rings_wanted = match asked {
+            Transport::DevFuse => false,
+            Transport::IoUring => true,
+            Transport::Auto => uring::check_available().is_ok(),
+        };
+        if !rings_wanted {
+            return Ok(Carrier::dev_fuse(None));
+        }
+        let yielding = uring::yield_to_callers();
+        match uring::Rings::prepare(uring::payload_len(max_write)) {
+            Ok(rings) => Ok(Carrier {
+                transport: Transport::IoUring,
+                rings: Some(rings),
+                yielding: Some(yielding),
+                no_rings: None,
+            }),
+            Err(e) if asked == Transport::Auto => {
+                // Yielding pays on rings only (uring::sched).
+                uring::stop_yielding();
+                Ok(Carrier::dev_fuse(Some(format!("{e:#}"))))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn dev_fuse(no_rings: Option<String>) -> Carrier {
+        Carrier {
+            transport: Transport::DevFuse,
+            rings: None,
+            yielding: None,
+            no_rings,
+        }
     }
 }
 
@@ -239,11 +285,17 @@ pub fn run(config: MountConfig) -> Result<()> {
             .open(path)
             .with_context(|| format!("stats file {}", path.display()))?;
     }
-    // Before any thread starts: each inherits the policy, and it may fork (see uring::sched).
-    // Before the rings too, so that only the server holds them.
-    let yielding = (config.transport == Transport::IoUring).then(uring::yield_to_callers);
-    // Everything about the rings that can fail is done before the mount (see uring).
-    let rings = prepare_rings(config.transport, config.kernel.max_write)?;
+    // Before any thread starts (it may fork; see Carrier::settle).
+    let Carrier {
+        transport,
+        rings,
+        yielding,
+        no_rings,
+    } = Carrier::settle(config.transport, config.kernel.max_write)?;
+    let config = MountConfig {
+        transport,
+        ..config
+    };
     let store = open_store(&config)?;
     let fs = Arc::new(Fs::with_store(
         FsConfig {
@@ -318,7 +370,10 @@ pub fn run(config: MountConfig) -> Result<()> {
         set_read_ahead(&device, config.read_ahead_kb);
     }
     let served_by = match &yielding {
-        None => format!("{} threads", config.threads),
+        None => match &no_rings {
+            None => format!("{} threads", config.threads),
+            Some(why) => format!("{} threads on /dev/fuse; no io_uring: {why}", config.threads),
+        },
         Some(Ok(())) => "io_uring, its threads yielding the CPU to their callers".to_string(),
         Some(Err(why)) => format!("io_uring, its threads not yielding the CPU: {why}"),
     };

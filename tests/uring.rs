@@ -111,6 +111,45 @@ fn many_mounts_in_parallel_all_register_and_unmount() {
     }
 }
 
+/// Without --io-uring or --dev-fuse, memfs serves on rings where the kernel offers them,
+/// and otherwise on /dev/fuse; rings it cannot make send it to /dev/fuse, not away, and
+/// then it does not yield the CPU (that pays on rings only).
+#[test]
+fn the_default_is_rings_where_the_kernel_offers_them() {
+    let m = Mount::on_default_transport(&[]);
+    assert_eq!(transport(m.path()), default_transport_name());
+    std::fs::write(m.join("a"), b"on the default transport").unwrap();
+    assert_eq!(std::fs::read(m.join("a")).unwrap(), b"on the default transport");
+    assert!(m.unmount().success());
+    if !rings_available() {
+        return;
+    }
+    let failing = [("MEMFS_TEST_RINGS_FAIL", "1")];
+    let m = Mount::on_default_transport(&failing);
+    assert_eq!(transport(m.path()), "dev-fuse");
+    std::fs::write(m.join("a"), b"on /dev/fuse after all").unwrap();
+    assert_eq!(std::fs::read(m.join("a")).unwrap(), b"on /dev/fuse after all");
+    let policies = thread_policies(m.pid());
+    assert!(policies.iter().any(|(name, _)| name == "fuser-0"));
+    assert!(
+        policies.iter().all(|&(_, p)| p == libc::SCHED_OTHER),
+        "memfs yields on /dev/fuse: {policies:?}"
+    );
+    assert!(m.unmount().success());
+    // Asked for rings, memfs fails instead, with one line that says why.
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(MEMFS)
+        .args(["mount", "--io-uring"])
+        .arg(dir.path())
+        .env("MEMFS_TEST_RINGS_FAIL", "1")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("injected failure"), "{stderr}");
+    assert!(!is_mounted(dir.path()));
+}
+
 #[test]
 fn dev_fuse_forces_the_classic_transport() {
     let m = Mount::with_args(&["--dev-fuse"]);

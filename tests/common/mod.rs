@@ -12,8 +12,8 @@ pub mod cluster;
 pub const MEMFS: &str = env!("CARGO_BIN_EXE_memfs");
 
 /// `memfs mount` arguments choosing the transport the suite runs on:
-/// `MEMFS_TEST_TRANSPORT=io-uring` or `dev-fuse` forces one; unset, memfs's default
-/// (/dev/fuse). scripts/test.sh runs the mounted tests on both.
+/// `MEMFS_TEST_TRANSPORT=io-uring` or `dev-fuse` forces one; unset, memfs's default (rings
+/// where the kernel offers them). scripts/test.sh runs the mounted tests on both.
 pub fn transport_args() -> &'static [&'static str] {
     match std::env::var("MEMFS_TEST_TRANSPORT").as_deref() {
         Ok("io-uring") => &["--io-uring"],
@@ -40,7 +40,16 @@ pub fn transport_name() -> &'static str {
     match transport_args() {
         ["--io-uring"] => "io-uring",
         ["--dev-fuse"] => "dev-fuse",
-        _ => "dev-fuse",
+        _ => default_transport_name(),
+    }
+}
+
+/// The transport memfs picks when not told: rings where the kernel offers them.
+pub fn default_transport_name() -> &'static str {
+    if rings_offered() {
+        "io-uring"
+    } else {
+        "dev-fuse"
     }
 }
 
@@ -81,16 +90,27 @@ impl Mount {
 
     /// Mounts a fresh memfs with extra arguments and environment variables.
     pub fn with_env(args: &[&str], env: &[(&str, &str)]) -> Mount {
-        Mount::start(args, env, false)
+        Mount::start(args, env, false, true)
     }
 
     /// Mounts a fresh memfs whose server leads a session of its own (`setsid`), as a
     /// service manager or scripts/bench-phases.sh starts it.
     pub fn in_own_session(args: &[&str]) -> Mount {
-        Mount::start(args, &[], true)
+        Mount::start(args, &[], true, true)
     }
 
-    fn start(args: &[&str], env: &[(&str, &str)], own_session: bool) -> Mount {
+    /// Mounts a fresh memfs on the transport memfs picks itself, whatever the suite's.
+    pub fn on_default_transport(env: &[(&str, &str)]) -> Mount {
+        Mount::start(&[], env, false, false)
+    }
+
+    /// `suite_transport`: add the suite's transport arguments unless `args` choose one.
+    fn start(
+        args: &[&str],
+        env: &[(&str, &str)],
+        own_session: bool,
+        suite_transport: bool,
+    ) -> Mount {
         let dir = tempfile::Builder::new()
             .prefix("memfs-test-")
             .tempdir()
@@ -111,7 +131,7 @@ impl Mount {
         let mut child = command
             .arg("mount")
             .arg(dir.path())
-            .args(if chooses_transport(args) {
+            .args(if chooses_transport(args) || !suite_transport {
                 &[]
             } else {
                 transport_args()

@@ -21,7 +21,7 @@ mod sched;
 mod wire;
 
 pub use dispatch::{Access, Dispatcher};
-pub use sched::yield_to_callers;
+pub use sched::{stop_yielding, yield_to_callers};
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -81,6 +81,10 @@ impl Rings {
     /// buffers of `payload_len` bytes.
     pub fn prepare(payload_len: usize) -> Result<Rings> {
         check_available()?;
+        #[cfg(debug_assertions)]
+        if std::env::var_os("MEMFS_TEST_RINGS_FAIL").is_some() {
+            bail!("injected failure (MEMFS_TEST_RINGS_FAIL, debug builds only)");
+        }
         let cpus = possible_cpus().context("counting the CPUs")?;
         let queues = (0..cpus)
             .map(|qid| {

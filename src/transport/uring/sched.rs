@@ -46,6 +46,12 @@ pub fn yield_to_callers() -> Result<(), String> {
     Ok(())
 }
 
+/// Runs this thread, and every thread it starts from now on, at `SCHED_OTHER` again.
+pub fn stop_yielding() {
+    let param = libc::sched_param { sched_priority: 0 };
+    unsafe { libc::sched_setscheduler(0, libc::SCHED_OTHER, &param) };
+}
+
 /// Whether a session of its own would give this process a scheduling group of its own
 /// (see the module doc).
 fn sessions_are_groups() -> Result<(), String> {
