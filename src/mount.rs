@@ -372,7 +372,10 @@ pub fn run(config: MountConfig) -> Result<()> {
     let served_by = match &yielding {
         None => match &no_rings {
             None => format!("{} threads", config.threads),
-            Some(why) => format!("{} threads on /dev/fuse; no io_uring: {why}", config.threads),
+            Some(why) => format!(
+                "{} threads on /dev/fuse; no io_uring: {why}",
+                config.threads
+            ),
         },
         Some(Ok(())) => "io_uring, its threads yielding the CPU to their callers".to_string(),
         Some(Err(why)) => format!("io_uring, its threads not yielding the CPU: {why}"),

@@ -119,7 +119,10 @@ fn the_default_is_rings_where_the_kernel_offers_them() {
     let m = Mount::on_default_transport(&[]);
     assert_eq!(transport(m.path()), default_transport_name());
     std::fs::write(m.join("a"), b"on the default transport").unwrap();
-    assert_eq!(std::fs::read(m.join("a")).unwrap(), b"on the default transport");
+    assert_eq!(
+        std::fs::read(m.join("a")).unwrap(),
+        b"on the default transport"
+    );
     assert!(m.unmount().success());
     if !rings_available() {
         return;
@@ -128,7 +131,10 @@ fn the_default_is_rings_where_the_kernel_offers_them() {
     let m = Mount::on_default_transport(&failing);
     assert_eq!(transport(m.path()), "dev-fuse");
     std::fs::write(m.join("a"), b"on /dev/fuse after all").unwrap();
-    assert_eq!(std::fs::read(m.join("a")).unwrap(), b"on /dev/fuse after all");
+    assert_eq!(
+        std::fs::read(m.join("a")).unwrap(),
+        b"on /dev/fuse after all"
+    );
     let policies = thread_policies(m.pid());
     assert!(policies.iter().any(|(name, _)| name == "fuser-0"));
     assert!(
