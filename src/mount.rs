@@ -100,9 +100,10 @@ impl Carrier {
     /// about the rings that can fail is done here, before the mount (see uring). Asked for
     /// rings, a failure is an error; in `Auto`, memfs serves on /dev/fuse instead.
     fn settle(asked: Transport, max_write: u32) -> Result<Carrier> {
+        // The kernel's switch first: a fork (below) for an error would be wasted.
         let rings_wanted = match asked {
             Transport::DevFuse => false,
-            Transport::IoUring => true,
+            Transport::IoUring => uring::check_available().map(|()| true)?,
             Transport::Auto => uring::check_available().is_ok(),
         };
         if !rings_wanted {
