@@ -94,11 +94,13 @@ struct Carrier {
 }
 
 impl Carrier {
-    /// Settles `asked` (`Auto`: rings where the kernel switched them on), yields the CPU on
-    /// rings (which may fork, so this runs before any thread starts, and before the rings
-    /// are made, so that only the server holds them), and makes the rings. Everything
-    /// about the rings that can fail is done here, before the mount (see uring). Asked for
-    /// rings, a failure is an error; in `Auto`, memfs serves on /dev/fuse instead.
+    /// Settles `asked` (`Auto`: rings where the kernel switched them on), readies memfs to
+    /// yield the CPU on rings (which may fork, so this runs before any thread starts, and
+    /// before the rings are made, so that only the server holds them), and makes the rings.
+    /// Everything about the rings that can fail is done here, before the mount (see uring).
+    /// Asked for rings, a failure is an error; in `Auto`, memfs serves on /dev/fuse instead.
+    /// The yield itself is [`uring::yield_to_callers`], once the threads that must not
+    /// yield have started.
     fn settle(asked: Transport, max_write: u32) -> Result<Carrier> {
         // The kernel's switch first: a fork (below) for an error would be wasted.
         let rings_wanted = match asked {
@@ -109,19 +111,16 @@ impl Carrier {
         if !rings_wanted {
             return Ok(Carrier::dev_fuse(None));
         }
-        let yielding = uring::yield_to_callers();
+        let may_yield = uring::prepare_to_yield();
         match uring::Rings::prepare(uring::payload_len(max_write)) {
             Ok(rings) => Ok(Carrier {
                 transport: Transport::IoUring,
                 rings: Some(rings),
-                yielding: Some(yielding),
+                yielding: Some(may_yield),
                 no_rings: None,
             }),
-            Err(e) if asked == Transport::Auto => {
-                // Yielding pays on rings only (uring::sched).
-                uring::stop_yielding();
-                Ok(Carrier::dev_fuse(Some(format!("{e:#}"))))
-            }
+            // Yielding pays on rings only (uring::sched), so none is asked for here.
+            Err(e) if asked == Transport::Auto => Ok(Carrier::dev_fuse(Some(format!("{e:#}")))),
             Err(e) => Err(e),
         }
     }
@@ -297,6 +296,20 @@ pub fn run(config: MountConfig) -> Result<()> {
         transport,
         ..config
     };
+    // The trace's writer starts before memfs yields: it must name a new pid from /proc
+    // before the process exits, and at SCHED_IDLE beside a busy test it named 19–53 of 120
+    // short processes (tests/trace.rs). It is woken once per new pid.
+    let tracer = match &config.trace {
+        Some(path) => {
+            let header = trace_header(&config, &mountpoint);
+            let tracer = Tracer::create(path, &header)
+                .with_context(|| format!("trace file {}", path.display()))?;
+            Some(Arc::new(tracer))
+        }
+        None => None,
+    };
+    // Before any other thread starts: each inherits the policy.
+    let yielding = yielding.map(|ready| ready.and_then(|()| uring::yield_to_callers()));
     let store = open_store(&config)?;
     let fs = Arc::new(Fs::with_store(
         FsConfig {
@@ -314,15 +327,6 @@ pub fn run(config: MountConfig) -> Result<()> {
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
     fs.start_commit_workers(workers)
         .context("starting the commit workers")?;
-    let tracer = match &config.trace {
-        Some(path) => {
-            let header = trace_header(&config, &mountpoint);
-            let tracer = Tracer::create(path, &header)
-                .with_context(|| format!("trace file {}", path.display()))?;
-            Some(Arc::new(tracer))
-        }
-        None => None,
-    };
     let router = Arc::new(Router::new(fs.clone()));
     router.control().set_transport(config.transport.name());
     let mut adapter = MemFuse::new(router.clone(), config.kernel.clone(), tracer.clone());

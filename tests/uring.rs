@@ -210,8 +210,11 @@ fn threads_yield_the_cpu_from_a_session_of_their_own() {
         unsafe { libc::getsid(0) },
         "the process started left the test's session"
     );
-    // Started leading a session, it serves from it.
-    let own = Mount::in_own_session(&["--io-uring"]);
+    // Started leading a session, it serves from it. Traced: the trace's writer alone does
+    // not yield (it must name short-lived processes before they exit).
+    let trace_dir = tempfile::tempdir().unwrap();
+    let trace = trace_dir.path().join("t.jsonl");
+    let own = Mount::in_own_session(&["--io-uring", "--trace", trace.to_str().unwrap()]);
     assert_eq!(
         own.pid(),
         own.started_pid(),
@@ -231,10 +234,19 @@ fn threads_yield_the_cpu_from_a_session_of_their_own() {
             );
         }
         assert!(
-            policies.iter().all(|&(_, p)| p == libc::SCHED_IDLE),
+            policies
+                .iter()
+                .all(|(name, p)| *p == libc::SCHED_IDLE || name == "memfs-trace"),
             "memfs in a session of its own does not yield: {policies:?}"
         );
     }
+    let writer = thread_policies(own.pid());
+    assert!(
+        writer
+            .iter()
+            .any(|(name, p)| name == "memfs-trace" && *p == libc::SCHED_OTHER),
+        "the trace's writer yields: {writer:?}"
+    );
     assert!(shared.unmount().success());
     assert!(own.unmount().success());
 }

@@ -21,7 +21,7 @@ mod sched;
 mod wire;
 
 pub use dispatch::{Access, Dispatcher};
-pub use sched::{stop_yielding, yield_to_callers};
+pub use sched::{prepare_to_yield, yield_to_callers};
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};

@@ -31,25 +31,25 @@
 
 use std::io;
 
-/// Runs this thread at `SCHED_IDLE`, and with it every thread it starts from now on, if
-/// memfs has a scheduling group of its own, leading a session of its own first if it needs
-/// to (which forks: call it before any thread starts); otherwise says why it does not.
-pub fn yield_to_callers() -> Result<(), String> {
+/// Gives memfs a scheduling group of its own if it can, so that it may yield, leading a
+/// session of its own first if it needs to (which forks: call it before any thread
+/// starts); otherwise says why it may not.
+pub fn prepare_to_yield() -> Result<(), String> {
     sessions_are_groups()?;
     if unsafe { libc::getsid(0) != libc::getpid() } {
         lead_own_session()?;
     }
+    Ok(())
+}
+
+/// Runs this thread at `SCHED_IDLE`, and with it every thread it starts from now on (after
+/// [`prepare_to_yield`]). One way only: an unprivileged thread may not leave `SCHED_IDLE`.
+pub fn yield_to_callers() -> Result<(), String> {
     let param = libc::sched_param { sched_priority: 0 };
     if unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) } != 0 {
         return Err(format!("SCHED_IDLE: {}", io::Error::last_os_error()));
     }
     Ok(())
-}
-
-/// Runs this thread, and every thread it starts from now on, at `SCHED_OTHER` again.
-pub fn stop_yielding() {
-    let param = libc::sched_param { sched_priority: 0 };
-    unsafe { libc::sched_setscheduler(0, libc::SCHED_OTHER, &param) };
 }
 
 /// Whether a session of its own would give this process a scheduling group of its own
