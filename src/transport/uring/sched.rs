@@ -20,7 +20,9 @@
 //! anything). Against other groups, memfs's group still gets its fair share.
 //!
 //! Every memfs thread yields, not only the ring threads: ring threads that yield to
-//! memfs's own commit workers, which do not, made a 1 GiB write 20–25% slower.
+//! memfs's own commit workers, which do not, made a 1 GiB write 20–25% slower. The one
+//! exception is the trace's writer, started before memfs yields (mount.rs): it names new
+//! pids from /proc, racing their exit.
 //!
 //! A memfs that does not lead a session makes one ([`lead_own_session`]): started in the
 //! foreground of a terminal and used from another, it is in neither its callers' session
