@@ -82,10 +82,8 @@ impl Transport {
     }
 }
 
-/// The transport a mount serves on, settled before the mount.
+/// The transport a mount serves on, settled before the mount: rings, or /dev/fuse.
 struct Carrier {
-    /// `DevFuse` or `IoUring`, never `Auto`.
-    transport: Transport,
     rings: Option<uring::Rings>,
     /// On rings: whether memfs yields the CPU to its callers, or why not.
     yielding: Option<std::result::Result<(), String>>,
@@ -114,7 +112,6 @@ impl Carrier {
         let may_yield = uring::prepare_to_yield();
         match uring::Rings::prepare(uring::payload_len(max_write)) {
             Ok(rings) => Ok(Carrier {
-                transport: Transport::IoUring,
                 rings: Some(rings),
                 yielding: Some(may_yield),
                 no_rings: None,
@@ -127,7 +124,6 @@ impl Carrier {
 
     fn dev_fuse(no_rings: Option<String>) -> Carrier {
         Carrier {
-            transport: Transport::DevFuse,
             rings: None,
             yielding: None,
             no_rings,
@@ -287,13 +283,16 @@ pub fn run(config: MountConfig) -> Result<()> {
     }
     // Before any thread starts (it may fork; see Carrier::settle).
     let Carrier {
-        transport,
         rings,
         yielding,
         no_rings,
     } = Carrier::settle(config.transport, config.kernel.max_write)?;
     let config = MountConfig {
-        transport,
+        transport: if rings.is_some() {
+            Transport::IoUring
+        } else {
+            Transport::DevFuse
+        },
         ..config
     };
     // The trace's writer starts before memfs yields: it must name a new pid from /proc
