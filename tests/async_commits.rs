@@ -463,3 +463,65 @@ fn a_close_right_after_a_checkpoint_makes_a_version_and_unlink_leaks_nothing() {
     assert_clean(&fs);
     assert_eq!(fs.store().stats().stored_bytes, model.len() as u64);
 }
+
+/// Whether every commit handed off so far is installed within `limit`. `drain_commits` only
+/// watches the workers (it wakes none), so a commit no worker was told of, or will find,
+/// makes this false instead of hanging the test.
+fn settles_within(fs: &Arc<Fs>, limit: std::time::Duration) -> bool {
+    let (done, settled) = std::sync::mpsc::channel();
+    let fs = fs.clone();
+    std::thread::spawn(move || {
+        fs.drain_commits();
+        let _ = done.send(());
+    });
+    settled.recv_timeout(limit).is_ok()
+}
+
+#[test]
+fn commits_are_taken_up_by_napping_and_by_sleeping_workers() {
+    // A close wakes no worker while one naps after recent work (see `CommitQueue::push`);
+    // the napping worker must still find its commit, and a sleeping one must be woken.
+    let limit = std::time::Duration::from_secs(10);
+    let fs = fs_with_workers(config());
+    let mut files = Vec::new();
+    let mut commit = |fs: &Arc<Fs>, name: &str, seed: u64| {
+        let (ino, fh) = create(fs, name);
+        let bytes = noise(64 * 1024, seed);
+        fs.write(fh, 0, &bytes).unwrap();
+        assert_eq!(fs.flush(fh).unwrap(), Some(1));
+        fs.release(fh).unwrap();
+        files.push((ino, bytes));
+    };
+    // Workers asleep since they started: the first commit must wake one.
+    commit(&fs, "cold", 1);
+    assert!(
+        settles_within(&fs, limit),
+        "a sleeping worker was not woken"
+    );
+    // Right after work the workers nap: each of these is found without a wake-up.
+    for i in 0..20u64 {
+        commit(&fs, &format!("warm-{i}"), 10 + i);
+        if i % 4 == 3 {
+            assert!(
+                settles_within(&fs, limit),
+                "a napping worker missed a commit"
+            );
+        }
+    }
+    assert!(
+        settles_within(&fs, limit),
+        "a napping worker missed a commit"
+    );
+    // Long after the last work the workers sleep again and must be woken.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    commit(&fs, "cold-again", 2);
+    assert!(
+        settles_within(&fs, limit),
+        "a sleeping worker was not woken"
+    );
+    for (ino, bytes) in &files {
+        assert_eq!(&version_bytes(&fs, *ino, 1), bytes);
+    }
+    assert_eq!(fs.dirty_bytes(), 0);
+    assert_clean(&fs);
+}

@@ -6,6 +6,8 @@
 //! version number and queues a [`Job`] on the file; the close or fsync returns at once. The
 //! file itself (its `Arc<Inode>`) is queued on the pool at most once at a time, so one
 //! worker at a time takes its jobs, oldest first: versions are installed in commit order.
+//! A worker that finished a file recently naps instead of sleeping, so that queuing a
+//! commit in a busy spell wakes no thread (see [`WARM_FOR`]).
 //! A worker chunks and hashes with no lock held (the frozen layers cannot change) and
 //! installs the result under a short write lock, after checking that its job is still the
 //! file's oldest (an unlink that freed the file drops every job). See `commit.rs`.
@@ -16,7 +18,7 @@
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, Weak};
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::fs::data::PendingLayer;
 use crate::fs::namespace::inode::Inode;
@@ -151,6 +153,16 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// How long a warm worker with nothing to do sleeps before it looks at the queue again.
+const NAP: Duration = Duration::from_millis(1);
+
+/// How long after it last finished a file a worker stays warm: it naps instead of sleeping
+/// until it is woken, so the closes of a busy spell queue their commits without waking it
+/// (see [`CommitQueue::push`]). Waking a sleeping worker is a wake-up across CPUs, paid by
+/// the close: in a traced untar of postgresql-15, whose 7,844 closes each queued a commit,
+/// a flush took 17.8 µs on average with the wake-up and 2.0 µs without.
+const WARM_FOR: Duration = Duration::from_millis(50);
+
 #[derive(Default)]
 struct QueueState {
     files: VecDeque<Arc<Inode>>,
@@ -159,13 +171,20 @@ struct QueueState {
     closed: bool,
     /// Work was done (and its written bytes freed) since memory was last given back.
     give_back_owed: bool,
+    /// Workers napping: each looks at the queue within [`NAP`] without being woken.
+    napping: usize,
+    /// When a worker last finished a file.
+    last_done: Option<Instant>,
 }
 
 /// The files that have commits to install, shared by `Fs` and its worker threads.
 #[derive(Default)]
 pub(crate) struct CommitQueue {
     state: Mutex<QueueState>,
+    /// Workers sleeping until they are woken.
     work: Condvar,
+    /// Workers napping, woken only by `close`.
+    nap: Condvar,
     idle: Condvar,
     started: std::sync::atomic::AtomicBool,
 }
@@ -176,11 +195,16 @@ impl CommitQueue {
         self.started.load(std::sync::atomic::Ordering::Acquire)
     }
 
+    /// Queues a file for a worker. A sleeping worker is woken only when the napping ones
+    /// are too few for the files waiting: a napping worker finds the file within [`NAP`],
+    /// and the close or fsync that queued it returns without paying for a wake-up.
     pub(crate) fn push(&self, inode: Arc<Inode>) {
         let mut state = lock(&self.state);
         state.files.push_back(inode);
         state.busy += 1;
-        self.work.notify_one();
+        if state.files.len() > state.napping {
+            self.work.notify_one();
+        }
     }
 
     /// The next file to work on; `None` once the queue is closed.
@@ -192,6 +216,16 @@ impl CommitQueue {
             }
             if state.closed {
                 return None;
+            }
+            if state.last_done.is_some_and(|t| t.elapsed() < WARM_FOR) {
+                state.napping += 1;
+                state = self
+                    .nap
+                    .wait_timeout(state, NAP)
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .0;
+                state.napping -= 1;
+                continue;
             }
             if !state.give_back_owed {
                 state = self
@@ -216,6 +250,7 @@ impl CommitQueue {
 
     fn done(&self) {
         let mut state = lock(&self.state);
+        state.last_done = Some(Instant::now());
         state.busy -= 1;
         if state.busy == 0 {
             state.give_back_owed = true;
@@ -238,6 +273,7 @@ impl CommitQueue {
     pub(crate) fn close(&self) {
         lock(&self.state).closed = true;
         self.work.notify_all();
+        self.nap.notify_all();
     }
 }
 
