@@ -479,42 +479,37 @@ fn settles_within(fs: &Arc<Fs>, limit: std::time::Duration) -> bool {
 
 #[test]
 fn commits_are_taken_up_by_napping_and_by_sleeping_workers() {
-    // A close wakes no worker while one naps after recent work (see `CommitQueue::push`);
-    // the napping worker must still find its commit, and a sleeping one must be woken.
+    // While files are queued close together an idle worker naps, and a close wakes none
+    // (see `CommitQueue::push`): the napping worker must still find each commit, and a
+    // sleeping worker must be woken.
     let limit = std::time::Duration::from_secs(10);
     let fs = fs_with_workers(config());
     let mut files = Vec::new();
-    let mut commit = |fs: &Arc<Fs>, name: &str, seed: u64| {
+    let mut commit = |fs: &Arc<Fs>, name: &str| {
         let (ino, fh) = create(fs, name);
-        let bytes = noise(64 * 1024, seed);
+        let bytes = format!("the content of {name}\n").repeat(20).into_bytes();
         fs.write(fh, 0, &bytes).unwrap();
         assert_eq!(fs.flush(fh).unwrap(), Some(1));
         fs.release(fh).unwrap();
         files.push((ino, bytes));
     };
     // Workers asleep since they started: the first commit must wake one.
-    commit(&fs, "cold", 1);
+    commit(&fs, "cold");
     assert!(
         settles_within(&fs, limit),
         "a sleeping worker was not woken"
     );
-    // Right after work the workers nap: each of these is found without a wake-up.
-    for i in 0..20u64 {
-        commit(&fs, &format!("warm-{i}"), 10 + i);
-        if i % 4 == 3 {
-            assert!(
-                settles_within(&fs, limit),
-                "a napping worker missed a commit"
-            );
-        }
+    // Small commits back to back: after the first few the workers nap between them.
+    for i in 0..200u64 {
+        commit(&fs, &format!("warm-{i}"));
     }
     assert!(
         settles_within(&fs, limit),
         "a napping worker missed a commit"
     );
-    // Long after the last work the workers sleep again and must be woken.
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    commit(&fs, "cold-again", 2);
+    // Long after the last one the workers sleep again and must be woken.
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    commit(&fs, "cold-again");
     assert!(
         settles_within(&fs, limit),
         "a sleeping worker was not woken"
