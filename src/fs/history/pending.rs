@@ -160,7 +160,7 @@ const NAP: Duration = Duration::from_millis(1);
 /// [`QueueState::push_gap`]), so that most naps find one. A close that queues its commit then
 /// wakes no worker, where waking a sleeping one is a wake-up across CPUs that the close pays
 /// for: in a traced untar of postgresql-15, whose 7,844 closes each queued a commit, a flush
-/// took 17.8 µs on average with the wake-up and 2.0 µs without. Napping while closes come
+/// took 17.8 µs on average with the wake-up and 2.0–2.3 µs without. Napping while closes come
 /// slower would cost more CPU than it spares them: with one close every 20 ms, napping for
 /// 50 ms after each file took memfs from 60–70 to 280–290 ms of CPU over 300 closes, and
 /// this rule left it at 60 ms.
