@@ -271,12 +271,14 @@ fn phase_benchmark_smoke_round_reports_every_phase() {
     );
     for line in labels.lines() {
         let label = line.split('\t').nth(1).unwrap();
-        // In the wall-time ratios, the CPU ratios and the medians, a number in every cell.
+        // In the wall-time ratios, the CPU ratios, the medians and the spread of the
+        // ratios, a number in every cell.
         let rows: Vec<&str> = table
             .lines()
             .filter(|l| l.starts_with(&format!("| {label} |")))
             .collect();
-        assert_eq!(rows.len(), 3, "{label}: {table}");
+        assert_eq!(rows.len(), 4, "{label}: {table}");
+        assert!(rows[3].contains('–'), "no lowest–highest spread: {}", rows[3]);
         for row in rows {
             assert!(!row.contains('—') && !row.contains('!'), "{row}");
         }

@@ -110,6 +110,20 @@ def table(phases, targets, cells, field, mem=None):
     return "\n".join(lines)
 
 
+def spread(phases, targets, rows):
+    """The lowest and highest wall-time ratio of each target over the rounds: on a shared
+    machine a phase can run at two speeds, and a median alone hides which one it fell on."""
+    others = [t for t in targets if t != BASE]
+    lines = ["| phase | " + " | ".join(others) + " |", "|---|" + "---:|" * len(others)]
+    for key, label in phases:
+        row = [label]
+        for t in others:
+            _, ratios, _ = per_target(rows, key, t, "wall_ms")
+            row.append(f"{min(ratios):.2f}–{max(ratios):.2f}" if ratios else "—")
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
 def medians(phases, targets, cells):
     lines = ["| phase | " + " | ".join(targets) + " |", "|---|" + "---:|" * len(targets)]
     for key, label in phases:
@@ -119,7 +133,7 @@ def medians(phases, targets, cells):
     return "\n".join(lines)
 
 
-def markdown(out, phases, targets, cells, mem, rounds):
+def markdown(out, phases, targets, rows, cells, mem, rounds):
     setup = (out / "setup.txt").read_text().strip().splitlines()
     parts = [
         f"Wall time: {BASE}'s median, and each target's median ratio to {BASE} in the same "
@@ -135,6 +149,10 @@ def markdown(out, phases, targets, cells, mem, rounds):
         "Medians, wall time / client CPU:",
         "",
         medians(phases, targets, cells),
+        "",
+        f"Wall time, the lowest and highest ratio to {BASE} over the rounds:",
+        "",
+        spread(phases, targets, rows),
         "",
         "Bytes stored: memfs's `stored_bytes` (unique bytes after dedup, `.memfs/stats.json`) "
         "before `rm`; for the others the data's size (`du -sb`). Peak RSS: the server's VmHWM "
@@ -195,7 +213,7 @@ def main():
         sys.exit(f"phases_report: no {BASE} rows in {out / 'raw.csv'}")
     rounds = len({rnd for (_, _, rnd) in rows})
     cells, mem = summarize(phases, targets, rows, memory)
-    md = markdown(out, phases, targets, cells, mem, rounds)
+    md = markdown(out, phases, targets, rows, cells, mem, rounds)
     (out / "summary.md").write_text(md)
     (out / "phases.svg").write_text(chart(phases, targets, cells))
     print(md, end="")
