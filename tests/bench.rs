@@ -278,7 +278,11 @@ fn phase_benchmark_smoke_round_reports_every_phase() {
             .filter(|l| l.starts_with(&format!("| {label} |")))
             .collect();
         assert_eq!(rows.len(), 4, "{label}: {table}");
-        assert!(rows[3].contains('–'), "no lowest–highest spread: {}", rows[3]);
+        assert!(
+            rows[3].contains('–'),
+            "no lowest–highest spread: {}",
+            rows[3]
+        );
         for row in rows {
             assert!(!row.contains('—') && !row.contains('!'), "{row}");
         }
