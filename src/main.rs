@@ -398,6 +398,10 @@ struct MountArgs {
     /// machine").
     #[arg(long, value_name = "URL")]
     store: Option<String>,
+    /// Keep every chunk's bytes as they are, instead of LZ4-compressed when that saves an
+    /// eighth or more (the in-memory store; README "Compressed chunks").
+    #[arg(long)]
+    no_compress: bool,
     /// With --store: the bound on the local cache of recent chunks.
     #[arg(long, value_name = "SIZE", default_value = "256M", value_parser = mount::parse_max_memory)]
     cache_memory: u64,
@@ -460,6 +464,7 @@ fn run(cli: Cli) -> Result<()> {
                     .map(|url| memfs::store::redis::RedisConfig::parse(url, args.cache_memory))
                     .transpose()
                     .map_err(anyhow::Error::msg)?,
+                compress: !args.no_compress,
                 kernel: KernelOptions {
                     ttl: std::time::Duration::from_secs_f64(args.ttl),
                     writeback_cache: !args.no_writeback_cache,

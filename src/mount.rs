@@ -59,6 +59,9 @@ pub struct MountConfig {
     pub transport: Transport,
     /// Where chunks live (`--store`): `None` for this process's memory.
     pub store: Option<crate::store::redis::RedisConfig>,
+    /// Keep chunks in this process's memory compressed when that pays (off with
+    /// `--no-compress`).
+    pub compress: bool,
 }
 
 /// What carries FUSE requests: reads and writes on /dev/fuse, or io_uring queues.
@@ -134,6 +137,7 @@ impl Carrier {
 /// The content store `--store` asks for; an error (one line) if its servers do not answer.
 fn open_store(config: &MountConfig) -> Result<Arc<dyn crate::store::ContentStore>> {
     Ok(match &config.store {
+        None if config.compress => crate::store::MemoryStore::compressing(),
         None => crate::store::MemoryStore::new(),
         Some(redis) => {
             crate::store::redis::RedisStore::connect(redis).map_err(anyhow::Error::msg)?
@@ -487,6 +491,7 @@ fn trace_header(config: &MountConfig, mountpoint: &Path) -> Header {
         "chunk_max": c.max,
         "keep_versions": config.keep_versions,
         "max_memory": config.max_memory,
+        "compress": config.compress,
         "stats_out": config.stats_out,
         "trace": config.trace,
         "store": config.store.as_ref().map(|s| serde_json::json!({

@@ -120,8 +120,11 @@ pub(crate) struct Chunk {
     len: usize,
     /// The bytes, when this process keeps every chunk's bytes for as long as it is stored
     /// (the in-memory store). `None` for an engine that keeps them elsewhere (a server, with
-    /// a bounded cache here): readers then ask the store ([`ContentStore::load`]).
+    /// a bounded cache here) or compressed (`packed`): readers then ask the store
+    /// ([`ContentStore::load`]).
     resident: Option<Box<[u8]>>,
+    /// The bytes compressed (LZ4 block), when the in-memory store keeps them so.
+    packed: Option<Box<[u8]>>,
     /// Asked to reclaim the chunk when its last reference goes. Weak: the store's index
     /// holds the chunk.
     store: Weak<dyn ContentStore>,
@@ -135,6 +138,24 @@ impl Chunk {
             refs: AtomicU64::new(0),
             len: bytes.len(),
             resident: Some(bytes),
+            packed: None,
+            store,
+        })
+    }
+
+    /// A chunk with no reference yet, of `len` bytes this process keeps compressed.
+    pub(crate) fn packed(
+        id: ChunkId,
+        len: usize,
+        packed: Box<[u8]>,
+        store: Weak<dyn ContentStore>,
+    ) -> Arc<Chunk> {
+        Arc::new(Chunk {
+            id,
+            refs: AtomicU64::new(0),
+            len,
+            resident: None,
+            packed: Some(packed),
             store,
         })
     }
@@ -146,8 +167,22 @@ impl Chunk {
             refs: AtomicU64::new(0),
             len,
             resident: None,
+            packed: None,
             store,
         })
+    }
+
+    /// The compressed bytes, if this process keeps them so (see `packed`).
+    pub(crate) fn packed_bytes(&self) -> Option<&[u8]> {
+        self.packed.as_deref()
+    }
+
+    /// The bytes of memory this chunk's data takes in this process.
+    pub(crate) fn held(&self) -> usize {
+        self.resident
+            .as_deref()
+            .or(self.packed.as_deref())
+            .map_or(0, <[u8]>::len)
     }
 
     /// The bytes, if this process keeps them (see `resident`).

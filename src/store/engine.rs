@@ -100,6 +100,10 @@ pub struct StoreReport {
     /// Dead mounts whose references this mount released, and how many references.
     pub mounts_swept: u64,
     pub references_swept: u64,
+    /// The memory the in-memory store's chunk bytes take (less than `bytes` by what
+    /// compression saves; see `--no-compress`).
+    #[serde(default)]
+    pub held_bytes: u64,
 }
 
 pub trait ContentStore: Send + Sync {
@@ -182,6 +186,7 @@ pub trait ContentStore: Send + Sync {
             state: "ok".into(),
             chunks: stats.chunks,
             bytes: stats.stored_bytes,
+            held_bytes: stats.resident_bytes,
             ..StoreReport::default()
         }
     }

@@ -572,6 +572,9 @@ impl ContentStore for RedisStore {
             lease_seconds: self.shared.lease.as_secs_f64(),
             mounts_swept: load(&h.mounts_swept),
             references_swept: load(&h.references_swept),
+            // Chunk bytes live on the servers; what this mount holds of them is
+            // `unsaved_bytes` and `cache_bytes`.
+            held_bytes: 0,
         }
     }
 
