@@ -242,7 +242,15 @@ pub fn stats(mount: &Path, json: bool) -> Result<()> {
 /// The store's rows of `memfs stats` (a remote store's only; the in-memory one is the rest).
 fn write_store_rows(out: &mut impl Write, r: &memfs::store::StoreReport) -> std::io::Result<()> {
     if r.kind.is_empty() || r.kind == "memory" {
-        return writeln!(out, "{:<28} memory (this process)", "store");
+        writeln!(out, "{:<28} memory (this process)", "store")?;
+        // Less than the stored bytes by what compression saved (`--no-compress`: all).
+        let share = r.held_bytes as f64 * 100.0 / r.bytes.max(1) as f64;
+        return writeln!(
+            out,
+            "{:<28} {} ({share:.0}% of the stored bytes)",
+            "chunks held in memory",
+            human(r.held_bytes)
+        );
     }
     let hits = r.cache_hits as f64 / (r.cache_hits + r.cache_misses).max(1) as f64;
     let rows: Vec<(&str, String)> = vec![

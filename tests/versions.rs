@@ -225,6 +225,11 @@ fn stats_command_and_stats_out() {
         table.contains("dedup ratio") && table.contains("stored bytes"),
         "{table}"
     );
+    // Noise does not compress: its chunks are held whole.
+    assert!(
+        table.contains("chunks held in memory") && table.contains("(100% of the stored bytes)"),
+        "{table}"
+    );
     let (ok, json, _) = memfs(&["stats", "--json", m.path().to_str().unwrap()]);
     assert!(ok);
     let s: Stats = serde_json::from_str(&json).unwrap();
