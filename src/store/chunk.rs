@@ -280,15 +280,26 @@ pub(crate) fn find_or_insert(
     id: ChunkId,
     make: impl FnOnce() -> Arc<Chunk>,
 ) -> Put {
-    // Most chunks of a commit are already stored: a shard read lock finds them. Taking a
-    // reference under it keeps `reclaim` (which needs the write lock) from freeing a chunk
-    // whose count is at zero on its way out.
-    if let Some(found) = index.get(&id) {
-        return Put {
-            chunk: found.acquire(),
-            new: false,
-        };
-    }
+    find(index, &id).unwrap_or_else(|| insert(index, id, make))
+}
+
+/// A reference to chunk `id` if `index` holds it. Most chunks of a commit are already
+/// stored: a shard read lock finds them. Taking a reference under it keeps `reclaim`
+/// (which needs the write lock) from freeing a chunk whose count is at zero on its way out.
+pub(crate) fn find(index: &ChunkIndex<Arc<Chunk>>, id: &ChunkId) -> Option<Put> {
+    index.get(id).map(|found| Put {
+        chunk: found.acquire(),
+        new: false,
+    })
+}
+
+/// The second half of [`find_or_insert`], for a store that has looked with [`find`] already
+/// and done work of its own (outside the lock) before it inserts.
+pub(crate) fn insert(
+    index: &ChunkIndex<Arc<Chunk>>,
+    id: ChunkId,
+    make: impl FnOnce() -> Arc<Chunk>,
+) -> Put {
     match index.entry(id) {
         Entry::Occupied(e) => Put {
             chunk: e.get().acquire(),

@@ -106,6 +106,12 @@ pub struct StoreReport {
     pub held_bytes: u64,
 }
 
+/// The problem a store check reports when `bytes`, stored as chunk `id`, do not hash to it.
+pub(crate) fn hash_problem(id: &ChunkId, bytes: &[u8]) -> Option<String> {
+    (ChunkId::of(bytes) != *id)
+        .then(|| format!("blob {}: bytes do not hash to its name", id.short()))
+}
+
 pub trait ContentStore: Send + Sync {
     /// Takes one reference to the chunk that holds `bytes`, storing it first if it is new.
     fn put(&self, bytes: &[u8]) -> Put;
@@ -167,12 +173,7 @@ pub trait ContentStore: Send + Sync {
         for id in ids {
             // Gone since it was listed: nothing left to hash.
             if let Some(bytes) = self.get(id) {
-                if ChunkId::of(&bytes) != *id {
-                    problems.push(format!(
-                        "blob {}: bytes do not hash to its name",
-                        id.short()
-                    ));
-                }
+                problems.extend(hash_problem(id, &bytes));
             }
         }
         problems

@@ -19,8 +19,8 @@ use std::sync::{Arc, Weak};
 
 use bytes::Bytes;
 
-use super::chunk::{find_or_insert, Chunk, ChunkId, ChunkIndex, ChunkRef};
-use super::engine::{ChunkInfo, ContentStore, Put, StoreStats};
+use super::chunk::{find, insert, Chunk, ChunkId, ChunkIndex, ChunkRef};
+use super::engine::{hash_problem, ChunkInfo, ContentStore, Put, StoreStats};
 
 pub struct MemoryStore {
     index: ChunkIndex<Arc<Chunk>>,
@@ -103,13 +103,16 @@ impl MemoryStore {
     /// `put` and `put_owned`: a new chunk keeps owned bytes as they are, or compressed.
     fn put_cow(&self, bytes: Cow<'_, [u8]>) -> Put {
         let id = ChunkId::of(&bytes);
+        if let Some(found) = find(&self.index, &id) {
+            return found;
+        }
         // Compressed before the shard's lock is taken (`make` runs under it); a put of the
         // same bytes racing this one may make the work useless, not wrong.
-        let packed = match self.compress && !self.index.contains_key(&id) {
+        let packed = match self.compress {
             true => pack(&bytes),
             false => None,
         };
-        find_or_insert(&self.index, id, || {
+        insert(&self.index, id, || {
             let this: Weak<dyn ContentStore> = self.this.clone();
             let len = bytes.len();
             let chunk = match packed {
@@ -192,12 +195,7 @@ impl ContentStore for MemoryStore {
                     }
                 },
             };
-            if ChunkId::of(&bytes) != *id {
-                problems.push(format!(
-                    "blob {}: bytes do not hash to its name",
-                    id.short()
-                ));
-            }
+            problems.extend(hash_problem(id, &bytes));
         }
         problems
     }
@@ -218,6 +216,7 @@ impl ContentStore for MemoryStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testdata::source_text;
 
     fn listed(store: &MemoryStore) -> Vec<ChunkInfo> {
         let mut all = Vec::new();
@@ -292,14 +291,6 @@ mod tests {
         drop(kept);
         assert_eq!(store.stats(), StoreStats::default());
         assert_eq!(&bytes[..], b"looked at");
-    }
-
-    /// Text that compresses: lines of a C-like source.
-    fn source_text(len: usize) -> Vec<u8> {
-        (0..)
-            .flat_map(|i: u32| format!("    int x{i} = f(x{}, {i});\n", i / 3).into_bytes())
-            .take(len)
-            .collect()
     }
 
     #[test]
