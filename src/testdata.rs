@@ -13,3 +13,11 @@ pub fn noise(n: usize, seed: u64) -> Vec<u8> {
         })
         .collect()
 }
+
+/// `n` bytes of lines of a C-like source: text that LZ4 shrinks to well under half.
+pub fn source_text(n: usize) -> Vec<u8> {
+    (0..)
+        .flat_map(|i: u32| format!("    int x{i} = f(x{}, {i});\n", i / 3).into_bytes())
+        .take(n)
+        .collect()
+}

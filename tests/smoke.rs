@@ -11,14 +11,6 @@ fn mount_write_read_unmount() {
     assert!(status.success());
 }
 
-/// Lines of a C-like source: text that LZ4 shrinks to well under half.
-fn source_text(len: usize) -> Vec<u8> {
-    (0..)
-        .flat_map(|i: u32| format!("    int x{i} = f(x{}, {i});\n", i / 3).into_bytes())
-        .take(len)
-        .collect()
-}
-
 /// `store.bytes` and `store.held_bytes` of `.memfs/stats.json` (it waits for pending commits).
 fn stored_and_held(m: &Mount) -> (u64, u64) {
     let text = std::fs::read_to_string(m.join(".memfs/stats.json")).unwrap();
@@ -31,7 +23,7 @@ fn stored_and_held(m: &Mount) -> (u64, u64) {
 /// kernel's cached pages dropped first), and `--no-compress` holds everything as written.
 #[test]
 fn compressible_chunks_are_held_compressed_and_read_back_whole() {
-    let text = source_text(4 << 20);
+    let text = memfs::testdata::source_text(4 << 20);
     let noise = memfs::testdata::noise(4 << 20, 5);
     for (args, compressed) in [(&[][..], true), (&["--no-compress"][..], false)] {
         let m = Mount::with_args(args);
