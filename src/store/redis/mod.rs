@@ -366,6 +366,10 @@ fn mount_id() -> String {
     h.finalize().to_hex()[..24].to_string()
 }
 
+/// How many times an unmount tries to release the mount's chunks before it leaves them to
+/// the lease's expiry.
+const RELEASE_TRIES: usize = 3;
+
 impl ContentStore for RedisStore {
     fn put(&self, bytes: &[u8]) -> Put {
         self.put_cow(Cow::Borrowed(bytes))
@@ -598,9 +602,22 @@ impl ContentStore for RedisStore {
         for t in self.threads.lock().drain(..) {
             let _ = t.join();
         }
-        // This mount's namespace goes with it: hand back every chunk it held.
-        let released = Link::connect(&shared.nodes)
-            .and_then(|mut l| lease::release_all(&mut l, &shared.mount, true));
+        // This mount's namespace goes with it: hand back every chunk it held. Every step of
+        // the release can be repeated, so one cut short is redone on a fresh link: a socket
+        // with a timeout is not restarted after an interruption, and on rings this thread
+        // saw EINTR at the unmount.
+        let release = || {
+            Link::connect(&shared.nodes)
+                .and_then(|mut l| lease::release_all(&mut l, &shared.mount, true))
+        };
+        let mut released = release();
+        for _ in 1..RELEASE_TRIES {
+            match &released {
+                Ok(_) => break,
+                Err(e) => tracing::warn!("releasing this mount's chunks ({e}); trying again"),
+            }
+            released = release();
+        }
         match released {
             Ok(n) => tracing::info!(
                 references = n.unwrap_or(0),
