@@ -37,7 +37,12 @@ fn compressible_chunks_are_held_compressed_and_read_back_whole() {
                 "{held} of {stored} bytes held"
             );
         } else {
-            assert_eq!(held, stored);
+            // All of it, and the write buffers' bytes that only chunks cut across two
+            // buffers used (those chunks are copied; the others keep their bytes in place).
+            assert!(
+                held >= stored && held < stored + stored / 20,
+                "{held} of {stored} bytes held"
+            );
         }
         std::fs::write("/proc/sys/vm/drop_caches", "3").unwrap();
         assert!(std::fs::read(m.join("text")).unwrap() == text, "{args:?}");

@@ -24,6 +24,7 @@ use std::fmt;
 use std::sync::atomic::{fence, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
+use bytes::Bytes;
 use dashmap::mapref::entry::Entry;
 use dashmap::DashMap;
 
@@ -122,7 +123,8 @@ pub(crate) struct Chunk {
     /// (the in-memory store). `None` for an engine that keeps them elsewhere (a server, with
     /// a bounded cache here) or compressed (`packed`): readers then ask the store
     /// ([`ContentStore::load`]).
-    resident: Option<Box<[u8]>>,
+    /// Often a slice of a file's frozen write buffer, shared with the chunks cut next to it.
+    resident: Option<Bytes>,
     /// The bytes compressed (LZ4 block), when the in-memory store keeps them so.
     packed: Option<Box<[u8]>>,
     /// Asked to reclaim the chunk when its last reference goes. Weak: the store's index
@@ -132,7 +134,7 @@ pub(crate) struct Chunk {
 
 impl Chunk {
     /// A chunk with no reference yet, whose bytes live in this process.
-    pub(crate) fn new(id: ChunkId, bytes: Box<[u8]>, store: Weak<dyn ContentStore>) -> Arc<Chunk> {
+    pub(crate) fn new(id: ChunkId, bytes: Bytes, store: Weak<dyn ContentStore>) -> Arc<Chunk> {
         Arc::new(Chunk {
             id,
             refs: AtomicU64::new(0),
@@ -188,6 +190,11 @@ impl Chunk {
     /// The bytes, if this process keeps them (see `resident`).
     pub(crate) fn bytes(&self) -> Option<&[u8]> {
         self.resident.as_deref()
+    }
+
+    /// The bytes as a shared buffer, if this process keeps them uncompressed.
+    pub(crate) fn shared_bytes(&self) -> Option<Bytes> {
+        self.resident.clone()
     }
 
     pub(crate) fn len(&self) -> usize {

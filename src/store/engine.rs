@@ -13,6 +13,7 @@
 //! `contains`, `stats` and `for_each_chunk` never change a count.
 
 use bytes::Bytes;
+use rayon::prelude::*;
 
 use super::chunk::{ChunkId, ChunkRef};
 use super::recipe::Recipe;
@@ -24,6 +25,14 @@ pub struct Put {
     pub chunk: ChunkRef,
     /// Whether the bytes were new to the store (they take memory now).
     pub new: bool,
+}
+
+/// A chunk a commit cut, for [`ContentStore::put_cuts`].
+pub struct Cut {
+    pub bytes: Bytes,
+    /// The buffer `bytes` is a slice of (a frozen write buffer), when it is one: a store
+    /// that keeps chunks in this process may keep that slice instead of a copy.
+    pub buffer: Option<Bytes>,
 }
 
 /// One stored chunk, as [`ContentStore::for_each_chunk`] shows it.
@@ -116,10 +125,15 @@ pub trait ContentStore: Send + Sync {
     /// Takes one reference to the chunk that holds `bytes`, storing it first if it is new.
     fn put(&self, bytes: &[u8]) -> Put;
 
-    /// [`ContentStore::put`] of bytes the caller gives away, so a new chunk can keep them
-    /// without a copy.
-    fn put_owned(&self, bytes: Vec<u8>) -> Put {
-        self.put(&bytes)
+    /// [`ContentStore::put`] of each of a commit's cuts, in order, on every core when there
+    /// are several. A store may keep a new chunk as the slice of its buffer it is.
+    fn put_cuts(&self, cuts: Vec<Cut>) -> Vec<Put> {
+        let put = |cut: Cut| self.put(&cut.bytes);
+        if cuts.len() > 2 {
+            cuts.into_par_iter().map(put).collect()
+        } else {
+            cuts.into_iter().map(put).collect()
+        }
     }
 
     /// Takes one more reference to a stored chunk; `None` if it is not stored.

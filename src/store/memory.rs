@@ -8,19 +8,27 @@
 //! little cost. A compressed chunk's bytes are not at hand (`ChunkRef::bytes` is `None`),
 //! so readers ask `load`, which decompresses, as they ask a remote store.
 //!
+//! A new chunk that stays plain keeps its bytes where a commit cut them when it can: in the
+//! file's frozen write buffer, shared with the chunks cut next to it (`put_cuts`,
+//! `pinned.rs`). The memory reported (`resident_bytes`) then also counts the bytes of
+//! those buffers that no live chunk uses.
+//!
 //! Lock order: the index's shard locks are the innermost locks in memfs. A `ChunkRef` may
 //! be dropped (and `reclaim` take a shard lock) under an inode lock; the store takes a shard
 //! lock only within one call, and never drops a [`ChunkRef`] or calls out while holding it,
 //! except into a `for_each_chunk` visitor, which must not call back.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
 use bytes::Bytes;
+use rayon::prelude::*;
 
 use super::chunk::{find, insert, Chunk, ChunkId, ChunkIndex, ChunkRef};
-use super::engine::{hash_problem, ChunkInfo, ContentStore, Put, StoreStats};
+use super::engine::{hash_problem, ChunkInfo, ContentStore, Cut, Put, StoreStats};
+use super::pinned::Pinned;
 
 pub struct MemoryStore {
     index: ChunkIndex<Arc<Chunk>>,
@@ -30,6 +38,8 @@ pub struct MemoryStore {
     bytes: AtomicU64,
     /// The memory the chunks' bytes take: `bytes`, less what compression saved.
     held: AtomicU64,
+    /// The memory of write buffers shared with chunks that no chunk uses (`pinned.rs`).
+    slack: Arc<AtomicU64>,
     /// Whether new chunks are compressed when that pays.
     compress: bool,
     /// Handed to every chunk, so its last reference can ask for it to be reclaimed.
@@ -53,6 +63,7 @@ impl MemoryStore {
             chunks: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
             held: AtomicU64::new(0),
+            slack: Arc::default(),
             compress,
             this: this.clone(),
         })
@@ -82,6 +93,15 @@ fn pack(bytes: &[u8]) -> Option<Box<[u8]>> {
     saves(bytes.len(), packed.len()).then(|| packed.into_boxed_slice())
 }
 
+/// `f` of each item, in order: on every core when there are several.
+fn par_map<T: Send, U: Send>(items: Vec<T>, f: impl Fn(T) -> U + Sync + Send) -> Vec<U> {
+    if items.len() > 2 {
+        items.into_par_iter().map(f).collect()
+    } else {
+        items.into_iter().map(f).collect()
+    }
+}
+
 /// The bytes of a chunk kept compressed, `len` of them; `None` if they do not decompress to
 /// exactly that (memory corrupted: the chunk is then reported lost, not misread).
 fn unpack(packed: &[u8], len: usize) -> Option<Vec<u8>> {
@@ -90,34 +110,38 @@ fn unpack(packed: &[u8], len: usize) -> Option<Vec<u8>> {
         .filter(|bytes| bytes.len() == len)
 }
 
-/// A chunk's bytes lent out by `get`: keeps the memory alive, not the chunk's count.
-struct Lent(Arc<Chunk>);
-
-impl AsRef<[u8]> for Lent {
-    fn as_ref(&self) -> &[u8] {
-        self.0.bytes().unwrap_or_default()
-    }
-}
-
 impl MemoryStore {
-    /// `put` and `put_owned`: a new chunk keeps owned bytes as they are, or compressed.
-    fn put_cow(&self, bytes: Cow<'_, [u8]>) -> Put {
-        let id = ChunkId::of(&bytes);
+    /// The first half of a put: the chunk, if its bytes are stored already; otherwise its
+    /// id, and the bytes compressed if they are to be kept so. Compressed before the shard's
+    /// lock is taken (`store_new` makes the chunk under it); a put of the same bytes racing
+    /// this one may make the work useless, not wrong.
+    fn look_up(&self, bytes: &[u8]) -> Looked {
+        let id = ChunkId::of(bytes);
         if let Some(found) = find(&self.index, &id) {
-            return found;
+            return Looked::Stored(found);
         }
-        // Compressed before the shard's lock is taken (`make` runs under it); a put of the
-        // same bytes racing this one may make the work useless, not wrong.
         let packed = match self.compress {
-            true => pack(&bytes),
+            true => pack(bytes),
             false => None,
         };
+        Looked::New { id, packed }
+    }
+
+    /// The second half: stores a new chunk of `len` bytes, compressed, or as `keep` makes
+    /// them (a copy, or a slice of a shared buffer). A put of the same bytes that got there
+    /// first is taken instead, and `keep` is not called.
+    fn store_new(
+        &self,
+        id: ChunkId,
+        len: usize,
+        packed: Option<Box<[u8]>>,
+        keep: impl FnOnce() -> Bytes,
+    ) -> Put {
         insert(&self.index, id, || {
             let this: Weak<dyn ContentStore> = self.this.clone();
-            let len = bytes.len();
             let chunk = match packed {
                 Some(packed) => Chunk::packed(id, len, packed, this),
-                None => Chunk::new(id, bytes.into_owned().into_boxed_slice(), this),
+                None => Chunk::new(id, keep(), this),
             };
             self.chunks.fetch_add(1, Ordering::Relaxed);
             self.bytes.fetch_add(len as u64, Ordering::Relaxed);
@@ -125,15 +149,73 @@ impl MemoryStore {
             chunk
         })
     }
+
+    /// The buffers of `cuts` worth sharing with their new chunks, by address: those the
+    /// chunks that keep plain bytes use at least [`SHARE_MIN`] of. Sharing a buffer whose
+    /// other chunks were stored already or are compressed would pin all of it for a few.
+    fn buffers_to_share(&self, cuts: &[(Cut, Looked)]) -> HashMap<usize, Arc<Pinned>> {
+        let mut used: HashMap<usize, (&Bytes, usize)> = HashMap::new();
+        for (cut, looked) in cuts {
+            if let (Some(buffer), Looked::New { packed: None, .. }) = (&cut.buffer, looked) {
+                used.entry(buffer.as_ptr() as usize)
+                    .or_insert((buffer, 0))
+                    .1 += cut.bytes.len();
+            }
+        }
+        used.into_iter()
+            .filter(|(_, (buffer, used))| *used as f64 >= buffer.len() as f64 * SHARE_MIN)
+            .map(|(at, (buffer, _))| (at, Pinned::new(buffer.clone(), self.slack.clone())))
+            .collect()
+    }
 }
+
+/// What the first half of a put found (`MemoryStore::look_up`).
+enum Looked {
+    /// The bytes are stored already: a reference to them.
+    Stored(Put),
+    /// New bytes: their id, and the bytes compressed if they are to be kept so.
+    New {
+        id: ChunkId,
+        packed: Option<Box<[u8]>>,
+    },
+}
+
+/// The least share of a write buffer its new chunks must use for them to keep their bytes
+/// in it (see `pinned.rs`); chunks of a buffer used less are copied out of it. A buffer of
+/// a sequential write loses only the chunks cut across its ends (about 2% of 1 MiB).
+const SHARE_MIN: f64 = 0.875;
 
 impl ContentStore for MemoryStore {
     fn put(&self, bytes: &[u8]) -> Put {
-        self.put_cow(Cow::Borrowed(bytes))
+        match self.look_up(bytes) {
+            Looked::Stored(found) => found,
+            Looked::New { id, packed } => {
+                self.store_new(id, bytes.len(), packed, || Bytes::copy_from_slice(bytes))
+            }
+        }
     }
 
-    fn put_owned(&self, bytes: Vec<u8>) -> Put {
-        self.put_cow(Cow::Owned(bytes))
+    /// Looks every cut up first, so that a buffer is shared only if its new chunks use
+    /// nearly all of it; the others are copied.
+    fn put_cuts(&self, cuts: Vec<Cut>) -> Vec<Put> {
+        let looked: Vec<_> = par_map(cuts, |cut| {
+            let looked = self.look_up(&cut.bytes);
+            (cut, looked)
+        });
+        let shared = self.buffers_to_share(&looked);
+        par_map(looked, |(cut, looked)| match looked {
+            Looked::Stored(found) => found,
+            Looked::New { id, packed } => self.store_new(id, cut.bytes.len(), packed, || {
+                let pinned = cut
+                    .buffer
+                    .as_ref()
+                    .and_then(|b| shared.get(&(b.as_ptr() as usize)));
+                match pinned {
+                    Some(pinned) => pinned.share(&cut.bytes),
+                    None => Bytes::copy_from_slice(&cut.bytes),
+                }
+            }),
+        })
     }
 
     fn reference(&self, id: &ChunkId) -> Option<ChunkRef> {
@@ -144,7 +226,7 @@ impl ContentStore for MemoryStore {
         let chunk = self.index.get(id)?.value().clone();
         match chunk.packed_bytes() {
             Some(packed) => unpack(packed, chunk.len()).map(Bytes::from),
-            None => Some(Bytes::from_owner(Lent(chunk))),
+            None => chunk.shared_bytes(),
         }
     }
 
@@ -160,7 +242,7 @@ impl ContentStore for MemoryStore {
         StoreStats {
             chunks: self.chunks.load(Ordering::Relaxed),
             stored_bytes: self.bytes.load(Ordering::Relaxed),
-            resident_bytes: self.held.load(Ordering::Relaxed),
+            resident_bytes: self.held.load(Ordering::Relaxed) + self.slack.load(Ordering::Relaxed),
         }
     }
 

@@ -5,11 +5,12 @@ pub mod chunk;
 pub mod chunker;
 pub mod engine;
 pub mod memory;
+mod pinned;
 pub mod recipe;
 pub mod redis;
 
 pub use chunk::{ChunkId, ChunkRef};
 pub use chunker::{Chunker, ChunkerKind};
-pub use engine::{ChunkInfo, ContentStore, Put, StoreError, StoreReport, StoreStats};
+pub use engine::{ChunkInfo, ContentStore, Cut, Put, StoreError, StoreReport, StoreStats};
 pub use memory::MemoryStore;
 pub use recipe::{Piece, PieceData, Recipe, RecipeRef};

@@ -16,15 +16,21 @@
 //! are chunked without being scanned, so a recipe is the same whether a content was written
 //! in one go or through any sequence of edits. The chunks of one commit are hashed and
 //! stored in parallel (rayon), in batches cut sequentially, so boundaries do not change.
+//!
+//! A worker's commit cuts chunks from frozen layers, whose write buffers are shared
+//! (`Bytes`): a chunk that lies in one buffer is handed to the store as a slice of it, and
+//! the in-memory store keeps it so when the buffer's new chunks use nearly all of it
+//! (`store/pinned.rs`); only chunks cut across two buffers are copied. A batch ends where a
+//! buffer does, so the store sees all of a buffer's chunks at once.
 
 use std::sync::Arc;
 
-use rayon::prelude::*;
+use bytes::Bytes;
 
 use crate::fs::error::store_failed;
 use crate::fs::error::{Errno, Result};
 use crate::store::recipe::{Piece, PieceData, Recipe, RecipeRef};
-use crate::store::{Chunker, ContentStore, Put};
+use crate::store::{Chunker, ContentStore, Cut, Put};
 
 use super::layer::{Extent, Layer};
 use super::ReadBytes;
@@ -317,7 +323,7 @@ impl FileContent {
     pub fn freeze(&mut self) -> PendingLayer {
         let size = self.live.size;
         let live = std::mem::replace(&mut self.live, Layer::over(size));
-        let layer = Arc::new(live);
+        let layer = Arc::new(live.frozen());
         self.pending.push(layer.clone());
         layer
     }
@@ -393,15 +399,60 @@ impl<'a> View<'a> {
     /// layer touches them, as they are: a commit cuts its chunks from them without copying
     /// them out first. A sequential write leaves its bytes in extents of up to 1 MiB, so
     /// most of its cuts find their bytes whole in one.
-    fn in_one_extent(&self, offset: u64, end: u64) -> Option<&'a [u8]> {
+    /// With them comes the frozen extent's shared buffer (`None` in the live layer), which
+    /// the chunks cut from them can keep.
+    fn in_one_extent(&self, offset: u64, end: u64) -> Option<(&'a [u8], Option<&'a Bytes>)> {
         for layer in self.layers().rev() {
             let mut hits = layer.overlapping(offset, end);
             match (hits.next(), hits.next()) {
                 (None, _) if layer.cut >= end => continue,
-                (Some((&s, Extent::Data(v))), None) if s <= offset && s + v.len() as u64 >= end => {
-                    return Some(&v[(offset - s) as usize..(end - s) as usize]);
+                (Some((&s, e)), None) if s <= offset && s + e.len() >= end => {
+                    let range = (offset - s) as usize..(end - s) as usize;
+                    return match e {
+                        Extent::Data(v) => Some((&v[range], None)),
+                        Extent::Frozen(b) => Some((&b[range], Some(b))),
+                        Extent::Zeros(_) => None,
+                    };
                 }
                 _ => return None,
+            }
+        }
+        None
+    }
+
+    /// The chunk to cut at `pos` (of at most `want` bytes) when one written extent holds
+    /// it, with the extent's shared buffer as `in_one_extent` gives it. Near an extent's end
+    /// the window is only what is left of the extent: a cut inside it is the cut the whole
+    /// window would give (a cut depends only on the bytes up to it and the one at it), and
+    /// only the chunk cut across into the next extent is copied out.
+    fn cut_in_extent(
+        &self,
+        chunker: &Chunker,
+        pos: u64,
+        want: usize,
+    ) -> Option<(&'a [u8], Option<&'a Bytes>)> {
+        let end = pos + want as u64;
+        if let Some((window, shared)) = self.in_one_extent(pos, end) {
+            return Some((&window[..chunker.cut(window)], shared));
+        }
+        let short_end = self.extent_end(pos).filter(|&e| e < end)?;
+        let (window, shared) = self.in_one_extent(pos, short_end)?;
+        let n = chunker.cut(window);
+        // A cut at the window's end may only be where the window stops.
+        (n < window.len()).then(|| (&window[..n], shared))
+    }
+
+    /// The end of the written extent that holds byte `pos` in the newest layer that says
+    /// anything about it.
+    fn extent_end(&self, pos: u64) -> Option<u64> {
+        for layer in self.layers().rev() {
+            if let Some((&s, e)) = layer.extents.range(..=pos).next_back() {
+                if s + e.len() > pos {
+                    return e.data().map(|_| s + e.len());
+                }
+            }
+            if layer.cut <= pos {
+                return None;
             }
         }
         None
@@ -449,11 +500,9 @@ impl<'a> View<'a> {
                     continue;
                 }
                 let dst = &mut out[(from - offset) as usize..(to - offset) as usize];
-                match e {
-                    Extent::Data(v) => {
-                        dst.copy_from_slice(&v[(from - s) as usize..(to - s) as usize])
-                    }
-                    Extent::Zeros(_) => dst.fill(0),
+                match e.data() {
+                    Some(v) => dst.copy_from_slice(&v[(from - s) as usize..(to - s) as usize]),
+                    None => dst.fill(0),
                 }
             }
         }
@@ -466,7 +515,7 @@ impl<'a> View<'a> {
         for layer in self.layers().rev() {
             if let Some((&s, e)) = layer.extents.range(..=pos).next_back() {
                 if s + e.len() > pos {
-                    return ((s + e.len()).min(limit), matches!(e, Extent::Data(_)));
+                    return ((s + e.len()).min(limit), e.data().is_some());
                 }
             }
             if let Some((&s, _)) = layer.extents.range(pos..).next() {
@@ -658,11 +707,11 @@ impl<'a> View<'a> {
                 }
             }
             let want = (chunker.max as u64).min(end - pos) as usize;
-            let window = match self.in_one_extent(pos, pos + want as u64) {
-                Some(bytes) => {
+            let (chunk, shared) = match self.cut_in_extent(chunker, pos, want) {
+                Some(found) => {
                     // The next read-ahead, at the end of this extent, starts small again.
                     ahead.next_len = 0;
-                    bytes
+                    found
                 }
                 None => {
                     let ahead_end = ahead.start + ahead.bytes.len() as u64;
@@ -670,16 +719,28 @@ impl<'a> View<'a> {
                         ahead.refill(self, pos, want.max(chunker.max), end)?;
                     }
                     let at = (pos - ahead.start) as usize;
-                    &ahead.bytes[at..at + want]
+                    let window = &ahead.bytes[at..at + want];
+                    (&window[..chunker.cut(window)], None)
                 }
             };
-            let n = chunker.cut(window);
-            let chunk = &window[..n];
+            let n = chunk.len();
             chunked_bytes += n as u64;
             if chunk.iter().all(|&b| b == 0) {
                 out.zeros(pos, n as u64);
             } else {
-                out.chunk(pos, chunk.to_vec());
+                // Kept as a slice of a frozen extent, or copied out of the live layer or
+                // the read-ahead.
+                let cut = match shared {
+                    Some(buffer) => Cut {
+                        bytes: buffer.slice_ref(chunk),
+                        buffer: Some(buffer.clone()),
+                    },
+                    None => Cut {
+                        bytes: Bytes::copy_from_slice(chunk),
+                        buffer: None,
+                    },
+                };
+                out.chunk(pos, cut);
             }
             pos += n as u64;
         }
@@ -726,7 +787,7 @@ type Stored = (u64, u64, Put);
 struct Pieces<'scope, 'env> {
     pieces: Vec<Piece>,
     /// Cut chunks waiting to be hashed, by offset; they come after `in_flight`'s.
-    batch: Vec<(u64, Vec<u8>)>,
+    batch: Vec<(u64, Cut)>,
     batch_bytes: usize,
     new_bytes: u64,
     store: &'env dyn ContentStore,
@@ -737,10 +798,19 @@ struct Pieces<'scope, 'env> {
 }
 
 impl Pieces<'_, '_> {
-    fn chunk(&mut self, start: u64, bytes: Vec<u8>) {
-        self.batch_bytes += bytes.len();
-        self.batch.push((start, bytes));
-        if self.batch.len() >= HASH_BATCH || self.batch_bytes >= HASH_BATCH_BYTES {
+    fn chunk(&mut self, start: u64, cut: Cut) {
+        let full = self.batch.len() >= HASH_BATCH || self.batch_bytes >= HASH_BATCH_BYTES;
+        // A batch ends where a write buffer does, so the store sees all the chunks of one
+        // at once (it shares a buffer only with chunks that use most of it).
+        let same_buffer = match (self.batch.last(), &cut.buffer) {
+            (Some((_, last)), Some(buffer)) => {
+                last.buffer.as_ref().map(|b| b.as_ptr()) == Some(buffer.as_ptr())
+            }
+            _ => false,
+        };
+        let overfull =
+            self.batch.len() >= 2 * HASH_BATCH || self.batch_bytes >= 2 * HASH_BATCH_BYTES;
+        if full && (!same_buffer || overfull) {
             // A big commit: hash this batch while the next one is cut, so the sequential
             // cutting and the hashing run on different cores.
             self.land();
@@ -749,6 +819,8 @@ impl Pieces<'_, '_> {
             let store = self.store;
             self.in_flight = Some(self.scope.spawn(move || hash(store, batch)));
         }
+        self.batch_bytes += cut.bytes.len();
+        self.batch.push((start, cut));
     }
 
     fn zeros(&mut self, start: u64, len: u64) {
@@ -794,16 +866,16 @@ impl Pieces<'_, '_> {
 
 /// Hashes and stores a batch of cut chunks, on every core when there are several (the cuts
 /// were made already, so the boundaries are those of a sequential pass).
-fn hash(store: &dyn ContentStore, batch: Vec<(u64, Vec<u8>)>) -> Vec<Stored> {
-    let put = |(start, bytes): (u64, Vec<u8>)| {
-        let len = bytes.len() as u64;
-        (start, len, store.put_owned(bytes))
-    };
-    if batch.len() > 2 {
-        batch.into_par_iter().map(put).collect()
-    } else {
-        batch.into_iter().map(put).collect()
-    }
+fn hash(store: &dyn ContentStore, batch: Vec<(u64, Cut)>) -> Vec<Stored> {
+    let (starts, cuts): (Vec<u64>, Vec<Cut>) = batch.into_iter().unzip();
+    let lens: Vec<u64> = cuts.iter().map(|c| c.bytes.len() as u64).collect();
+    let puts = store.put_cuts(cuts);
+    starts
+        .into_iter()
+        .zip(lens)
+        .zip(puts)
+        .map(|((start, len), put)| (start, len, put))
+        .collect()
 }
 
 /// Appends `len` zeros at `start`, merged into a zero run before it.
@@ -965,5 +1037,81 @@ mod tests {
         let fresh = whole.commit(&chunker, &*store).unwrap();
         assert_eq!(fresh.recipe, two.recipe);
         drop((one, two, fresh));
+    }
+
+    /// Writes `data` in 1 MiB writes, as the kernel sends a sequential write, and commits
+    /// it as a worker does: frozen, chunked from the frozen layer, installed.
+    fn write_and_commit_frozen(
+        c: &mut FileContent,
+        data: &[u8],
+        chunker: &Chunker,
+        store: &dyn ContentStore,
+    ) -> Prepared {
+        for (i, piece) in data.chunks(1 << 20).enumerate() {
+            c.write((i << 20) as u64, piece).unwrap();
+        }
+        let through = c.freeze();
+        let prepared = prepare_layers(
+            &c.base,
+            c.pending_through(&through).unwrap(),
+            chunker,
+            store,
+        )
+        .unwrap()
+        .unwrap();
+        let recipe = prepared.recipe.clone();
+        c.install_layers(&through, recipe).unwrap();
+        prepared
+    }
+
+    #[test]
+    fn a_frozen_write_is_chunked_as_one_pass_and_its_buffers_are_shared() {
+        let store = MemoryStore::new();
+        let chunker = Chunker::default();
+        let data = noise(8 << 20, 21);
+        let mut c = FileContent::default();
+        let prepared = write_and_commit_frozen(&mut c, &data, &chunker, &*store);
+        // The same chunks as one pass over one buffer, though most were cut from 1 MiB
+        // buffers and each chunk near a buffer's end from what was left of it.
+        let mut whole = FileContent::default();
+        whole.write(0, &data).unwrap();
+        let fresh = whole.commit(&chunker, &*store).unwrap();
+        assert_eq!(prepared.recipe, Some(fresh.recipe.clone()));
+        assert_eq!(c.read(0, data.len()).unwrap(), data);
+        // Shared, not copied: the memory held is the bytes stored and the buffers' bytes
+        // that only the chunks cut across two of them used (those were copied).
+        let stats = store.stats();
+        assert_eq!(stats.stored_bytes, data.len() as u64);
+        let slack = stats.resident_bytes - stats.stored_bytes;
+        assert!(slack > 0, "nothing shared");
+        assert!(
+            slack < 8 * chunker.max as u64,
+            "{slack} bytes pinned unused"
+        );
+        drop((c, whole, fresh, prepared));
+        assert_eq!(store.stats(), Default::default(), "everything freed");
+    }
+
+    #[test]
+    fn a_rewrite_that_is_mostly_stored_already_pins_no_buffer() {
+        let store = MemoryStore::new();
+        let chunker = Chunker::default();
+        let data = noise(4 << 20, 22);
+        let mut a = FileContent::default();
+        write_and_commit_frozen(&mut a, &data, &chunker, &*store);
+        let before = store.stats();
+        // An editor's save: the whole file again, one byte changed.
+        let mut edited = data.clone();
+        edited[3 << 19] ^= 1;
+        let mut b = FileContent::default();
+        let prepared = write_and_commit_frozen(&mut b, &edited, &chunker, &*store);
+        let after = store.stats();
+        assert!(prepared.new_bytes > 0 && prepared.new_bytes <= 2 * chunker.max as u64);
+        assert_eq!(
+            after.resident_bytes - before.resident_bytes,
+            prepared.new_bytes,
+            "only the new chunk's bytes, copied out of a buffer it would pin"
+        );
+        assert_eq!(b.read(0, edited.len()).unwrap(), edited);
     }
 }

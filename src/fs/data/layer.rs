@@ -5,6 +5,8 @@
 
 use std::collections::BTreeMap;
 
+use bytes::Bytes;
+
 use crate::fs::error::{Errno, Result};
 
 use super::content::{checked_end, MAX_FILE_SIZE};
@@ -15,7 +17,11 @@ const EXTENT_MAX: usize = 1 << 20;
 
 #[derive(Clone, Debug)]
 pub(super) enum Extent {
+    /// Written bytes, in the live layer.
     Data(Vec<u8>),
+    /// Written bytes of a frozen layer: shared, so the chunks a commit cuts from them can
+    /// keep them as they are instead of copying them.
+    Frozen(Bytes),
     Zeros(u64),
 }
 
@@ -23,7 +29,17 @@ impl Extent {
     pub(super) fn len(&self) -> u64 {
         match self {
             Extent::Data(v) => v.len() as u64,
+            Extent::Frozen(b) => b.len() as u64,
             Extent::Zeros(n) => *n,
+        }
+    }
+
+    /// The written bytes, or `None` for zeros.
+    pub(super) fn data(&self) -> Option<&[u8]> {
+        match self {
+            Extent::Data(v) => Some(v),
+            Extent::Frozen(b) => Some(b),
+            Extent::Zeros(_) => None,
         }
     }
 
@@ -31,6 +47,7 @@ impl Extent {
     fn tail(&self, from: u64) -> Extent {
         match self {
             Extent::Data(v) => Extent::Data(v[from as usize..].to_vec()),
+            Extent::Frozen(b) => Extent::Frozen(b.slice(from as usize..)),
             Extent::Zeros(n) => Extent::Zeros(n - from),
         }
     }
@@ -38,6 +55,7 @@ impl Extent {
     fn truncate(&mut self, len: u64) {
         match self {
             Extent::Data(v) => v.truncate(len as usize),
+            Extent::Frozen(b) => b.truncate(len as usize),
             Extent::Zeros(n) => *n = len,
         }
     }
@@ -67,6 +85,20 @@ impl Layer {
         }
     }
 
+    /// This layer made immutable: its written bytes become shared, without a copy. A buffer
+    /// may live on in the chunks cut from it, so the room it had for growing is given back
+    /// first (malloc shrinks in place).
+    pub(super) fn frozen(mut self) -> Layer {
+        for e in self.extents.values_mut() {
+            if let Extent::Data(v) = e {
+                let mut bytes = std::mem::take(v);
+                bytes.shrink_to_fit();
+                *e = Extent::Frozen(Bytes::from(bytes));
+            }
+        }
+        self
+    }
+
     /// Whether this layer changes anything of content of `below` bytes.
     pub(super) fn changes(&self, below: u64) -> bool {
         !self.extents.is_empty() || self.size != below || self.cut < below
@@ -74,13 +106,7 @@ impl Layer {
 
     /// The first bytes of data this layer holds (names a commit for the test panic points).
     pub(crate) fn first_data(&self) -> &[u8] {
-        self.extents
-            .values()
-            .find_map(|e| match e {
-                Extent::Data(v) => Some(v.as_slice()),
-                Extent::Zeros(_) => None,
-            })
-            .unwrap_or(&[])
+        self.extents.values().find_map(Extent::data).unwrap_or(&[])
     }
 
     /// Bytes of uncommitted data this layer holds.
@@ -109,11 +135,11 @@ impl Layer {
                 let right = (end > b).then(|| e.tail(b - s));
                 let cut = end - a;
                 e.truncate(a - s);
-                if matches!(e, Extent::Data(_)) {
+                if e.data().is_some() {
                     self.dirty_bytes -= cut;
                 }
                 if let Some(right) = right {
-                    if let Extent::Data(v) = &right {
+                    if let Some(v) = right.data() {
                         self.dirty_bytes += v.len() as u64;
                     }
                     self.extents.insert(b, right);
@@ -125,12 +151,12 @@ impl Layer {
             let Some(e) = self.extents.remove(&s) else {
                 continue;
             };
-            if let Extent::Data(v) = &e {
+            if let Some(v) = e.data() {
                 self.dirty_bytes -= v.len() as u64;
             }
             if s + e.len() > b {
                 let right = e.tail(b - s);
-                if let Extent::Data(v) = &right {
+                if let Some(v) = right.data() {
                     self.dirty_bytes += v.len() as u64;
                 }
                 self.extents.insert(b, right);
@@ -175,7 +201,7 @@ impl Layer {
         let end = offset.saturating_add(len);
         let reused: u64 = self
             .overlapping(offset, end)
-            .filter(|(_, e)| matches!(e, Extent::Data(_)))
+            .filter(|(_, e)| e.data().is_some())
             .map(|(&s, e)| {
                 end.min(s.saturating_add(e.len()))
                     .saturating_sub(offset.max(s))

@@ -20,7 +20,6 @@ mod lease;
 mod link;
 mod upload;
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
@@ -276,12 +275,12 @@ impl RedisStore {
         }
     }
 
-    fn put_cow(&self, bytes: Cow<'_, [u8]>) -> Put {
-        let id = ChunkId::of(&bytes);
+    fn put_copy(&self, bytes: &[u8]) -> Put {
+        let id = ChunkId::of(bytes);
         find_or_insert(&self.index, id, || {
             let this: Weak<dyn ContentStore> = self.this.clone();
             let len = bytes.len();
-            let bytes = Bytes::from(bytes.into_owned());
+            let bytes = Bytes::copy_from_slice(bytes);
             // Under the shard lock, so the outbox sees puts and releases of one chunk in
             // the order the index made them.
             self.shared.keep_unsaved(id, bytes.clone());
@@ -371,12 +370,10 @@ fn mount_id() -> String {
 const RELEASE_TRIES: usize = 3;
 
 impl ContentStore for RedisStore {
+    /// No `put_owned`: a slice of a write buffer would keep the whole buffer alive while
+    /// it waits for its upload or sits in the bounded cache, so a new chunk is copied.
     fn put(&self, bytes: &[u8]) -> Put {
-        self.put_cow(Cow::Borrowed(bytes))
-    }
-
-    fn put_owned(&self, bytes: Vec<u8>) -> Put {
-        self.put_cow(Cow::Owned(bytes))
+        self.put_copy(bytes)
     }
 
     fn reference(&self, id: &ChunkId) -> Option<ChunkRef> {
