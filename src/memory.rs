@@ -19,6 +19,10 @@
 //!   workers do once they have been idle for [`IDLE_BEFORE_GIVING_BACK`] after some work
 //!   (see `pending.rs`): a long write freed what it held twice, and the next request may
 //!   not come for a long time. The same file then left memfs at 312 MiB.
+//!
+//! Since chunks keep their bytes in the write buffers they were cut from (`store/pinned.rs`),
+//! a sequential write's buffers become its chunks instead of being freed, so most buffers
+//! are new memory. [`copy_to_new`] makes a large one's pages present in one call.
 
 use std::time::Duration;
 
@@ -48,4 +52,40 @@ pub fn give_back_free_memory() {
     unsafe {
         libc::malloc_trim(0);
     }
+}
+
+/// A copy this long or longer has its pages made present before it is made (see
+/// [`copy_to_new`]). Writes of 1 MiB are the kernel's usual; a small file's are not worth a
+/// system call.
+const POPULATE_MIN: usize = 64 << 10;
+
+/// `bytes` copied into newly allocated memory. The pages of a long copy are made present
+/// first by one `madvise(MADV_POPULATE_WRITE)` rather than by a page fault for each 4 KiB,
+/// each a trap that costs more in this kind of VM than the page's zeroing: in a 1 GiB `dd`
+/// the ring thread spent 8.6% of memfs's CPU in the fault entry alone. With it memfs's
+/// CPU for the `dd` fell from 1.72–1.83 s to 1.59–1.72 s (4 interleaved runs); filling 1
+/// GiB of new memory alone went from 0.44 s to 0.31 s. Pages already present (memory
+/// malloc reuses) cost only the walk of their page table; a kernel older than 5.14 refuses
+/// the call, and the copy then faults as before.
+pub fn copy_to_new(bytes: &[u8]) -> Vec<u8> {
+    let mut copy = Vec::with_capacity(bytes.len());
+    if bytes.len() >= POPULATE_MIN {
+        const PAGE: usize = 4096;
+        let start = copy.as_mut_ptr() as usize;
+        let first = start.next_multiple_of(PAGE);
+        let end = (start + bytes.len()) & !(PAGE - 1);
+        if end > first {
+            // SAFETY: whole pages inside the allocation just made, which nothing else uses;
+            // MADV_POPULATE_WRITE only makes them present and changes no byte.
+            unsafe {
+                libc::madvise(
+                    first as *mut libc::c_void,
+                    end - first,
+                    libc::MADV_POPULATE_WRITE,
+                );
+            }
+        }
+    }
+    copy.extend_from_slice(bytes);
+    copy
 }

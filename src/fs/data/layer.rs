@@ -188,7 +188,8 @@ impl Layer {
             _ => false,
         };
         if !extended {
-            self.extents.insert(offset, Extent::Data(data.to_vec()));
+            let copy = crate::memory::copy_to_new(data);
+            self.extents.insert(offset, Extent::Data(copy));
         }
         self.dirty_bytes += data.len() as u64;
         self.size = self.size.max(end);
