@@ -52,9 +52,11 @@ pub struct StoreStats {
     pub chunks: u64,
     /// Their bytes, each chunk once.
     pub stored_bytes: u64,
-    /// The part of `stored_bytes` this process must keep in its memory: all of it for the
-    /// in-memory store; for a remote engine, the chunks not yet stored on the server. This
-    /// is what counts against `--max-memory` (a remote engine's cache has its own bound).
+    /// The memory this process must keep `stored_bytes` in: for the in-memory store all of
+    /// them, less what compression saves and with the unused bytes of the write buffers
+    /// chunks are kept in; for a remote engine, the chunks not yet stored on the server.
+    /// This is what counts against `--max-memory` (a remote engine's cache has its own
+    /// bound).
     pub resident_bytes: u64,
 }
 
@@ -110,7 +112,8 @@ pub struct StoreReport {
     pub mounts_swept: u64,
     pub references_swept: u64,
     /// The memory the in-memory store's chunk bytes take (less than `bytes` by what
-    /// compression saves; see `--no-compress`).
+    /// compression saves, see `--no-compress`; more by the unused bytes of the write buffers
+    /// chunks are kept in, see `pinned.rs`).
     #[serde(default)]
     pub held_bytes: u64,
 }
