@@ -22,7 +22,7 @@
 //!
 //! Since chunks keep their bytes in the write buffers they were cut from (`store/pinned.rs`),
 //! a sequential write's buffers become its chunks instead of being freed, so most buffers
-//! are new memory. [`copy_to_new`] makes a large one's pages present in one call.
+//! are new memory. [`append_populated`] makes a large one's pages present in one call.
 
 use std::time::Duration;
 
@@ -55,27 +55,27 @@ pub fn give_back_free_memory() {
 }
 
 /// A copy this long or longer has its pages made present before it is made (see
-/// [`copy_to_new`]). Writes of 1 MiB are the kernel's usual; a small file's are not worth a
-/// system call.
+/// [`append_populated`]). Writes of 1 MiB are the kernel's usual; a small file's are not
+/// worth a system call.
 const POPULATE_MIN: usize = 64 << 10;
 
-/// `bytes` copied into newly allocated memory. The pages of a long copy are made present
-/// first by one `madvise(MADV_POPULATE_WRITE)` rather than by a page fault for each 4 KiB,
-/// each a trap that costs more in this kind of VM than the page's zeroing: in a 1 GiB `dd`
-/// the ring thread spent 8.6% of memfs's CPU in the fault entry alone. With it memfs's
-/// CPU for the `dd` fell from 1.72–1.83 s to 1.59–1.72 s (4 interleaved runs); filling 1
-/// GiB of new memory alone went from 0.44 s to 0.31 s. Pages already present (memory
-/// malloc reuses) cost only the walk of their page table; a kernel older than 5.14 refuses
-/// the call, and the copy then faults as before.
-pub fn copy_to_new(bytes: &[u8]) -> Vec<u8> {
-    let mut copy = Vec::with_capacity(bytes.len());
+/// Appends `bytes` to `dst`, which has room for them, usually in new memory. The pages of
+/// a long append are made present first by one `madvise(MADV_POPULATE_WRITE)` rather than
+/// by a page fault for each 4 KiB, each a trap that costs more in this kind of VM than the
+/// page's zeroing: in a 1 GiB `dd` the ring thread spent 8.6% of memfs's CPU in the fault
+/// entry alone. With it memfs's CPU for the `dd` fell from 1.72–1.83 s to 1.59–1.72 s (4
+/// interleaved runs); filling 1 GiB of new memory alone went from 0.44 s to 0.31 s. Pages
+/// already present (memory malloc reuses) cost only the walk of their page table; a kernel
+/// older than 5.14 refuses the call, and the copy then faults as before.
+pub fn append_populated(dst: &mut Vec<u8>, bytes: &[u8]) {
+    debug_assert!(dst.capacity() - dst.len() >= bytes.len(), "no room");
     if bytes.len() >= POPULATE_MIN {
         const PAGE: usize = 4096;
-        let start = copy.as_mut_ptr() as usize;
+        let start = dst.as_mut_ptr() as usize + dst.len();
         let first = start.next_multiple_of(PAGE);
         let end = (start + bytes.len()) & !(PAGE - 1);
         if end > first {
-            // SAFETY: whole pages inside the allocation just made, which nothing else uses;
+            // SAFETY: whole pages inside the allocation's room, which nothing else uses;
             // MADV_POPULATE_WRITE only makes them present and changes no byte.
             unsafe {
                 libc::madvise(
@@ -86,6 +86,5 @@ pub fn copy_to_new(bytes: &[u8]) -> Vec<u8> {
             }
         }
     }
-    copy.extend_from_slice(bytes);
-    copy
+    dst.extend_from_slice(bytes);
 }

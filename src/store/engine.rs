@@ -118,6 +118,15 @@ pub struct StoreReport {
     pub held_bytes: u64,
 }
 
+/// `f` of each item, in order: on every core when there are several.
+pub(crate) fn par_map<T: Send, U: Send>(items: Vec<T>, f: impl Fn(T) -> U + Sync + Send) -> Vec<U> {
+    if items.len() > 2 {
+        items.into_par_iter().map(f).collect()
+    } else {
+        items.into_iter().map(f).collect()
+    }
+}
+
 /// The problem a store check reports when `bytes`, stored as chunk `id`, do not hash to it.
 pub(crate) fn hash_problem(id: &ChunkId, bytes: &[u8]) -> Option<String> {
     (ChunkId::of(bytes) != *id)
@@ -131,12 +140,7 @@ pub trait ContentStore: Send + Sync {
     /// [`ContentStore::put`] of each of a commit's cuts, in order, on every core when there
     /// are several. A store may keep a new chunk as the slice of its buffer it is.
     fn put_cuts(&self, cuts: Vec<Cut>) -> Vec<Put> {
-        let put = |cut: Cut| self.put(&cut.bytes);
-        if cuts.len() > 2 {
-            cuts.into_par_iter().map(put).collect()
-        } else {
-            cuts.into_iter().map(put).collect()
-        }
+        par_map(cuts, |cut| self.put(&cut.bytes))
     }
 
     /// Takes one more reference to a stored chunk; `None` if it is not stored.

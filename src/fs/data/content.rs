@@ -397,10 +397,9 @@ impl<'a> View<'a> {
 
     /// The bytes of `offset..end` when one written extent holds all of them and no newer
     /// layer touches them, as they are: a commit cuts its chunks from them without copying
-    /// them out first. A sequential write leaves its bytes in extents of up to 1 MiB, so
-    /// most of its cuts find their bytes whole in one.
-    /// With them comes the frozen extent's shared buffer (`None` in the live layer), which
-    /// the chunks cut from them can keep.
+    /// them out first. A sequential write leaves its bytes in extents of 4 MiB, so most of
+    /// its cuts find their bytes whole in one. With them comes the frozen extent's shared
+    /// buffer (`None` in the live layer), which the chunks cut from them can keep.
     fn in_one_extent(&self, offset: u64, end: u64) -> Option<(&'a [u8], Option<&'a Bytes>)> {
         for layer in self.layers().rev() {
             let mut hits = layer.overlapping(offset, end);
@@ -1071,7 +1070,7 @@ mod tests {
         let data = noise(8 << 20, 21);
         let mut c = FileContent::default();
         let prepared = write_and_commit_frozen(&mut c, &data, &chunker, &*store);
-        // The same chunks as one pass over one buffer, though most were cut from 1 MiB
+        // The same chunks as one pass over one buffer, though they were cut from several
         // buffers and each chunk near a buffer's end from what was left of it.
         let mut whole = FileContent::default();
         whole.write(0, &data).unwrap();

@@ -11,9 +11,15 @@ use crate::fs::error::{Errno, Result};
 
 use super::content::{checked_end, MAX_FILE_SIZE};
 
-/// A dirty extent grows by appends up to this size before a new one starts, so a long
-/// sequential write never reallocates one huge buffer.
-const EXTENT_MAX: usize = 1 << 20;
+/// A dirty extent grows by appends (reallocated, as a `Vec` grows) up to this size; past
+/// it, an append starts a buffer of [`STREAM_BUFFER`].
+const GROW_MAX: usize = 1 << 20;
+
+/// The room a sequential write's buffers are made with past its first MiB, so that its
+/// appends fill them without reallocating. A chunk cut across two buffers is copied, and
+/// its bytes in them stay unused while the buffers live on in the chunks cut from them
+/// (`store/pinned.rs`): 2.4% of a random write with 1 MiB buffers, 0.6% with these.
+const STREAM_BUFFER: usize = 4 << 20;
 
 #[derive(Clone, Debug)]
 pub(super) enum Extent {
@@ -180,17 +186,33 @@ impl Layer {
             }
         }
         self.clip(offset, end);
-        let extended = match self.extents.range_mut(..offset).next_back() {
-            Some((&s, Extent::Data(v))) if s + v.len() as u64 == offset && v.len() < EXTENT_MAX => {
-                v.extend_from_slice(data);
-                true
+        // An append fills the extent before it if that has room, or grows a small one; a
+        // big one full, the write is sequential: its next buffer is a big one.
+        let mut stream = false;
+        if let Some((&s, Extent::Data(v))) = self.extents.range_mut(..offset).next_back() {
+            if s + v.len() as u64 == offset {
+                if v.capacity() - v.len() >= data.len() {
+                    crate::memory::append_populated(v, data);
+                } else if v.len() < GROW_MAX {
+                    v.extend_from_slice(data);
+                } else {
+                    stream = true;
+                }
+                if !stream {
+                    self.dirty_bytes += data.len() as u64;
+                    self.size = self.size.max(end);
+                    return Ok(self.dirty_bytes as i64 - before as i64);
+                }
             }
-            _ => false,
-        };
-        if !extended {
-            let copy = crate::memory::copy_to_new(data);
-            self.extents.insert(offset, Extent::Data(copy));
         }
+        let room = if stream {
+            STREAM_BUFFER.max(data.len())
+        } else {
+            data.len()
+        };
+        let mut copy = Vec::with_capacity(room);
+        crate::memory::append_populated(&mut copy, data);
+        self.extents.insert(offset, Extent::Data(copy));
         self.dirty_bytes += data.len() as u64;
         self.size = self.size.max(end);
         Ok(self.dirty_bytes as i64 - before as i64)
@@ -236,5 +258,35 @@ impl Layer {
             self.extents.insert(offset, Extent::Zeros(end - offset));
         }
         self.dirty_bytes as i64 - before as i64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn extent_lens(layer: &Layer) -> Vec<u64> {
+        layer.extents.values().map(Extent::len).collect()
+    }
+
+    #[test]
+    fn a_sequential_write_fills_big_buffers_and_small_appends_grow_one() {
+        let mut layer = Layer::over(0);
+        let mib = vec![7u8; 1 << 20];
+        for i in 0..10u64 {
+            layer.write(i << 20, &mib).unwrap();
+        }
+        // The first MiB alone, then buffers of 4 MiB filled by appends.
+        assert_eq!(extent_lens(&layer), [1 << 20, 4 << 20, 4 << 20, 1 << 20]);
+        assert_eq!(layer.dirty_bytes(), 10 << 20);
+        let frozen = layer.frozen();
+        assert_eq!(extent_lens(&frozen), [1 << 20, 4 << 20, 4 << 20, 1 << 20]);
+
+        // Small appends grow one extent up to 1 MiB; past it they fill a big buffer.
+        let mut small = Layer::over(0);
+        for i in 0..300u64 {
+            small.write(i * 4096, &[1u8; 4096]).unwrap();
+        }
+        assert_eq!(extent_lens(&small), [256 * 4096, 44 * 4096]);
     }
 }
