@@ -196,13 +196,22 @@ impl Mount {
         self.child.as_ref().map(|c| c.id()).unwrap_or(0)
     }
 
-    /// Unmounts with umount(8) and returns the server's exit status.
+    /// Unmounts with umount(8) and returns the server's exit status. A busy mount is tried
+    /// again for a while: a process another test thread is starting holds copies of this
+    /// process's descriptors, files in this mount among them, until its exec closes them.
     pub fn unmount(mut self) -> ExitStatus {
-        let status = Command::new("umount")
-            .arg(self.path())
-            .status()
-            .expect("run umount");
-        assert!(status.success(), "umount failed");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let status = Command::new("umount")
+                .arg(self.path())
+                .status()
+                .expect("run umount");
+            if status.success() {
+                break;
+            }
+            assert!(Instant::now() < deadline, "umount failed");
+            std::thread::sleep(Duration::from_millis(50));
+        }
         self.wait_exit(Duration::from_secs(20))
             .expect("memfs did not exit after umount")
     }
