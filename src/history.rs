@@ -243,7 +243,8 @@ pub fn stats(mount: &Path, json: bool) -> Result<()> {
 fn write_store_rows(out: &mut impl Write, r: &memfs::store::StoreReport) -> std::io::Result<()> {
     if r.kind.is_empty() || r.kind == "memory" {
         writeln!(out, "{:<28} memory (this process)", "store")?;
-        // Less than the stored bytes by what compression saved (`--no-compress`: all).
+        // Less than the stored bytes by what compression saved (`--no-compress`: all), more
+        // by the unused bytes of the write buffers chunks are kept in (`store/pinned.rs`).
         let share = r.held_bytes as f64 * 100.0 / r.bytes.max(1) as f64;
         return writeln!(
             out,
