@@ -51,3 +51,50 @@ fn compressible_chunks_are_held_compressed_and_read_back_whole() {
         assert!(fsck.contains("\"ok\": true"), "{fsck}");
     }
 }
+
+/// A written file's chunks keep their bytes in its write buffers. An edit frees one chunk
+/// while its neighbours keep the buffer: the memory held stays put (the freed bytes are now
+/// unused, and counted), reads see the last write, the store check passes, and removing
+/// the file leaves nothing held.
+#[test]
+fn chunks_share_their_write_buffers_and_go_with_the_last_of_them() {
+    use std::os::unix::fs::FileExt;
+    let m = Mount::with_args(&["--no-compress", "--keep-versions", "1"]);
+    let mut data = memfs::testdata::noise(12 << 20, 9);
+    std::fs::write(m.join("f"), &data).unwrap();
+    let (stored, held) = stored_and_held(&m);
+    assert_eq!(stored, data.len() as u64);
+    assert!(
+        held > stored && held < stored + stored / 50,
+        "{held} held for {stored} stored: shared, with the chunks cut across buffers copied"
+    );
+    // One version kept: the edited chunk's old bytes go, its buffer stays.
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(m.join("f"))
+        .unwrap();
+    f.write_all_at(b"edit", 6 << 20).unwrap();
+    drop(f);
+    data[6 << 20..(6 << 20) + 4].copy_from_slice(b"edit");
+    let (stored_after, held_after) = stored_and_held(&m);
+    assert!(stored_after <= stored + 2 * 65536, "{stored_after}");
+    assert!(
+        held_after >= held && held_after - held <= 2 * 65536,
+        "{held} -> {held_after}: the new chunk is a copy, the old one's bytes unused"
+    );
+    std::fs::write("/proc/sys/vm/drop_caches", "3").unwrap();
+    assert!(std::fs::read(m.join("f")).unwrap() == data);
+    let fsck = std::fs::read_to_string(m.join(".memfs/fsck")).unwrap();
+    assert!(fsck.contains("\"ok\": true"), "{fsck}");
+    std::fs::remove_file(m.join("f")).unwrap();
+    // The kernel forgets an unlinked inode when it gets round to it.
+    let start = std::time::Instant::now();
+    while stored_and_held(&m) != (0, 0) {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(10),
+            "still held: {:?}",
+            stored_and_held(&m)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
