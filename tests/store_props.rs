@@ -1,11 +1,14 @@
 //! Property tests of file contents over the deduplicated store, against a plain Vec<u8>:
 //! reads see every write, every version's bytes hash back to its recipe, reference counts
 //! equal a recount over the live recipes, and a recipe does not depend on edit history.
+//! Commits are made inline (every layer folded at once) or as a commit worker makes them
+//! (the live layer frozen and chunked apart, its buffers shared with the chunks cut from
+//! them), and the store holds nothing once every recipe is gone.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use memfs::fs::FileContent;
+use memfs::fs::{prepare_layers, FileContent};
 use memfs::store::{
     ChunkId, Chunker, ChunkerKind, ContentStore, MemoryStore, PieceData, Recipe, RecipeRef,
 };
@@ -13,10 +16,20 @@ use proptest::prelude::*;
 
 #[derive(Clone, Debug)]
 enum Op {
-    Write { offset: u64, len: usize, seed: u8 },
+    Write {
+        offset: u64,
+        len: usize,
+        seed: u8,
+    },
     Truncate(u64),
-    PunchHole { offset: u64, len: u64 },
+    PunchHole {
+        offset: u64,
+        len: u64,
+    },
     Commit,
+    /// A commit as a worker makes it: the live layer frozen, then chunked from the frozen
+    /// layers alone and installed.
+    WorkerCommit,
 }
 
 /// Small chunk sizes so that files of a few hundred KiB have many chunks.
@@ -30,6 +43,7 @@ fn op(max: u64) -> impl Strategy<Value = Op> {
         1 => (0..max).prop_map(Op::Truncate),
         1 => (0..max, 1..max / 4).prop_map(|(offset, len)| Op::PunchHole { offset, len }),
         2 => Just(Op::Commit),
+        2 => Just(Op::WorkerCommit),
     ]
 }
 
@@ -71,7 +85,7 @@ fn apply(model: &mut Vec<u8>, content: &mut FileContent, op: &Op) {
                 model[offset as usize..end].fill(0);
             }
         }
-        Op::Commit => {}
+        Op::Commit | Op::WorkerCommit => {}
     }
 }
 
@@ -132,7 +146,20 @@ fn run(ops: &[Op], kind: ChunkerKind) {
             model,
             "read after {op:?}"
         );
-        if let Op::Commit = op {
+        if let Op::WorkerCommit = op {
+            let through = content.freeze();
+            let pending = content.pending_through(&through).unwrap().to_vec();
+            let prepared = prepare_layers(content.base(), &pending, &chunker, &*store).unwrap();
+            drop(pending);
+            let changed = prepared.as_ref().is_some_and(|p| p.recipe.is_some());
+            content
+                .install_layers(&through, prepared.and_then(|p| p.recipe))
+                .unwrap();
+            if changed {
+                versions.push((content.base().clone(), model.clone()));
+            }
+        }
+        if let Op::Commit | Op::WorkerCommit = op {
             if let Some(done) = content.commit(&chunker, &*store) {
                 versions.push((done.recipe, model.clone()));
             }
@@ -170,6 +197,11 @@ fn run(ops: &[Op], kind: ChunkerKind) {
         "store empty once every recipe is gone"
     );
     assert_eq!(store.stats().stored_bytes, 0);
+    assert_eq!(
+        store.stats().resident_bytes,
+        0,
+        "no write buffer kept once its chunks are gone"
+    );
 }
 
 proptest! {

@@ -68,7 +68,7 @@ pub use budget::{
     VERSION_BYTES, XATTR_BYTES, XATTR_MAP_BYTES,
 };
 pub use check::{Census, StoreCheck};
-pub use data::{FileContent, Handle, ReadBytes, MAX_FILE_SIZE};
+pub use data::{prepare_layers, FileContent, Handle, ReadBytes, MAX_FILE_SIZE};
 pub use error::{Errno, Result};
 pub use history::{
     CommitCause, History, Version, VersionInfo, VersionReader, VersionStat, CHECKPOINT_MIN,
