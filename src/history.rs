@@ -246,11 +246,17 @@ fn write_store_rows(out: &mut impl Write, r: &memfs::store::StoreReport) -> std:
         // Less than the stored bytes by what compression saved (`--no-compress`: all), more
         // by the unused bytes of the write buffers chunks are kept in (`store/pinned.rs`).
         let share = r.held_bytes as f64 * 100.0 / r.bytes.max(1) as f64;
-        return writeln!(
+        writeln!(
             out,
             "{:<28} {} ({share:.0}% of the stored bytes)",
             "chunks held in memory",
             human(r.held_bytes)
+        )?;
+        return writeln!(
+            out,
+            "{:<28} {}",
+            "  of it, unused buffers",
+            human(r.unused_buffer_bytes)
         );
     }
     let hits = r.cache_hits as f64 / (r.cache_hits + r.cache_misses).max(1) as f64;

@@ -68,6 +68,13 @@ fn chunks_share_their_write_buffers_and_go_with_the_last_of_them() {
         held > stored && held < stored + stored / 50,
         "{held} held for {stored} stored: shared, with the chunks cut across buffers copied"
     );
+    // Nothing compressed: what is held beyond the stored bytes is the unused buffer bytes.
+    let text = std::fs::read_to_string(m.join(".memfs/stats.json")).unwrap();
+    let stats: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        stats["store"]["unused_buffer_bytes"].as_u64(),
+        Some(held - stored)
+    );
     // One version kept: the edited chunk's old bytes go, its buffer stays.
     let f = std::fs::OpenOptions::new()
         .write(true)

@@ -116,6 +116,10 @@ pub struct StoreReport {
     /// chunks are kept in, see `pinned.rs`).
     #[serde(default)]
     pub held_bytes: u64,
+    /// The part of `held_bytes` that is write buffers kept for the chunks cut from them but
+    /// used by none (`pinned.rs`).
+    #[serde(default)]
+    pub unused_buffer_bytes: u64,
 }
 
 /// `f` of each item, in order: on every core when there are several.

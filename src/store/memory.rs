@@ -26,7 +26,9 @@ use std::sync::{Arc, Weak};
 use bytes::Bytes;
 
 use super::chunk::{find, insert, Chunk, ChunkId, ChunkIndex, ChunkRef};
-use super::engine::{hash_problem, par_map, ChunkInfo, ContentStore, Cut, Put, StoreStats};
+use super::engine::{
+    hash_problem, par_map, ChunkInfo, ContentStore, Cut, Put, StoreReport, StoreStats,
+};
 use super::pinned::Pinned;
 
 pub struct MemoryStore {
@@ -233,6 +235,19 @@ impl ContentStore for MemoryStore {
             chunks: self.chunks.load(Ordering::Relaxed),
             stored_bytes: self.bytes.load(Ordering::Relaxed),
             resident_bytes: self.held.load(Ordering::Relaxed) + self.slack.load(Ordering::Relaxed),
+        }
+    }
+
+    fn report(&self) -> StoreReport {
+        let stats = self.stats();
+        StoreReport {
+            kind: "memory".into(),
+            state: "ok".into(),
+            chunks: stats.chunks,
+            bytes: stats.stored_bytes,
+            held_bytes: stats.resident_bytes,
+            unused_buffer_bytes: self.slack.load(Ordering::Relaxed),
+            ..StoreReport::default()
         }
     }
 

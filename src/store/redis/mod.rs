@@ -576,6 +576,7 @@ impl ContentStore for RedisStore {
             // Chunk bytes live on the servers; what this mount holds of them is
             // `unsaved_bytes` and `cache_bytes`.
             held_bytes: 0,
+            unused_buffer_bytes: 0,
         }
     }
 
