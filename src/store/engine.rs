@@ -122,6 +122,20 @@ pub struct StoreReport {
     pub unused_buffer_bytes: u64,
 }
 
+impl StoreReport {
+    /// The report of a store that keeps everything in this process.
+    pub(crate) fn in_memory(stats: &StoreStats) -> StoreReport {
+        StoreReport {
+            kind: "memory".into(),
+            state: "ok".into(),
+            chunks: stats.chunks,
+            bytes: stats.stored_bytes,
+            held_bytes: stats.resident_bytes,
+            ..StoreReport::default()
+        }
+    }
+}
+
 /// `f` of each item, in order: on every core when there are several.
 pub(crate) fn par_map<T: Send, U: Send>(items: Vec<T>, f: impl Fn(T) -> U + Sync + Send) -> Vec<U> {
     if items.len() > 2 {
@@ -206,15 +220,7 @@ pub trait ContentStore: Send + Sync {
 
     /// What `.memfs/stats.json` shows of the engine.
     fn report(&self) -> StoreReport {
-        let stats = self.stats();
-        StoreReport {
-            kind: "memory".into(),
-            state: "ok".into(),
-            chunks: stats.chunks,
-            bytes: stats.stored_bytes,
-            held_bytes: stats.resident_bytes,
-            ..StoreReport::default()
-        }
+        StoreReport::in_memory(&self.stats())
     }
 
     /// Stops background work and hands back what this mount holds on a server (a clean

@@ -239,15 +239,9 @@ impl ContentStore for MemoryStore {
     }
 
     fn report(&self) -> StoreReport {
-        let stats = self.stats();
         StoreReport {
-            kind: "memory".into(),
-            state: "ok".into(),
-            chunks: stats.chunks,
-            bytes: stats.stored_bytes,
-            held_bytes: stats.resident_bytes,
             unused_buffer_bytes: self.slack.load(Ordering::Relaxed),
-            ..StoreReport::default()
+            ..StoreReport::in_memory(&self.stats())
         }
     }
 
