@@ -434,27 +434,15 @@ impl<'a> View<'a> {
         if let Some((window, shared)) = self.in_one_extent(pos, end) {
             return Some((&window[..chunker.cut(window)], shared));
         }
-        let short_end = self.extent_end(pos).filter(|&e| e < end)?;
+        // The run of written bytes holding `pos` ends before the window would.
+        let (short_end, data) = self.span_at(pos);
+        if !data || short_end >= end {
+            return None;
+        }
         let (window, shared) = self.in_one_extent(pos, short_end)?;
         let n = chunker.cut(window);
         // A cut at the window's end may only be where the window stops.
         (n < window.len()).then(|| (&window[..n], shared))
-    }
-
-    /// The end of the written extent that holds byte `pos` in the newest layer that says
-    /// anything about it.
-    fn extent_end(&self, pos: u64) -> Option<u64> {
-        for layer in self.layers().rev() {
-            if let Some((&s, e)) = layer.extents.range(..=pos).next_back() {
-                if s + e.len() > pos {
-                    return e.data().map(|_| s + e.len());
-                }
-            }
-            if layer.cut <= pos {
-                return None;
-            }
-        }
-        None
     }
 
     /// Base bytes at or past this offset read as zeros (cut off by a truncate).
@@ -867,13 +855,10 @@ impl Pieces<'_, '_> {
 /// were made already, so the boundaries are those of a sequential pass).
 fn hash(store: &dyn ContentStore, batch: Vec<(u64, Cut)>) -> Vec<Stored> {
     let (starts, cuts): (Vec<u64>, Vec<Cut>) = batch.into_iter().unzip();
-    let lens: Vec<u64> = cuts.iter().map(|c| c.bytes.len() as u64).collect();
-    let puts = store.put_cuts(cuts);
     starts
         .into_iter()
-        .zip(lens)
-        .zip(puts)
-        .map(|((start, len), put)| (start, len, put))
+        .zip(store.put_cuts(cuts))
+        .map(|(start, put)| (start, put.chunk.len() as u64, put))
         .collect()
 }
 

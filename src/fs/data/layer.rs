@@ -189,8 +189,8 @@ impl Layer {
         // An append fills the extent before it if that has room, or grows a small one; a
         // big one full, the write is sequential: its next buffer is a big one.
         let mut stream = false;
-        if let Some((&s, Extent::Data(v))) = self.extents.range_mut(..offset).next_back() {
-            if s + v.len() as u64 == offset {
+        let appended = match self.extents.range_mut(..offset).next_back() {
+            Some((&s, Extent::Data(v))) if s + v.len() as u64 == offset => {
                 if v.capacity() - v.len() >= data.len() {
                     crate::memory::append_populated(v, data);
                 } else if v.len() < GROW_MAX {
@@ -198,21 +198,20 @@ impl Layer {
                 } else {
                     stream = true;
                 }
-                if !stream {
-                    self.dirty_bytes += data.len() as u64;
-                    self.size = self.size.max(end);
-                    return Ok(self.dirty_bytes as i64 - before as i64);
-                }
+                !stream
             }
-        }
-        let room = if stream {
-            STREAM_BUFFER.max(data.len())
-        } else {
-            data.len()
+            _ => false,
         };
-        let mut copy = Vec::with_capacity(room);
-        crate::memory::append_populated(&mut copy, data);
-        self.extents.insert(offset, Extent::Data(copy));
+        if !appended {
+            let room = if stream {
+                STREAM_BUFFER.max(data.len())
+            } else {
+                data.len()
+            };
+            let mut copy = Vec::with_capacity(room);
+            crate::memory::append_populated(&mut copy, data);
+            self.extents.insert(offset, Extent::Data(copy));
+        }
         self.dirty_bytes += data.len() as u64;
         self.size = self.size.max(end);
         Ok(self.dirty_bytes as i64 - before as i64)

@@ -275,22 +275,6 @@ impl RedisStore {
         }
     }
 
-    fn put_copy(&self, bytes: &[u8]) -> Put {
-        let id = ChunkId::of(bytes);
-        find_or_insert(&self.index, id, || {
-            let this: Weak<dyn ContentStore> = self.this.clone();
-            let len = bytes.len();
-            let bytes = Bytes::copy_from_slice(bytes);
-            // Under the shard lock, so the outbox sees puts and releases of one chunk in
-            // the order the index made them.
-            self.shared.keep_unsaved(id, bytes.clone());
-            self.shared.outbox.push(id, Op::Put(bytes));
-            self.chunks.fetch_add(1, Ordering::Relaxed);
-            self.bytes.fetch_add(len as u64, Ordering::Relaxed);
-            Chunk::remote(id, len, this)
-        })
-    }
-
     /// A read connection: one from the pool, or a new one.
     fn reader(&self) -> redis::RedisResult<Link> {
         if let Some(link) = self.readers.lock().pop() {
@@ -370,10 +354,23 @@ fn mount_id() -> String {
 const RELEASE_TRIES: usize = 3;
 
 impl ContentStore for RedisStore {
-    /// No `put_owned`: a slice of a write buffer would keep the whole buffer alive while
-    /// it waits for its upload or sits in the bounded cache, so a new chunk is copied.
+    /// No `put_cuts` of its own: a slice of a write buffer would keep the whole buffer
+    /// alive while it waits for its upload or sits in the bounded cache, so a new chunk is
+    /// copied.
     fn put(&self, bytes: &[u8]) -> Put {
-        self.put_copy(bytes)
+        let id = ChunkId::of(bytes);
+        find_or_insert(&self.index, id, || {
+            let this: Weak<dyn ContentStore> = self.this.clone();
+            let len = bytes.len();
+            let bytes = Bytes::copy_from_slice(bytes);
+            // Under the shard lock, so the outbox sees puts and releases of one chunk in
+            // the order the index made them.
+            self.shared.keep_unsaved(id, bytes.clone());
+            self.shared.outbox.push(id, Op::Put(bytes));
+            self.chunks.fetch_add(1, Ordering::Relaxed);
+            self.bytes.fetch_add(len as u64, Ordering::Relaxed);
+            Chunk::remote(id, len, this)
+        })
     }
 
     fn reference(&self, id: &ChunkId) -> Option<ChunkRef> {
