@@ -104,16 +104,8 @@ impl Chunker {
         match self.kind {
             ChunkerKind::Fixed => data.len().min(self.avg),
             ChunkerKind::FastCdc => {
-                let (_, n) = v2020::cut(
-                    data,
-                    self.min,
-                    self.avg,
-                    self.max,
-                    self.mask_s,
-                    self.mask_l,
-                    self.mask_s << 1,
-                    self.mask_l << 1,
-                );
+                let n =
+                    super::gear::cut(data, self.min, self.avg, self.max, self.mask_s, self.mask_l);
                 n.clamp(1, data.len())
             }
         }

@@ -4,6 +4,7 @@
 pub mod chunk;
 pub mod chunker;
 pub mod engine;
+mod gear;
 pub mod memory;
 mod pinned;
 pub mod recipe;
