@@ -150,11 +150,15 @@ fn run(ops: &[Op], kind: ChunkerKind) {
             let through = content.freeze();
             let pending = content.pending_through(&through).unwrap().to_vec();
             let prepared = prepare_layers(content.base(), &pending, &chunker, &*store).unwrap();
+            // The buffers its chunks keep are its layers' (counted twice until installed).
+            let dirty: u64 = pending.iter().map(|l| l.dirty_bytes()).sum();
+            assert!(store.stats().held_twice_bytes <= dirty);
             drop(pending);
             let changed = prepared.as_ref().is_some_and(|p| p.recipe.is_some());
             content
                 .install_layers(&through, prepared.and_then(|p| p.recipe))
                 .unwrap();
+            assert_eq!(store.stats().held_twice_bytes, 0, "installed, counted once");
             if changed {
                 versions.push((content.base().clone(), model.clone()));
             }

@@ -27,7 +27,7 @@ use bytes::Bytes;
 
 use super::chunk::{find, insert, Chunk, ChunkId, ChunkIndex, ChunkRef};
 use super::engine::{
-    hash_problem, par_map, ChunkInfo, ContentStore, Cut, Put, StoreReport, StoreStats,
+    hash_problem, par_map, ChunkInfo, ContentStore, Cut, HeldTwice, Put, StoreReport, StoreStats,
 };
 use super::pinned::Pinned;
 
@@ -41,6 +41,8 @@ pub struct MemoryStore {
     held: AtomicU64,
     /// The memory of write buffers shared with chunks that no chunk uses (`pinned.rs`).
     slack: Arc<AtomicU64>,
+    /// Shared write buffers whose commit is not installed yet ([`HeldTwice`]).
+    held_twice: Arc<AtomicU64>,
     /// Whether new chunks are compressed when that pays.
     compress: bool,
     /// Handed to every chunk, so its last reference can ask for it to be reclaimed.
@@ -65,6 +67,7 @@ impl MemoryStore {
             bytes: AtomicU64::new(0),
             held: AtomicU64::new(0),
             slack: Arc::default(),
+            held_twice: Arc::default(),
             compress,
             this: this.clone(),
         })
@@ -189,13 +192,17 @@ impl ContentStore for MemoryStore {
 
     /// Looks every cut up first, so that a buffer is shared only if its new chunks use
     /// nearly all of it; the others are copied.
-    fn put_cuts(&self, cuts: Vec<Cut>) -> Vec<Put> {
+    fn put_cuts(&self, cuts: Vec<Cut>) -> (Vec<Put>, HeldTwice) {
         let looked: Vec<_> = par_map(cuts, |cut| {
             let looked = self.look_up(&cut.bytes);
             (cut, looked)
         });
         let shared = self.buffers_to_share(&looked);
-        par_map(looked, |(cut, looked)| match looked {
+        // All of a shared buffer is resident (its slack too), and all of it is its frozen
+        // layer's dirty bytes.
+        let held_twice = shared.values().map(|p| p.len() as u64).sum();
+        let held_twice = HeldTwice::count(&self.held_twice, held_twice);
+        let puts = par_map(looked, |(cut, looked)| match looked {
             Looked::Stored(found) => found,
             Looked::New { id, packed } => self.store_new(id, cut.bytes.len(), packed, || {
                 let pinned = cut
@@ -207,7 +214,8 @@ impl ContentStore for MemoryStore {
                     None => Bytes::copy_from_slice(&cut.bytes),
                 }
             }),
-        })
+        });
+        (puts, held_twice)
     }
 
     fn reference(&self, id: &ChunkId) -> Option<ChunkRef> {
@@ -235,6 +243,7 @@ impl ContentStore for MemoryStore {
             chunks: self.chunks.load(Ordering::Relaxed),
             stored_bytes: self.bytes.load(Ordering::Relaxed),
             resident_bytes: self.held.load(Ordering::Relaxed) + self.slack.load(Ordering::Relaxed),
+            held_twice_bytes: self.held_twice.load(Ordering::Relaxed),
         }
     }
 
@@ -320,6 +329,7 @@ mod tests {
                 chunks: 1,
                 stored_bytes: 5,
                 resident_bytes: 5,
+                held_twice_bytes: 0,
             }
         );
         assert_eq!(store.refs(&id), 2);
@@ -457,6 +467,7 @@ mod tests {
                     chunks: 1,
                     stored_bytes: 9,
                     resident_bytes: 9,
+                    held_twice_bytes: 0,
                 }
             );
             drop(again);

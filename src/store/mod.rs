@@ -12,6 +12,8 @@ pub mod redis;
 
 pub use chunk::{ChunkId, ChunkRef};
 pub use chunker::{Chunker, ChunkerKind};
-pub use engine::{ChunkInfo, ContentStore, Cut, Put, StoreError, StoreReport, StoreStats};
+pub use engine::{
+    ChunkInfo, ContentStore, Cut, HeldTwice, Put, StoreError, StoreReport, StoreStats,
+};
 pub use memory::MemoryStore;
 pub use recipe::{Piece, PieceData, Recipe, RecipeRef};

@@ -29,6 +29,11 @@ impl Pinned {
         Arc::new(Pinned { buffer, slack })
     }
 
+    /// The buffer's length.
+    pub(super) fn len(&self) -> usize {
+        self.buffer.len()
+    }
+
     /// A chunk's bytes: `part`, a slice of this buffer, kept without a copy.
     pub(super) fn share(self: &Arc<Pinned>, part: &Bytes) -> Bytes {
         let start = part.as_ptr() as usize - self.buffer.as_ptr() as usize;

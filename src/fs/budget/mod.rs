@@ -2,6 +2,8 @@
 //!
 //! ```text
 //! used = resident chunk bytes + BLOB_BYTES per chunk       the store's own counters
+//!        (less write buffers a pending commit's chunks
+//!        share with its layers: they are dirty bytes)
 //!      + dirty bytes (written, not yet committed)         Budget::dirty
 //!      + a metadata estimate                               Budget::meta
 //! ```
@@ -199,8 +201,11 @@ impl Budget {
     /// dirty bytes and the metadata estimate.
     pub fn used(&self) -> u64 {
         let store = self.store.stats();
+        // Write buffers shared by the chunks of a commit not installed yet are dirty bytes
+        // too: counted there.
         store
             .resident_bytes
+            .saturating_sub(store.held_twice_bytes)
             .saturating_add(store.chunks.saturating_mul(BLOB_BYTES))
             .saturating_add(self.dirty.load(Ordering::SeqCst))
             .saturating_add(self.meta.load(Ordering::SeqCst))

@@ -480,3 +480,38 @@ fn bytes_freed_counts_the_chunks_no_one_else_holds() {
     drop(reader);
     assert_eq!(bytes_freed(&*store, &[&one], &[&two]), only_in_one);
 }
+
+#[test]
+fn write_buffers_a_pending_commit_keeps_as_chunks_count_once() {
+    // A worker's commit keeps its chunks in the frozen write buffers they were cut from.
+    // Until it is installed those buffers are its layers' dirty bytes and the store's chunks
+    // at once; counted twice, a write near the cap failed although what memfs held fitted.
+    use crate::fs::data::{prepare_layers, FileContent};
+    use crate::store::{Chunker, MemoryStore};
+
+    let store = MemoryStore::new();
+    let budget = super::Budget::new(1 << 40, store.clone());
+    let data = noise(8 * MIB as usize, 43);
+    let mut content = FileContent::default();
+    for (i, piece) in data.chunks(MIB as usize).enumerate() {
+        let grown = content.write(i as u64 * MIB, piece).unwrap();
+        budget.add_dirty(grown);
+    }
+    let through = content.freeze();
+    let before = budget.used();
+    let pending = content.pending_through(&through).unwrap();
+    let prepared = prepare_layers(content.base(), pending, &Chunker::default(), &*store)
+        .unwrap()
+        .unwrap();
+    // What the chunks add besides the buffers: their overhead, and the copies of the chunks
+    // cut across two buffers.
+    let added = budget.used() - before;
+    assert!(added < MIB / 4, "a prepared commit added {added} bytes");
+
+    // Installed, as a worker does: the count of shared buffers goes first, then the layers.
+    drop(prepared.held_twice);
+    let released = content.install_layers(&through, prepared.recipe).unwrap();
+    budget.release_dirty(released);
+    assert_eq!(budget.used(), before + added);
+    assert_eq!(store.stats().held_twice_bytes, 0);
+}

@@ -30,7 +30,7 @@ use bytes::Bytes;
 use crate::fs::error::store_failed;
 use crate::fs::error::{Errno, Result};
 use crate::store::recipe::{Piece, PieceData, Recipe, RecipeRef};
-use crate::store::{Chunker, ContentStore, Cut, Put};
+use crate::store::{Chunker, ContentStore, Cut, HeldTwice, Put};
 
 use super::layer::{Extent, Layer};
 use super::ReadBytes;
@@ -80,6 +80,9 @@ impl Default for FileContent {
 /// A commit chunked and stored but not yet installed (see [`FileContent::prepare_commit`]).
 #[derive(Debug)]
 pub struct Prepared {
+    /// The frozen write buffers its chunks keep, counted once against the memory cap until
+    /// it is installed or dropped. (First, so that it goes before the chunks do.)
+    pub held_twice: HeldTwice,
     /// The new recipe; `None` when it equals the committed one.
     pub recipe: Option<RecipeRef>,
     pub new_bytes: u64,
@@ -93,6 +96,7 @@ impl Prepared {
             recipe: None,
             new_bytes: 0,
             chunked_bytes: 0,
+            held_twice: HeldTwice::default(),
         }
     }
 }
@@ -643,6 +647,7 @@ impl<'a> View<'a> {
             batch: Vec::new(),
             batch_bytes: 0,
             new_bytes: 0,
+            held_twice: HeldTwice::default(),
             store,
             scope,
             in_flight: None,
@@ -738,6 +743,7 @@ impl<'a> View<'a> {
             recipe,
             new_bytes: out.new_bytes,
             chunked_bytes,
+            held_twice: out.held_twice,
         })
     }
 }
@@ -772,6 +778,8 @@ type Stored = (u64, u64, Put);
 
 /// The pieces of a recipe being built, with chunks cut but not yet hashed and stored.
 struct Pieces<'scope, 'env> {
+    /// First, so that it goes before the chunks do.
+    held_twice: HeldTwice,
     pieces: Vec<Piece>,
     /// Cut chunks waiting to be hashed, by offset; they come after `in_flight`'s.
     batch: Vec<(u64, Cut)>,
@@ -781,7 +789,7 @@ struct Pieces<'scope, 'env> {
     scope: &'scope std::thread::Scope<'scope, 'env>,
     /// The batch before, being hashed on another thread while this one is cut; its chunks
     /// come right after `pieces`.
-    in_flight: Option<std::thread::ScopedJoinHandle<'scope, Vec<Stored>>>,
+    in_flight: Option<std::thread::ScopedJoinHandle<'scope, (Vec<Stored>, HeldTwice)>>,
 }
 
 impl Pieces<'_, '_> {
@@ -837,7 +845,8 @@ impl Pieces<'_, '_> {
         }
     }
 
-    fn push(&mut self, stored: Vec<Stored>) {
+    fn push(&mut self, (stored, held_twice): (Vec<Stored>, HeldTwice)) {
+        self.held_twice.absorb(held_twice);
         for (start, len, Put { chunk, new }) in stored {
             if new {
                 self.new_bytes += len;
@@ -853,13 +862,15 @@ impl Pieces<'_, '_> {
 
 /// Hashes and stores a batch of cut chunks, on every core when there are several (the cuts
 /// were made already, so the boundaries are those of a sequential pass).
-fn hash(store: &dyn ContentStore, batch: Vec<(u64, Cut)>) -> Vec<Stored> {
+fn hash(store: &dyn ContentStore, batch: Vec<(u64, Cut)>) -> (Vec<Stored>, HeldTwice) {
     let (starts, cuts): (Vec<u64>, Vec<Cut>) = batch.into_iter().unzip();
-    starts
+    let (puts, held_twice) = store.put_cuts(cuts);
+    let stored = starts
         .into_iter()
-        .zip(store.put_cuts(cuts))
+        .zip(puts)
         .map(|(start, put)| (start, put.chunk.len() as u64, put))
-        .collect()
+        .collect();
+    (stored, held_twice)
 }
 
 /// Appends `len` zeros at `start`, merged into a zero run before it.
@@ -1054,7 +1065,11 @@ mod tests {
         let chunker = Chunker::default();
         let data = noise(8 << 20, 21);
         let mut c = FileContent::default();
-        let prepared = write_and_commit_frozen(&mut c, &data, &chunker, &*store);
+        let mut prepared = write_and_commit_frozen(&mut c, &data, &chunker, &*store);
+        // Every buffer is shared, and counted as held twice until the commit lets it go.
+        assert_eq!(store.stats().held_twice_bytes, data.len() as u64);
+        drop(std::mem::take(&mut prepared.held_twice));
+        assert_eq!(store.stats().held_twice_bytes, 0);
         // The same chunks as one pass over one buffer, though they were cut from several
         // buffers and each chunk near a buffer's end from what was left of it.
         let mut whole = FileContent::default();

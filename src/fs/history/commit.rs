@@ -400,6 +400,11 @@ impl Fs {
             // The file was freed (or poisoned) meanwhile.
             return Ok(());
         }
+        // The buffers the chunks share with the layers count twice again from here, before
+        // the layers' dirty bytes are released below: for a moment twice, never not at all.
+        if let Some(p) = prepared.as_mut().and_then(Option::as_mut) {
+            drop(std::mem::take(&mut p.held_twice));
+        }
         let Some(layers) = state.content.pending_through(&job.through) else {
             return Ok(());
         };

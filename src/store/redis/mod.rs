@@ -540,6 +540,8 @@ impl ContentStore for RedisStore {
             chunks: self.chunks.load(Ordering::Relaxed),
             stored_bytes: self.bytes.load(Ordering::Relaxed),
             resident_bytes: self.shared.unsaved_bytes.load(Ordering::Relaxed),
+            // Its chunks are copies.
+            held_twice_bytes: 0,
         }
     }
 
