@@ -135,8 +135,11 @@ fn the_default_is_rings_where_the_kernel_offers_them() {
         std::fs::read(m.join("a")).unwrap(),
         b"on /dev/fuse after all"
     );
-    let policies = thread_policies(m.pid());
-    assert!(policies.iter().any(|(name, _)| name == "fuser-0"));
+    let policies = thread_policies(m.pid(), &["fuser-0"]);
+    assert!(
+        policies.iter().any(|(name, _)| name == "fuser-0"),
+        "no fuser-0: {policies:?}"
+    );
     assert!(
         policies.iter().all(|&(_, p)| p == libc::SCHED_OTHER),
         "memfs yields on /dev/fuse: {policies:?}"
@@ -190,7 +193,7 @@ fn threads_yield_the_cpu_from_a_session_of_their_own() {
     }
     // Started by the test, memfs is in the test's session (and scheduling group).
     let shared = ring_mount();
-    let policies = thread_policies(shared.pid());
+    let policies = thread_policies(shared.pid(), &["memfs-ring"]);
     assert!(policies.iter().any(|(name, _)| name == "memfs-ring"));
     if !sessions_are_scheduling_groups() {
         assert_eq!(shared.pid(), shared.started_pid(), "forked for nothing");
@@ -226,8 +229,9 @@ fn threads_yield_the_cpu_from_a_session_of_their_own() {
             std::fs::read(mount.join("a")).unwrap(),
             b"served by yielding threads"
         );
-        let policies = thread_policies(mount.pid());
-        for name in ["memfs-ring", "memfs-commit-0", "fuser-0"] {
+        let names = ["memfs-ring", "memfs-commit-0", "fuser-0"];
+        let policies = thread_policies(mount.pid(), &names);
+        for name in names {
             assert!(
                 policies.iter().any(|(n, _)| n == name),
                 "no {name}: {policies:?}"
@@ -240,7 +244,7 @@ fn threads_yield_the_cpu_from_a_session_of_their_own() {
             "memfs in a session of its own does not yield: {policies:?}"
         );
     }
-    let writer = thread_policies(own.pid());
+    let writer = thread_policies(own.pid(), &["memfs-trace"]);
     assert!(
         writer
             .iter()

@@ -7,9 +7,10 @@
 //! The gear hash shifts left one bit per byte, so a byte's contribution is gone 64 bytes
 //! later: the hash at byte `p` is a function of `data[p - 63..=p]` alone (and of no byte
 //! before the scan's start, where the crate starts it at zero). A block of the scan can
-//! therefore be split into four lanes, each warmed up on the 64 bytes before it, and the
-//! four chains advanced in one loop; the processor overlaps them. The first cut of the
-//! block is the first in the lowest lane that has one.
+//! therefore be split into four lanes and the four chains advanced in one loop; the
+//! processor overlaps them. A block's first lane goes on from the hash the last lane of the
+//! block before ended with; the other three are warmed up on the 64 bytes before them. The
+//! first cut of the block is the first in the lowest lane that has one.
 //!
 //! The result is the crate's, position for position (`tests` compare them), so recipes,
 //! dedup and the chunk-size measurements do not change.

@@ -302,12 +302,25 @@ pub fn thread_ticks(pid: u32, name: &str) -> u64 {
         .sum()
 }
 
-/// The scheduling policy (`SCHED_*`, field 41) of each thread of `pid`, by thread name.
-pub fn thread_policies(pid: u32) -> Vec<(String, i32)> {
-    thread_stats(pid)
-        .into_iter()
-        .filter_map(|(comm, fields)| Some((comm, fields.get(41 - 3)?.parse().ok()?)))
-        .collect()
+/// The scheduling policy (`SCHED_*`, field 41) of each thread of `pid`, by thread name,
+/// once threads of each of the `names` are there (for up to 5 s). A thread takes its name
+/// only once it runs, so one just started still shows its parent's name: the CI once saw
+/// a mount's `fuser-0` as `memfs`.
+pub fn thread_policies(pid: u32, names: &[&str]) -> Vec<(String, i32)> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let policies: Vec<(String, i32)> = thread_stats(pid)
+            .into_iter()
+            .filter_map(|(comm, fields)| Some((comm, fields.get(41 - 3)?.parse().ok()?)))
+            .collect();
+        let all_there = names
+            .iter()
+            .all(|name| policies.iter().any(|(n, _)| n == name));
+        if all_there || std::time::Instant::now() > deadline {
+            return policies;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
 }
 
 /// Whether `path` is a mount point in /proc/mounts.
