@@ -81,7 +81,7 @@ impl Scan<'_> {
         while pos < to {
             let lane = ((to - pos) / 4).min(LANE);
             if lane < LANE_MIN {
-                return self.first_cut_on_one_chain(pos, to, mask);
+                return self.first_cut_on_one_chain(pos, to, mask, carried);
             }
             let [s0, s1, s2, s3] = [0, 1, 2, 3].map(|k| pos + k * lane);
             let mut h0 = carried;
@@ -120,8 +120,14 @@ impl Scan<'_> {
         None
     }
 
-    fn first_cut_on_one_chain(&self, from: usize, to: usize, mask: u64) -> Option<usize> {
-        let mut h = self.hash_before(from);
+    /// The same on one chain, from `h`, the hash after the byte before `from`.
+    fn first_cut_on_one_chain(
+        &self,
+        from: usize,
+        to: usize,
+        mask: u64,
+        mut h: u64,
+    ) -> Option<usize> {
         for (p, &b) in self.data[from..to].iter().enumerate() {
             h = (h << 1).wrapping_add(self.gear[b as usize]);
             if is_cut(h, from + p, mask) {
