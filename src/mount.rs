@@ -26,10 +26,11 @@ use crate::transport::uring;
 /// costs little (README "Kernel settings").
 pub const DEFAULT_POLL_US: u64 = 50;
 
-/// `--read-ahead-kb`: the kernel reads ahead of a sequential reader in requests of up to
-/// this much (1 MiB, the largest request: `max_pages` 256). The kernel's own default is
-/// 128 KiB (README "Kernel settings").
-pub const DEFAULT_READ_AHEAD_KB: u32 = 1024;
+/// `--read-ahead-kb`: how far the kernel reads ahead of a sequential reader. Two of the
+/// largest requests (1 MiB, `max_pages` 256), so that two ring lanes can serve one reader at
+/// once (`transport::uring`). The kernel's own default is 128 KiB (README "Kernel
+/// settings").
+pub const DEFAULT_READ_AHEAD_KB: u32 = 2048;
 
 #[derive(Clone, Debug)]
 pub struct MountConfig {
@@ -448,9 +449,9 @@ fn start_rings(
     tracer: &Option<Arc<Tracer>>,
     notifier: &crate::transport::fuser::NotifierSlot,
 ) -> Result<uring::Running> {
-    // A write-back's WRITEs are served by the rings while the request that asked for it
-    // waits on a thread of its own (see uring's queue); --threads still bounds how many.
-    notifier.fill(session.notifier(), config.threads.max(1));
+    // A write-back's WRITEs are served by the other lanes of the queue while the request
+    // that asked for it waits in its lane; fewer may wait at once than a queue has lanes.
+    notifier.fill(session.notifier(), uring::LANES_PER_QUEUE);
     let server = crate::request::Server::new(router.clone(), config.kernel.clone(), tracer.clone())
         .with_kernel_cache(Arc::new(notifier.clone()));
     let access = uring::Access {

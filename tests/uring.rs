@@ -408,7 +408,12 @@ fn a_ring_thread_leaves_its_cpu_only_for_big_reads() {
     }
     let m = ring_mount();
     let pinned: Vec<String> = (0..cpus).map(|c| c.to_string()).collect();
-    let mut sorted = pinned.clone();
+    // Each CPU's lanes, each thread pinned to it.
+    let lanes = memfs::transport::uring::LANES_PER_QUEUE;
+    let mut sorted: Vec<String> = pinned
+        .iter()
+        .flat_map(|c| std::iter::repeat_n(c.clone(), lanes))
+        .collect();
     sorted.sort();
     // Requests from this thread go to CPU 0's queue.
     let on_cpu0 = std::thread::spawn(move || {
@@ -459,7 +464,8 @@ fn a_ring_thread_leaves_its_cpu_only_for_big_reads() {
             watched.is_ok(),
             "no ring thread left its CPU for the reads: {watched:?}"
         );
-        // Small requests (getxattr always asks memfs) pin it again.
+        // Small requests (getxattr always asks memfs) pin the lane that serves them again;
+        // the others go back after a while without requests.
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
         loop {
             let _ = xattr_get(&path, "user.absent");
@@ -475,5 +481,75 @@ fn a_ring_thread_leaves_its_cpu_only_for_big_reads() {
         m
     });
     let m = on_cpu0.join().expect("the test thread failed");
+    assert!(m.unmount().success());
+}
+
+/// The voluntary context switches of each ring thread of `pid`, by thread id: one for each
+/// request it waited for, at least.
+fn ring_thread_waits(pid: u32) -> std::collections::BTreeMap<u64, u64> {
+    let mut waits = std::collections::BTreeMap::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .flatten()
+    {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if comm.trim() != "memfs-ring" {
+            continue;
+        }
+        let status = std::fs::read_to_string(task.path().join("status")).unwrap_or_default();
+        let switches = status
+            .lines()
+            .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or(0);
+        let tid = task.file_name().to_string_lossy().parse().unwrap_or(0);
+        waits.insert(tid, switches);
+    }
+    waits
+}
+
+/// The READs a read-ahead keeps in flight for one reader (two of 1 MiB) are served by two
+/// lanes of the reader's CPU queue at once. A thread of several entries took both, one
+/// after the other, while the other CPU idled.
+#[test]
+fn one_readers_reads_in_flight_are_served_by_several_lanes() {
+    if !rings_available() {
+        return;
+    }
+    let m = ring_mount();
+    let pid = m.pid();
+    let path = m.join("big");
+    let data: Vec<u8> = (0..32u32 << 20).map(|i| (i % 251) as u8).collect();
+    std::fs::write(&path, &data).unwrap();
+    // From one CPU, so that every READ goes to that CPU's queue.
+    let reader = std::thread::spawn(move || {
+        assert!(pin_this_thread(0), "pinning the test thread to CPU 0");
+        use std::io::Read;
+        use std::os::fd::AsRawFd;
+        let mut file = std::fs::File::open(&path).unwrap();
+        file.sync_all().unwrap();
+        let fd = file.as_raw_fd();
+        assert_eq!(
+            unsafe { libc::posix_fadvise(fd, 0, 0, libc::POSIX_FADV_DONTNEED) },
+            0
+        );
+        let before = ring_thread_waits(pid);
+        let mut back = vec![0u8; data.len()];
+        file.read_exact(&mut back).unwrap();
+        assert!(back == data, "read back other bytes");
+        (before, ring_thread_waits(pid))
+    });
+    let (before, after) = reader.join().expect("the reader failed");
+    // 32 READs: each of two lanes waits for several of them.
+    let busy: Vec<u64> = after
+        .iter()
+        .map(|(tid, n)| n - before.get(tid).copied().unwrap_or(0))
+        .filter(|&waits| waits >= 5)
+        .collect();
+    assert!(
+        busy.len() >= 2,
+        "the READs were served by {} ring thread(s): waits before {before:?}, after {after:?}",
+        busy.len()
+    );
     assert!(m.unmount().success());
 }

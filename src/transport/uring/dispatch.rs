@@ -85,18 +85,6 @@ impl Dispatcher {
         size.is_some_and(|n| n >= least)
     }
 
-    /// Whether serving this request may wait for other requests of the kernel's: a seek for
-    /// data or a hole in a file with writes cached above asks the kernel to write them back
-    /// first, and those WRITEs may be queued on the very ring that would wait for them.
-    pub fn may_wait_for_kernel(h: &InHeader, arg: &[u8]) -> bool {
-        if h.opcode != op::LSEEK {
-            return false;
-        }
-        let mut a = Reader::new(arg);
-        let whence = a.skip(16).and_then(|()| a.u32());
-        matches!(whence, Some(w) if w as i32 == libc::SEEK_DATA || w as i32 == libc::SEEK_HOLE)
-    }
-
     /// Serves one request: `arg` is the op's argument struct, `payload` the entry's payload
     /// buffer whose first `payload_len` bytes hold the rest of the request.
     pub fn serve(

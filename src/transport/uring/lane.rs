@@ -1,5 +1,15 @@
-//! One ring queue: an io_uring with 128-byte SQEs, its entries (a header buffer and a
-//! payload buffer each, registered with the kernel), and the thread that serves it.
+//! One lane of a CPU's ring queue: a thread, its io_uring with 128-byte SQEs, and the one
+//! entry it registers (a header buffer and a payload buffer).
+//!
+//! Each CPU's queue is served by several lanes of one entry each rather than by one thread
+//! with several entries, because of how the kernel picks an entry: the one made available
+//! last (`fuse_uring_ent_avail` moves it to the head of the queue's list of available
+//! entries, and a request takes the head). A thread of eight entries so took every request
+//! of a burst, such as the two 1 MiB READs a read-ahead keeps in flight, and served them
+//! one after the other while the other CPU idled. With one entry per thread, a request
+//! that comes while a lane is busy goes to another lane, whose thread may run on another
+//! CPU; a caller that waits for each answer is still served by one lane, woken where it
+//! runs (README "Lanes").
 //!
 //! The kernel owns an entry's buffers from the moment its REGISTER or COMMIT_AND_FETCH is
 //! submitted until that command completes with a request; the thread touches them only in
@@ -8,13 +18,10 @@
 
 use std::alloc::{alloc_zeroed, dealloc, Layout};
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::RawFd;
 use std::ptr::NonNull;
 use std::sync::mpsc::Sender;
-use std::sync::Arc;
 use std::time::Duration;
-
-use parking_lot::Mutex;
 
 use io_uring::{cqueue, opcode, squeue, types, IoUring};
 use tracing::{debug, error, warn};
@@ -36,13 +43,17 @@ const HEADER_LEN: usize = 256 + 32;
 /// Page-aligned, as libfuse allocates it, so the kernel could pin it.
 const PAGE: usize = 4096;
 
-/// The user data of the stop poll's completion; entries use their index.
-const STOP: u64 = u64::MAX;
-/// The user data of the poll that says a handed-off request has its reply.
-const HANDED_BACK: u64 = u64::MAX - 1;
+/// The user data of the entry's commands' completions and of the stop poll's.
+const ENTRY: u64 = 0;
+const STOP: u64 = 1;
 
-/// A READ at least this big lets its ring thread leave its CPU (see [`Queue::serve`]).
+/// A READ at least this big lets its ring thread leave its CPU (see [`Lane::serve`]).
 const ROAMING_READ: u32 = 256 << 10;
+/// How long a lane that left its CPU waits for a request before it goes back. A reader's
+/// next READ comes within a millisecond or two; a lane the next small request does not
+/// reach (the kernel gives it to the lane that answered last) would otherwise be woken on
+/// another CPU, whenever it is next needed.
+const ROAMING_IDLE: Duration = Duration::from_millis(20);
 
 /// A zeroed, page-aligned buffer the kernel reads and writes.
 struct Buffer {
@@ -50,7 +61,7 @@ struct Buffer {
     layout: Layout,
 }
 
-// The buffer is plain memory; who may touch it when is the queue thread's protocol above.
+// The buffer is plain memory; who may touch it when is the lane's protocol above.
 unsafe impl Send for Buffer {}
 
 impl Buffer {
@@ -86,94 +97,52 @@ impl Drop for Buffer {
     }
 }
 
-/// One entry: the buffers a request comes in and its reply goes out through.
-struct RingEntry {
+/// A lane made before the mount: everything that can fail is done here, so that once the
+/// kernel has agreed to use rings only the REGISTER command remains.
+pub struct Lane {
+    qid: u16,
+    ring: IoUring<squeue::Entry128, cqueue::Entry>,
     header: Buffer,
     payload: Buffer,
     /// The two iovecs REGISTER points the kernel at; kept at a stable address.
     iov: Box<[libc::iovec; 2]>,
-    /// The request this entry holds, to name in its COMMIT_AND_FETCH.
+    /// The request the entry holds, to name in its COMMIT_AND_FETCH.
     commit_id: u64,
+    /// Whether the kernel may hold the buffers: from the first REGISTER it accepted until
+    /// the entry ends.
     registered: bool,
 }
 
-/// Requests served off the ring thread come back here: their entries, and an eventfd the
-/// ring thread polls. Shared with those threads, so it outlives the last of them.
-struct HandBack {
-    entries: Mutex<Vec<usize>>,
-    wake: OwnedFd,
-}
+// The iovecs point into the lane's own buffers, which move with it.
+unsafe impl Send for Lane {}
 
-impl HandBack {
-    fn give_back(&self, i: usize) {
-        self.entries.lock().push(i);
-        let one = 1u64.to_ne_bytes();
-        if unsafe { libc::write(self.wake.as_raw_fd(), one.as_ptr().cast(), 8) } != 8 {
-            error!("waking the ring thread: {}", io::Error::last_os_error());
-        }
-    }
-
-    fn take(&self) -> Vec<usize> {
-        let mut count = [0u8; 8];
-        let _ = unsafe { libc::read(self.wake.as_raw_fd(), count.as_mut_ptr().cast(), 8) };
-        std::mem::take(&mut *self.entries.lock())
-    }
-}
-
-// The iovecs point into the entry's own buffers, which move with it.
-unsafe impl Send for RingEntry {}
-
-/// A queue made before the mount: everything that can fail is done here, so that once the
-/// kernel has agreed to use rings only REGISTER commands remain.
-pub struct Queue {
-    qid: u16,
-    ring: IoUring<squeue::Entry128, cqueue::Entry>,
-    entries: Vec<RingEntry>,
-    hand_back: Arc<HandBack>,
-}
-
-impl Queue {
-    pub fn new(qid: u16, depth: usize, payload_len: usize) -> io::Result<Queue> {
-        // One SQE per entry, plus the stop and hand-back polls.
-        let sq = (depth + 2).next_power_of_two() as u32;
+impl Lane {
+    /// A lane of CPU `qid`'s queue whose payload buffer holds `payload_len` bytes.
+    pub fn new(qid: u16, payload_len: usize) -> io::Result<Lane> {
+        // The entry's command and the stop poll.
         let ring = IoUring::<squeue::Entry128, cqueue::Entry>::builder()
-            .setup_cqsize(sq * 2)
-            .build(sq)?;
-        let mut entries = Vec::with_capacity(depth);
-        for _ in 0..depth {
-            let header = Buffer::new(HEADER_LEN.max(PAGE))?;
-            let payload = Buffer::new(payload_len)?;
-            let iov = Box::new([
-                libc::iovec {
-                    iov_base: header.addr().cast(),
-                    iov_len: HEADER_LEN,
-                },
-                libc::iovec {
-                    iov_base: payload.addr().cast(),
-                    iov_len: payload.len(),
-                },
-            ]);
-            entries.push(RingEntry {
-                header,
-                payload,
-                iov,
-                commit_id: 0,
-                registered: false,
-            });
-        }
-        let wake = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
-        if wake < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let hand_back = Arc::new(HandBack {
-            entries: Mutex::new(Vec::new()),
-            wake: unsafe { OwnedFd::from_raw_fd(wake) },
-        });
-        Ok(Queue {
+            .setup_cqsize(4)
+            .build(2)?;
+        let header = Buffer::new(HEADER_LEN.max(PAGE))?;
+        let payload = Buffer::new(payload_len)?;
+        let iov = Box::new([
+            libc::iovec {
+                iov_base: header.addr().cast(),
+                iov_len: HEADER_LEN,
+            },
+            libc::iovec {
+                iov_base: payload.addr().cast(),
+                iov_len: payload.len(),
+            },
+        ]);
+        Ok(Lane {
             qid,
             ring,
-            entries,
-            hand_back,
+            header,
+            payload,
+            iov,
+            commit_id: 0,
+            registered: false,
         })
     }
 
@@ -185,32 +154,24 @@ impl Queue {
         cmd
     }
 
-    fn register_sqe(&self, fuse: RawFd, i: usize) -> squeue::Entry128 {
+    fn register_sqe(&self, fuse: RawFd) -> squeue::Entry128 {
         let sqe = opcode::UringCmd80::new(types::Fd(fuse), FUSE_IO_URING_CMD_REGISTER)
             .cmd(self.command(0))
-            .addr(Some(self.entries[i].iov.as_ptr() as u64))
+            .addr(Some(self.iov.as_ptr() as u64))
             .build()
-            .user_data(i as u64);
+            .user_data(ENTRY);
         with_len(sqe, 2)
     }
 
-    fn commit_sqe(&self, fuse: RawFd, i: usize) -> squeue::Entry128 {
+    fn commit_sqe(&self, fuse: RawFd) -> squeue::Entry128 {
         opcode::UringCmd80::new(types::Fd(fuse), FUSE_IO_URING_CMD_COMMIT_AND_FETCH)
-            .cmd(self.command(self.entries[i].commit_id))
+            .cmd(self.command(self.commit_id))
             .build()
-            .user_data(i as u64)
-    }
-
-    fn hand_back_poll(&self) -> squeue::Entry128 {
-        let fd = self.hand_back.wake.as_raw_fd();
-        let poll = opcode::PollAdd::new(types::Fd(fd), libc::POLLIN as u32)
-            .build()
-            .user_data(HANDED_BACK);
-        squeue::Entry128::from(poll)
+            .user_data(ENTRY)
     }
 
     fn push(&mut self, sqe: squeue::Entry128) -> io::Result<()> {
-        // One SQE per entry at most, plus two polls: the queue cannot be full.
+        // The entry's one command and the stop poll: the queue cannot be full.
         unsafe { self.ring.submission().push(&sqe) }
             .map_err(|_| io::Error::other("submission queue full"))
     }
@@ -222,38 +183,32 @@ impl Queue {
             .collect()
     }
 
-    /// Registers every entry (retrying while the kernel answers EAGAIN: INIT not done) and
+    /// Registers the entry (retrying while the kernel answers EAGAIN: INIT not done) and
     /// the poll that ends the thread when `stop` becomes readable. Returns the completions
-    /// that already carry requests.
+    /// that already carry a request.
     fn register(&mut self, fuse: RawFd, stop: RawFd) -> io::Result<Vec<(u64, i32)>> {
         let poll = opcode::PollAdd::new(types::Fd(stop), libc::POLLIN as u32)
             .build()
             .user_data(STOP);
         self.push(squeue::Entry128::from(poll))?;
-        self.push(self.hand_back_poll())?;
-        let mut waiting: Vec<usize> = (0..self.entries.len()).collect();
-        let mut ready = Vec::new();
         for _attempt in 0..500 {
-            for &i in &waiting {
-                self.push(self.register_sqe(fuse, i))?;
-            }
+            self.push(self.register_sqe(fuse))?;
             self.ring.submit()?;
-            waiting.clear();
             // A refused REGISTER completes at once; an accepted one stays queued until a
             // request comes.
+            let mut refused = false;
+            let mut ready = Vec::new();
             for (data, res) in self.completions() {
                 match res {
-                    r if r == -libc::EAGAIN || r == -libc::EINTR => waiting.push(data as usize),
-                    r if r < 0 && data < STOP - 1 => {
-                        return Err(io::Error::from_raw_os_error(-r));
+                    r if data == ENTRY && (r == -libc::EAGAIN || r == -libc::EINTR) => {
+                        refused = true
                     }
+                    r if data == ENTRY && r < 0 => return Err(io::Error::from_raw_os_error(-r)),
                     _ => ready.push((data, res)),
                 }
             }
-            if waiting.is_empty() {
-                for e in &mut self.entries {
-                    e.registered = true;
-                }
+            if !refused {
+                self.registered = true;
                 return Ok(ready);
             }
             std::thread::sleep(Duration::from_millis(10));
@@ -261,21 +216,21 @@ impl Queue {
         Err(io::Error::from(io::ErrorKind::TimedOut))
     }
 
-    /// Serves requests until the kernel ends every entry (unmount) or `stop` is signalled.
+    /// Serves requests until the kernel ends the entry (unmount) or `stop` is signalled.
     /// `started` hears once whether registration worked.
     ///
-    /// The thread stays on its CPU, its callers', except while its batches hold big READs.
-    /// The kernel copies a READ's reply into the page cache inside the COMMIT, on this
-    /// thread's CPU, which is the reader's; the reader copies out of the page cache there
-    /// too. So a 1 GiB cold read took 716–867 ms, against 418–612 ms on /dev/fuse, whose
-    /// server thread runs on the other CPU. Allowed on every CPU while it serves big READs,
-    /// the thread is woken on the idle one: 382–444 ms (README "Yielding the CPU to the
-    /// caller").
+    /// The thread stays on its CPU, its callers', except after a big READ, until the next
+    /// request that is not one or [`ROAMING_IDLE`] without a request. The kernel
+    /// copies a READ's reply into the page cache inside the COMMIT, on this thread's CPU,
+    /// which is the reader's; the reader copies out of the page cache there too. So a 1 GiB
+    /// cold read took 716–867 ms, against 418–612 ms on /dev/fuse, whose server thread runs
+    /// on the other CPU. Allowed on every CPU after a big READ, the thread is woken on the
+    /// idle one: 382–444 ms (README "Yielding the CPU to the caller").
     pub fn serve(
         mut self,
         fuse: RawFd,
         stop: RawFd,
-        dispatcher: &Arc<Dispatcher>,
+        dispatcher: &Dispatcher,
         started: Sender<io::Result<()>>,
     ) {
         pin_to_cpu(self.qid as usize);
@@ -290,41 +245,34 @@ impl Queue {
                 return;
             }
         };
-        let mut live = self.entries.len();
         let mut roaming = false;
         loop {
-            let mut big_reads = false;
             for (data, res) in pending.drain(..) {
                 if data == STOP {
                     debug!(qid = self.qid, "ring stopped");
                     self.leak_if_registered();
                     return;
                 }
-                if data == HANDED_BACK {
-                    for i in self.hand_back.take() {
-                        let sqe = self.commit_sqe(fuse, i);
-                        self.push_logged(sqe);
-                    }
-                    let poll = self.hand_back_poll();
-                    self.push_logged(poll);
-                    continue;
-                }
-                let i = data as usize;
-                if i >= self.entries.len() {
-                    continue;
-                }
-                if res == 0 {
-                    big_reads |= self.holds_read_of(i, ROAMING_READ);
-                }
                 let next = match res {
-                    0 if self.answer(i, dispatcher) => Some(self.commit_sqe(fuse, i)),
-                    0 => None,
+                    0 => {
+                        let big_read = self.holds_read_of(ROAMING_READ);
+                        self.answer(dispatcher);
+                        if big_read != roaming {
+                            roaming = big_read;
+                            if roaming {
+                                allow_every_cpu();
+                            } else {
+                                pin_to_cpu(self.qid as usize);
+                            }
+                        }
+                        self.commit_sqe(fuse)
+                    }
+                    // Resend whatever was refused for now.
                     r if r == -libc::EAGAIN || r == -libc::EINTR => {
-                        // Resend whatever was refused for now.
-                        if self.entries[i].commit_id == 0 {
-                            Some(self.register_sqe(fuse, i))
+                        if self.commit_id == 0 {
+                            self.register_sqe(fuse)
                         } else {
-                            Some(self.commit_sqe(fuse, i))
+                            self.commit_sqe(fuse)
                         }
                     }
                     r => {
@@ -336,29 +284,29 @@ impl Queue {
                                 io::Error::from_raw_os_error(-r)
                             );
                         }
-                        self.entries[i].registered = false;
-                        live -= 1;
-                        None
+                        debug!(qid = self.qid, "ring entry ended");
+                        self.registered = false;
+                        return;
                     }
                 };
-                if let Some(sqe) = next {
-                    self.push_logged(sqe);
+                if let Err(e) = self.push(next) {
+                    error!(qid = self.qid, "ring: {e}");
                 }
             }
-            if live == 0 {
-                debug!(qid = self.qid, "every ring entry ended");
-                return;
-            }
-            if big_reads != roaming {
-                roaming = big_reads;
-                if roaming {
-                    allow_every_cpu();
-                } else {
+            let waited = if roaming {
+                let idle = types::Timespec::from(ROAMING_IDLE);
+                let args = types::SubmitArgs::new().timespec(&idle);
+                self.ring.submitter().submit_with_args(1, &args)
+            } else {
+                self.ring.submit_and_wait(1)
+            };
+            match waited {
+                Ok(_) => {}
+                Err(e) if e.raw_os_error() == Some(libc::ETIME) => {
+                    // No READ followed: back to its CPU before the next request.
+                    roaming = false;
                     pin_to_cpu(self.qid as usize);
                 }
-            }
-            match self.ring.submit_and_wait(1) {
-                Ok(_) => {}
                 Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
                 Err(e) => {
                     warn!(qid = self.qid, "ring wait: {e}");
@@ -370,72 +318,43 @@ impl Queue {
         }
     }
 
-    fn push_logged(&mut self, sqe: squeue::Entry128) {
-        if let Err(e) = self.push(sqe) {
-            error!(qid = self.qid, "ring: {e}");
-        }
-    }
-
-    /// Whether entry `i`, whose command has just completed with a request, holds a READ of
+    /// Whether the entry, whose command has just completed with a request, holds a READ of
     /// at least `least` bytes.
-    fn holds_read_of(&self, i: usize, least: u32) -> bool {
+    fn holds_read_of(&self, least: u32) -> bool {
         // Safety: as in `answer`, which runs next on this thread.
-        let header = unsafe { self.entries[i].header.slice() };
+        let header = unsafe { self.header.slice() };
         InHeader::parse(&header[..IN_HEADER_LEN])
             .is_some_and(|h| Dispatcher::is_read_of(&h, &header[OP_IN..], least))
     }
 
-    /// Serves the request entry `i` holds and writes its reply into the entry; true when
-    /// the reply is ready. A request that may wait for other kernel requests is served on a
-    /// thread of its own instead (false), and handed back through `hand_back`: this thread
-    /// is the only one serving its CPU's queue, where those requests may be waiting.
-    fn answer(&mut self, i: usize, dispatcher: &Arc<Dispatcher>) -> bool {
-        let entry = &mut self.entries[i];
+    /// Serves the request the entry holds and writes its reply into the entry.
+    ///
+    /// A request that waits for other requests of the kernel's (a seek for data with writes
+    /// cached above, see `request::Lseek`) is served here too: it holds this lane only, and
+    /// the other lanes of the queue serve the WRITEs it waits for. The mount lets fewer
+    /// such waits run at once than a queue has lanes (`mount::start_rings`).
+    fn answer(&mut self, dispatcher: &Dispatcher) {
         // Safety: the command completed with a request, so the kernel is done with the
         // buffers until the COMMIT_AND_FETCH this reply goes out with.
-        let (header, payload) = unsafe { (entry.header.slice(), entry.payload.slice()) };
-        entry.commit_id = read_u64(header, ENT_COMMIT_ID);
-        let slow = InHeader::parse(&header[..IN_HEADER_LEN])
-            .is_some_and(|h| Dispatcher::may_wait_for_kernel(&h, &header[OP_IN..]));
-        if !slow {
-            serve_entry(header, payload, dispatcher);
-            return true;
-        }
-        let (shared, hand_back) = (dispatcher.clone(), self.hand_back.clone());
-        let buffers = HeldBuffers { header, payload };
-        let spawned = std::thread::Builder::new()
-            .name("memfs-ring-wait".into())
-            .spawn(move || {
-                let HeldBuffers { header, payload } = buffers;
-                serve_entry(header, payload, &shared);
-                hand_back.give_back(i);
-            });
-        match spawned {
-            Ok(_) => false,
-            Err(e) => {
-                warn!("no thread for a request that may wait: {e}; serving it here");
-                let (header, payload) = unsafe { (entry.header.slice(), entry.payload.slice()) };
-                serve_entry(header, payload, dispatcher);
-                true
-            }
-        }
+        let (header, payload) = unsafe { (self.header.slice(), self.payload.slice()) };
+        self.commit_id = read_u64(header, ENT_COMMIT_ID);
+        serve_entry(header, payload, dispatcher);
     }
 
-    /// Leaves the buffers of entries the kernel may still hold allocated for good: the
-    /// kernel could write a request into them after this thread is gone.
-    fn leak_if_registered(&mut self) {
-        for entry in std::mem::take(&mut self.entries) {
-            if entry.registered {
-                std::mem::forget(entry);
-            }
+    /// Leaves the buffers allocated for good if the kernel may still hold them: it could
+    /// write a request into them after this thread is gone.
+    fn leak_if_registered(self) {
+        let Lane {
+            header,
+            payload,
+            iov,
+            registered,
+            ..
+        } = self;
+        if registered {
+            std::mem::forget((header, payload, iov));
         }
     }
-}
-
-/// An entry's buffers, lent to the thread serving its request off the ring.
-struct HeldBuffers {
-    header: &'static mut [u8],
-    payload: &'static mut [u8],
 }
 
 /// Serves the request in an entry's buffers and writes the reply back into them.
