@@ -30,7 +30,25 @@ fn compressible_chunks_are_held_compressed_and_read_back_whole() {
         std::fs::write(m.join("text"), &text).unwrap();
         std::fs::write(m.join("noise"), &noise).unwrap();
         let (stored, held) = stored_and_held(&m);
-        assert_eq!(stored, (8 << 20) as u64, "{args:?}");
+        // Seen once in CI on /dev/fuse, under load, and not explained yet: a few KiB more
+        // stored than written. The versions and stats say where they are if it comes back.
+        if stored != (8 << 20) as u64 {
+            let log = |f: &str| {
+                let out = std::process::Command::new(env!("CARGO_BIN_EXE_memfs"))
+                    .arg("log")
+                    .arg(m.join(f))
+                    .output()
+                    .unwrap();
+                String::from_utf8_lossy(&out.stdout).into_owned()
+            };
+            let stats = std::fs::read_to_string(m.join(".memfs/stats.json")).unwrap();
+            panic!(
+                "{args:?}: {stored} bytes stored, not {}\ntext:\n{}noise:\n{}stats: {stats}",
+                8 << 20,
+                log("text"),
+                log("noise")
+            );
+        }
         if compressed {
             assert!(
                 held < stored - (text.len() / 2) as u64,
