@@ -74,12 +74,12 @@ impl Dispatcher {
             )
     }
 
-    /// Whether the request is a READ of at least `least` bytes.
-    pub fn is_read_of(h: &InHeader, arg: &[u8], least: u32) -> bool {
-        if h.opcode != op::READ {
+    /// Whether the request is a READ or a WRITE of at least `least` bytes.
+    pub fn is_bulk_of(h: &InHeader, arg: &[u8], least: u32) -> bool {
+        if h.opcode != op::READ && h.opcode != op::WRITE {
             return false;
         }
-        // fuse_read_in: fh, offset, then size.
+        // fuse_read_in and fuse_write_in: fh, offset, then size.
         let mut a = Reader::new(arg);
         let size = a.skip(16).and_then(|()| a.u32());
         size.is_some_and(|n| n >= least)
@@ -653,6 +653,28 @@ mod tests {
             names
         };
         assert!(names.contains(&&b"dir"[..]), "{names:?}");
+    }
+
+    #[test]
+    fn bulk_requests_are_reads_and_writes_of_at_least_the_size() {
+        // fuse_read_in / fuse_write_in: fh, offset, size, then more.
+        let arg = |size: u32| {
+            [0u64.to_ne_bytes(), 0u64.to_ne_bytes()]
+                .concat()
+                .into_iter()
+                .chain(size.to_ne_bytes())
+                .chain([0u8; 20])
+                .collect::<Vec<u8>>()
+        };
+        let is = |opcode, size| {
+            Dispatcher::is_bulk_of(&header(opcode, ROOT_INO, 0, 40, 0), &arg(size), 256 << 10)
+        };
+        assert!(is(op::READ, 256 << 10) && is(op::WRITE, 1 << 20));
+        assert!(!is(op::READ, 4096) && !is(op::WRITE, (256 << 10) - 1));
+        assert!(!is(op::GETATTR, 1 << 20));
+        // A struct cut short is not bulk.
+        let h = header(op::READ, ROOT_INO, 0, 8, 0);
+        assert!(!Dispatcher::is_bulk_of(&h, &[0u8; 8], 1));
     }
 
     #[test]

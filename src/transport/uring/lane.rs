@@ -47,10 +47,11 @@ const PAGE: usize = 4096;
 const ENTRY: u64 = 0;
 const STOP: u64 = 1;
 
-/// A READ at least this big lets its ring thread leave its CPU (see [`Lane::serve`]).
-const ROAMING_READ: u32 = 256 << 10;
+/// A READ or WRITE at least this big lets its ring thread leave its CPU (see
+/// [`Lane::serve`]).
+const ROAMING_SIZE: u32 = 256 << 10;
 /// How long a lane that left its CPU waits for a request before it goes back. A reader's
-/// next READ comes within a millisecond or two; a lane the next small request does not
+/// next READ, or the next WRITE of a write-back, comes within a millisecond or two; a lane the next small request does not
 /// reach (the kernel gives it to the lane that answered last) would otherwise be woken on
 /// another CPU, whenever it is next needed.
 const ROAMING_IDLE: Duration = Duration::from_millis(20);
@@ -219,13 +220,16 @@ impl Lane {
     /// Serves requests until the kernel ends the entry (unmount) or `stop` is signalled.
     /// `started` hears once whether registration worked.
     ///
-    /// The thread stays on its CPU, its callers', except after a big READ, until the next
-    /// request that is not one or [`ROAMING_IDLE`] without a request. The kernel
+    /// The thread stays on its CPU, its callers', except after a big READ or WRITE, until
+    /// the next request that is not one or [`ROAMING_IDLE`] without a request. The kernel
     /// copies a READ's reply into the page cache inside the COMMIT, on this thread's CPU,
     /// which is the reader's; the reader copies out of the page cache there too. So a 1 GiB
     /// cold read took 716–867 ms, against 418–612 ms on /dev/fuse, whose server thread runs
     /// on the other CPU. Allowed on every CPU after a big READ, the thread is woken on the
-    /// idle one: 382–444 ms (README "Yielding the CPU to the caller").
+    /// idle one: 382–444 ms (README "Yielding the CPU to the caller"). A write-back's WRITEs
+    /// come in bursts, queued on the CPU of the task writing back (the writer's, in an
+    /// fsync); lanes allowed on every CPU after them took 100 MiB of small writes and an
+    /// fsync in 104–119 ms against 110–158 ms (README "Lanes").
     pub fn serve(
         mut self,
         fuse: RawFd,
@@ -255,10 +259,10 @@ impl Lane {
                 }
                 let next = match res {
                     0 => {
-                        let big_read = self.holds_read_of(ROAMING_READ);
+                        let big = self.holds_bulk_of(ROAMING_SIZE);
                         self.answer(dispatcher);
-                        if big_read != roaming {
-                            roaming = big_read;
+                        if big != roaming {
+                            roaming = big;
                             if roaming {
                                 allow_every_cpu();
                             } else {
@@ -318,13 +322,13 @@ impl Lane {
         }
     }
 
-    /// Whether the entry, whose command has just completed with a request, holds a READ of
-    /// at least `least` bytes.
-    fn holds_read_of(&self, least: u32) -> bool {
+    /// Whether the entry, whose command has just completed with a request, holds a READ or
+    /// a WRITE of at least `least` bytes.
+    fn holds_bulk_of(&self, least: u32) -> bool {
         // Safety: as in `answer`, which runs next on this thread.
         let header = unsafe { self.header.slice() };
         InHeader::parse(&header[..IN_HEADER_LEN])
-            .is_some_and(|h| Dispatcher::is_read_of(&h, &header[OP_IN..], least))
+            .is_some_and(|h| Dispatcher::is_bulk_of(&h, &header[OP_IN..], least))
     }
 
     /// Serves the request the entry holds and writes its reply into the entry.
