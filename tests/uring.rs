@@ -393,11 +393,42 @@ fn ring_thread_cpus(pid: u32) -> Vec<String> {
     all
 }
 
+/// Runs `work` while watching the ring threads of `pid`: whether one was allowed off its
+/// CPU (off the `pinned` single-CPU lists) at some point, or else the CPUs seen last.
+/// Watched while the work runs, not only after it: a small request that comes between the
+/// last big one and a look afterwards pins the thread again (seen with four test threads
+/// on two CPUs).
+fn left_cpu_during<T>(
+    pid: u32,
+    pinned: &[String],
+    work: impl FnOnce() -> T,
+) -> (T, Result<(), Vec<String>>) {
+    let running = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let watcher = {
+        let (running, pinned) = (running.clone(), pinned.to_vec());
+        std::thread::spawn(move || loop {
+            // One more look once the work is done.
+            let done = !running.load(std::sync::atomic::Ordering::Relaxed);
+            let now = ring_thread_cpus(pid);
+            if now.iter().any(|c| !pinned.contains(c)) {
+                return Ok(());
+            }
+            if done {
+                return Err(now);
+            }
+            std::thread::sleep(Duration::from_micros(100));
+        })
+    };
+    let out = work();
+    running.store(false, std::sync::atomic::Ordering::Relaxed);
+    (out, watcher.join().unwrap())
+}
+
 /// A ring thread stays on its CPU for small requests and may leave it while it serves big
 /// READs (whose copy into the page cache would otherwise share the reader's CPU with the
-/// reader), and comes back once they end.
+/// reader) or WRITEs, and comes back once they end.
 #[test]
-fn a_ring_thread_leaves_its_cpu_only_for_big_reads() {
+fn a_ring_thread_leaves_its_cpu_only_for_big_reads_and_writes() {
     if !rings_available() {
         return;
     }
@@ -420,9 +451,25 @@ fn a_ring_thread_leaves_its_cpu_only_for_big_reads() {
         assert!(pin_this_thread(0), "pinning the test thread to CPU 0");
         let path = m.join("big");
         let data: Vec<u8> = (0..8u32 << 20).map(|i| (i % 251) as u8).collect();
-        std::fs::write(&path, &data).unwrap();
         let pid = m.pid();
         assert_eq!(ring_thread_cpus(pid), sorted, "ring threads not pinned");
+        // Written back at close in 1 MiB WRITEs.
+        let ((), wrote) = left_cpu_during(pid, &pinned, || std::fs::write(&path, &data).unwrap());
+        assert!(
+            wrote.is_ok(),
+            "no ring thread left its CPU for the writes: {wrote:?}"
+        );
+        // The write's big WRITEs may have let lanes leave; 20 ms without requests brings
+        // them back.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while ring_thread_cpus(pid) != sorted {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "ring threads not pinned: {:?}",
+                ring_thread_cpus(pid)
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
         // Written back and then dropped from the page cache, the file is read through
         // 1 MiB READs (the read-ahead).
         // Read on the descriptor kept open: its close would send small requests.
@@ -435,30 +482,11 @@ fn a_ring_thread_leaves_its_cpu_only_for_big_reads() {
             unsafe { libc::posix_fadvise(fd, 0, 0, libc::POSIX_FADV_DONTNEED) },
             0
         );
-        // Watched while the reads run, not only after them: a small request that comes
-        // between the last READ and a look afterwards pins the thread again (seen with
-        // four test threads on two CPUs).
-        let reading = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
-        let watcher = {
-            let (reading, pinned) = (reading.clone(), pinned.clone());
-            std::thread::spawn(move || loop {
-                // One more look once the reads are done.
-                let done = !reading.load(std::sync::atomic::Ordering::Relaxed);
-                let now = ring_thread_cpus(pid);
-                if now.iter().any(|c| !pinned.contains(c)) {
-                    return Ok(());
-                }
-                if done {
-                    return Err(now);
-                }
-                std::thread::sleep(Duration::from_micros(100));
-            })
-        };
-        let mut back = vec![0u8; data.len()];
-        file.read_exact(&mut back).unwrap();
-        assert!(back == data, "read back other bytes");
-        reading.store(false, std::sync::atomic::Ordering::Relaxed);
-        let watched = watcher.join().unwrap();
+        let ((), watched) = left_cpu_during(pid, &pinned, || {
+            let mut back = vec![0u8; data.len()];
+            file.read_exact(&mut back).unwrap();
+            assert!(back == data, "read back other bytes");
+        });
         drop(file);
         assert!(
             watched.is_ok(),
