@@ -307,7 +307,7 @@ impl Lane {
             match waited {
                 Ok(_) => {}
                 Err(e) if e.raw_os_error() == Some(libc::ETIME) => {
-                    // No READ followed: back to its CPU before the next request.
+                    // No big request followed: back to its CPU before the next one.
                     roaming = false;
                     pin_to_cpu(self.qid as usize);
                 }
