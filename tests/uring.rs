@@ -380,8 +380,8 @@ fn ring_mounts_answer_beside_busy_loops() {
 fn ring_thread_cpus(pid: u32) -> Vec<String> {
     let mut all: Vec<String> = thread_files(pid, "status")
         .into_iter()
-        .filter(|(comm, _)| comm == "memfs-ring")
-        .map(|(_, status)| {
+        .filter(|(_, comm, _)| comm == "memfs-ring")
+        .map(|(_, _, status)| {
             let cpus = status
                 .lines()
                 .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
@@ -515,25 +515,18 @@ fn a_ring_thread_leaves_its_cpu_only_for_big_reads_and_writes() {
 /// The voluntary context switches of each ring thread of `pid`, by thread id: one for each
 /// request it waited for, at least.
 fn ring_thread_waits(pid: u32) -> std::collections::BTreeMap<u64, u64> {
-    let mut waits = std::collections::BTreeMap::new();
-    for task in std::fs::read_dir(format!("/proc/{pid}/task"))
-        .unwrap()
-        .flatten()
-    {
-        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
-        if comm.trim() != "memfs-ring" {
-            continue;
-        }
-        let status = std::fs::read_to_string(task.path().join("status")).unwrap_or_default();
-        let switches = status
-            .lines()
-            .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
-            .and_then(|n| n.trim().parse().ok())
-            .unwrap_or(0);
-        let tid = task.file_name().to_string_lossy().parse().unwrap_or(0);
-        waits.insert(tid, switches);
-    }
-    waits
+    thread_files(pid, "status")
+        .into_iter()
+        .filter(|(_, comm, _)| comm == "memfs-ring")
+        .map(|(tid, _, status)| {
+            let switches = status
+                .lines()
+                .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+                .and_then(|n| n.trim().parse().ok())
+                .unwrap_or(0);
+            (tid, switches)
+        })
+        .collect()
 }
 
 /// The READs a read-ahead keeps in flight for one reader (two of 1 MiB) are served by two

@@ -254,16 +254,18 @@ impl Drop for Mount {
     }
 }
 
-/// Each thread of `pid`: its name, and the text of its /proc file `file` (stat, status...).
-pub fn thread_files(pid: u32, file: &str) -> Vec<(String, String)> {
+/// Each thread of `pid`: its id, its name, and the text of its /proc file `file` (stat,
+/// status...).
+pub fn thread_files(pid: u32, file: &str) -> Vec<(u64, String, String)> {
     let mut all = Vec::new();
     for task in std::fs::read_dir(format!("/proc/{pid}/task"))
         .unwrap()
         .flatten()
     {
+        let tid = task.file_name().to_string_lossy().parse().unwrap_or(0);
         let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
         let text = std::fs::read_to_string(task.path().join(file)).unwrap_or_default();
-        all.push((comm.trim().to_string(), text));
+        all.push((tid, comm.trim().to_string(), text));
     }
     all
 }
@@ -273,7 +275,7 @@ pub fn thread_files(pid: u32, file: &str) -> Vec<(String, String)> {
 fn thread_stats(pid: u32) -> Vec<(String, Vec<String>)> {
     thread_files(pid, "stat")
         .into_iter()
-        .map(|(comm, stat)| {
+        .map(|(_, comm, stat)| {
             let after = stat.rsplit_once(')').map(|(_, s)| s).unwrap_or_default();
             (comm, after.split_whitespace().map(str::to_string).collect())
         })
