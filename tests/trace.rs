@@ -564,12 +564,7 @@ fn sequential_reads_come_in_requests_of_the_read_ahead() {
         let bytes = memfs::testdata::noise(8 * MIB, 3);
         std::fs::write(&f, &bytes).unwrap();
         let mut file = std::fs::File::open(&f).unwrap();
-        file.sync_all().unwrap();
-        // Drop the file's clean pages, so the reads below reach memfs.
-        use std::os::fd::AsRawFd;
-        let dropped =
-            unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
-        assert_eq!(dropped, 0);
+        write_back_and_drop_cache(&file);
         let mut back = Vec::new();
         file.read_to_end(&mut back).unwrap();
         assert!(back == bytes, "read back other bytes");

@@ -474,14 +474,8 @@ fn a_ring_thread_leaves_its_cpu_only_for_big_reads_and_writes() {
         // 1 MiB READs (the read-ahead).
         // Read on the descriptor kept open: its close would send small requests.
         use std::io::Read;
-        use std::os::fd::AsRawFd;
         let mut file = std::fs::File::open(&path).unwrap();
-        file.sync_all().unwrap();
-        let fd = file.as_raw_fd();
-        assert_eq!(
-            unsafe { libc::posix_fadvise(fd, 0, 0, libc::POSIX_FADV_DONTNEED) },
-            0
-        );
+        write_back_and_drop_cache(&file);
         let ((), watched) = left_cpu_during(pid, &pinned, || {
             let mut back = vec![0u8; data.len()];
             file.read_exact(&mut back).unwrap();
@@ -546,14 +540,8 @@ fn one_readers_reads_in_flight_are_served_by_several_lanes() {
     let reader = std::thread::spawn(move || {
         assert!(pin_this_thread(0), "pinning the test thread to CPU 0");
         use std::io::Read;
-        use std::os::fd::AsRawFd;
         let mut file = std::fs::File::open(&path).unwrap();
-        file.sync_all().unwrap();
-        let fd = file.as_raw_fd();
-        assert_eq!(
-            unsafe { libc::posix_fadvise(fd, 0, 0, libc::POSIX_FADV_DONTNEED) },
-            0
-        );
+        write_back_and_drop_cache(&file);
         let before = ring_thread_waits(pid);
         let mut back = vec![0u8; data.len()];
         file.read_exact(&mut back).unwrap();

@@ -325,6 +325,17 @@ pub fn thread_policies(pid: u32, names: &[&str]) -> Vec<(String, i32)> {
     }
 }
 
+/// Writes `file`'s dirty pages back and drops its cached ones, so that its next reads reach
+/// memfs (as READs of the read-ahead's size).
+pub fn write_back_and_drop_cache(file: &std::fs::File) {
+    use std::os::fd::AsRawFd;
+    file.sync_all().unwrap();
+    assert_eq!(
+        unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) },
+        0
+    );
+}
+
 /// Whether `path` is a mount point in /proc/mounts.
 pub fn is_mounted(path: &Path) -> bool {
     let want = path.to_string_lossy().replace(' ', "\\040");
