@@ -376,18 +376,27 @@ fn ring_mounts_answer_beside_busy_loops() {
     }
 }
 
-/// The CPUs a thread of `pid` may run on (`Cpus_allowed_list`), for each ring thread.
-fn ring_thread_cpus(pid: u32) -> Vec<String> {
-    let mut all: Vec<String> = thread_files(pid, "status")
+/// One field of each ring thread's /proc status (`Cpus_allowed_list`, ...), trimmed, by
+/// thread id.
+fn ring_thread_status(pid: u32, field: &str) -> Vec<(u64, String)> {
+    thread_files(pid, "status")
         .into_iter()
         .filter(|(_, comm, _)| comm == "memfs-ring")
-        .map(|(_, _, status)| {
-            let cpus = status
+        .map(|(tid, _, status)| {
+            let value = status
                 .lines()
-                .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+                .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
                 .unwrap_or_default();
-            cpus.trim().to_string()
+            (tid, value.trim().to_string())
         })
+        .collect()
+}
+
+/// The CPUs a thread of `pid` may run on (`Cpus_allowed_list`), for each ring thread.
+fn ring_thread_cpus(pid: u32) -> Vec<String> {
+    let mut all: Vec<String> = ring_thread_status(pid, "Cpus_allowed_list")
+        .into_iter()
+        .map(|(_, cpus)| cpus)
         .collect();
     all.sort();
     all
@@ -509,17 +518,9 @@ fn a_ring_thread_leaves_its_cpu_only_for_big_reads_and_writes() {
 /// The voluntary context switches of each ring thread of `pid`, by thread id: one for each
 /// request it waited for, at least.
 fn ring_thread_waits(pid: u32) -> std::collections::BTreeMap<u64, u64> {
-    thread_files(pid, "status")
+    ring_thread_status(pid, "voluntary_ctxt_switches")
         .into_iter()
-        .filter(|(_, comm, _)| comm == "memfs-ring")
-        .map(|(tid, _, status)| {
-            let switches = status
-                .lines()
-                .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
-                .and_then(|n| n.trim().parse().ok())
-                .unwrap_or(0);
-            (tid, switches)
-        })
+        .map(|(tid, n)| (tid, n.parse().unwrap_or(0)))
         .collect()
 }
 
