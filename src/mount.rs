@@ -329,6 +329,7 @@ pub fn run(config: MountConfig) -> Result<()> {
     ));
     // Big commits are chunked and hashed off the request path, one file per worker.
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    crate::store::engine::start_hash_pool();
     fs.start_commit_workers(workers)
         .context("starting the commit workers")?;
     let router = Arc::new(Router::new(fs.clone()));

@@ -229,7 +229,7 @@ fn threads_yield_the_cpu_from_a_session_of_their_own() {
             std::fs::read(mount.join("a")).unwrap(),
             b"served by yielding threads"
         );
-        let names = ["memfs-ring", "memfs-commit-0", "fuser-0"];
+        let names = ["memfs-ring", "memfs-commit-0", "memfs-hash-0", "fuser-0"];
         let policies = thread_policies(mount.pid(), &names);
         for name in names {
             assert!(

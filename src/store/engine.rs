@@ -185,6 +185,17 @@ impl StoreReport {
     }
 }
 
+/// Starts the pool [`par_map`] hashes on, once per process, with its threads named
+/// `memfs-hash-N` (one per CPU, as rayon's default pool). Unnamed, they took the name of
+/// the thread that first used the pool, a commit worker's, and `perf` and `top` counted
+/// their hashing as that worker's. Does nothing if the pool is running already (a second
+/// mount in one process).
+pub fn start_hash_pool() {
+    let _ = rayon::ThreadPoolBuilder::new()
+        .thread_name(|i| format!("memfs-hash-{i}"))
+        .build_global();
+}
+
 /// `f` of each item, in order: on every core when there are several.
 pub(crate) fn par_map<T: Send, U: Send>(items: Vec<T>, f: impl Fn(T) -> U + Sync + Send) -> Vec<U> {
     if items.len() > 2 {
