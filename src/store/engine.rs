@@ -38,6 +38,13 @@ pub struct Cut {
     pub buffer: Option<Bytes>,
 }
 
+impl Cut {
+    /// The bytes of all of `cuts`.
+    pub fn total_len(cuts: &[Cut]) -> usize {
+        cuts.iter().map(|c| c.bytes.len()).sum()
+    }
+}
+
 /// One stored chunk, as [`ContentStore::for_each_chunk`] shows it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ChunkInfo {
@@ -196,9 +203,19 @@ pub fn start_hash_pool() {
         .build_global();
 }
 
-/// `f` of each item, in order: on every core when there are several.
-pub(crate) fn par_map<T: Send, U: Send>(items: Vec<T>, f: impl Fn(T) -> U + Sync + Send) -> Vec<U> {
-    if items.len() > 2 {
+/// Chunks of fewer bytes than this in all are hashed on the calling thread. Handing them to
+/// the pool wakes its threads, on other CPUs, and the caller waits for them: for a small
+/// commit that costs more than hashing it does (blake3 takes about 25 µs for 100 KiB).
+pub(crate) const PARALLEL_MIN_BYTES: usize = 1 << 20;
+
+/// `f` of each item, in order: on the hashing pool's threads when there are several items
+/// of `bytes` in all, at least [`PARALLEL_MIN_BYTES`]; on the calling thread otherwise.
+pub(crate) fn par_map<T: Send, U: Send>(
+    items: Vec<T>,
+    bytes: usize,
+    f: impl Fn(T) -> U + Sync + Send,
+) -> Vec<U> {
+    if items.len() > 2 && bytes >= PARALLEL_MIN_BYTES {
         items.into_par_iter().map(f).collect()
     } else {
         items.into_iter().map(f).collect()
@@ -219,8 +236,9 @@ pub trait ContentStore: Send + Sync {
     /// are several. A store may keep a new chunk as the slice of its buffer it is; it then
     /// counts the buffers it began to keep until the [`HeldTwice`] returned is dropped.
     fn put_cuts(&self, cuts: Vec<Cut>) -> (Vec<Put>, HeldTwice) {
+        let bytes = Cut::total_len(&cuts);
         (
-            par_map(cuts, |cut| self.put(&cut.bytes)),
+            par_map(cuts, bytes, |cut| self.put(&cut.bytes)),
             HeldTwice::default(),
         )
     }
@@ -294,4 +312,27 @@ pub trait ContentStore: Send + Sync {
     /// The last reference to `id` went: frees the chunk unless a new reference was taken
     /// meanwhile. Called by [`ChunkRef`]'s drop; a no-op for a chunk that is gone already.
     fn reclaim(&self, id: &ChunkId);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The threads `par_map` ran its items on, seen from a thread outside the pool.
+    fn threads_of(items: usize, bytes: usize) -> Vec<std::thread::ThreadId> {
+        par_map((0..items).collect(), bytes, |_: usize| {
+            std::thread::current().id()
+        })
+    }
+
+    #[test]
+    fn small_batches_are_hashed_on_the_calling_thread_and_big_ones_on_the_pool() {
+        let here = std::thread::current().id();
+        assert!(threads_of(8, PARALLEL_MIN_BYTES - 1)
+            .iter()
+            .all(|&t| t == here));
+        assert!(threads_of(8, PARALLEL_MIN_BYTES).iter().all(|&t| t != here));
+        // Two items are never worth a hand-off, however big.
+        assert!(threads_of(2, 64 << 20).iter().all(|&t| t == here));
+    }
 }

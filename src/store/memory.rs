@@ -193,7 +193,8 @@ impl ContentStore for MemoryStore {
     /// Looks every cut up first, so that a buffer is shared only if its new chunks use
     /// nearly all of it; the others are copied.
     fn put_cuts(&self, cuts: Vec<Cut>) -> (Vec<Put>, HeldTwice) {
-        let looked: Vec<_> = par_map(cuts, |cut| {
+        let bytes = Cut::total_len(&cuts);
+        let looked: Vec<_> = par_map(cuts, bytes, |cut| {
             let looked = self.look_up(&cut.bytes);
             (cut, looked)
         });
@@ -202,7 +203,7 @@ impl ContentStore for MemoryStore {
         // layer's dirty bytes.
         let held_twice = shared.values().map(|p| p.len() as u64).sum();
         let held_twice = HeldTwice::count(&self.held_twice, held_twice);
-        let puts = par_map(looked, |(cut, looked)| match looked {
+        let puts = par_map(looked, bytes, |(cut, looked)| match looked {
             Looked::Stored(found) => found,
             Looked::New { id, packed } => self.store_new(id, cut.bytes.len(), packed, || {
                 let pinned = cut
