@@ -192,7 +192,7 @@ impl StoreReport {
     }
 }
 
-/// Starts the pool [`par_map`] hashes on, once per process, with its threads named
+/// Starts the pool `par_map` hashes on, once per process, with its threads named
 /// `memfs-hash-N` (one per CPU, as rayon's default pool). Unnamed, they took the name of
 /// the thread that first used the pool, a commit worker's, and `perf` and `top` counted
 /// their hashing as that worker's. Does nothing if the pool is running already (a second
@@ -233,7 +233,7 @@ pub trait ContentStore: Send + Sync {
     fn put(&self, bytes: &[u8]) -> Put;
 
     /// [`ContentStore::put`] of each of a commit's cuts, in order, on every core when there
-    /// are several. A store may keep a new chunk as the slice of its buffer it is; it then
+    /// are several holding `PARALLEL_MIN_BYTES` or more (see `par_map`). A store may keep a new chunk as the slice of its buffer it is; it then
     /// counts the buffers it began to keep until the [`HeldTwice`] returned is dropped.
     fn put_cuts(&self, cuts: Vec<Cut>) -> (Vec<Put>, HeldTwice) {
         let bytes = Cut::total_len(&cuts);
