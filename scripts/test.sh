@@ -101,3 +101,6 @@ MEMFS_TEST_STORE=cluster cargo test --test posix --test workloads -- --color nev
 cargo test --features shuttle --test shuttle_namespace -- --color never
 # Lint: the code stays clippy-clean, warnings counted as errors.
 cargo clippy --all-targets --quiet -- -D warnings
+# The API docs build without warnings (a public doc that links to a private item, a broken
+# link).
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --quiet

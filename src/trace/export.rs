@@ -5,7 +5,7 @@
 //! values of `op`, `result`, `flags`, `fopen` and `comm` dictionary-encoded, which pandas
 //! reads as categoricals). Each row also carries what the trace knows beside the record:
 //! the program (`comm`, `ppid`) from the pid's process line and the `path` rebuilt from the
-//! trace's own lookups. The file is written as a stream, [`BATCH`] rows at a time, so memory
+//! trace's own lookups. The file is written as a stream, `BATCH` rows at a time, so memory
 //! stays bounded whatever the length of the trace; the header goes into the file's key-value
 //! metadata as `memfs_trace_header`.
 
@@ -250,7 +250,7 @@ impl Columns {
 }
 
 /// Writes the request records of the trace at `trace` to `out` as Parquet (zstd, row groups
-/// of [`ROW_GROUP`] rows).
+/// of `ROW_GROUP` rows).
 pub fn parquet(trace: &Path, out: &Path) -> Result<Exported> {
     let header = header(trace)?;
     let schema = schema();

@@ -284,13 +284,13 @@ pub struct Process {
 ///
 /// The request path takes no lock and wakes the writer only for a pid it has not seen
 /// lately: a record goes into a bounded lock-free queue (std's channel, crossbeam's array
-/// queue underneath), and the writer drains it on its own clock, every [`POLL_BUSY`] while
-/// records come, backing off to [`POLL_IDLE`] while none do. Waking the writer for each
+/// queue underneath), and the writer drains it on its own clock, every `POLL_BUSY` while
+/// records come, backing off to `POLL_IDLE` while none do. Waking the writer for each
 /// record (a futex call, and on a busy 2-core machine the woken writer preempting the
 /// request thread) was most of what a traced request cost: 31 µs against 0.3 µs untraced in
 /// `benches/trace.rs`'s paced run. A new pid is the exception: the writer names a process
 /// from /proc, which a short one (`touch`, `chmod`) leaves within milliseconds, so the
-/// first record of a pid not in [`Tracer::recent_pids`] wakes the writer at once. A
+/// first record of a pid not in `Tracer::recent_pids` wakes the writer at once. A
 /// record is queued before its reply is sent, so the trace is in causal order.
 ///
 /// When the writer falls behind and the queue is full, the request wakes the writer and waits

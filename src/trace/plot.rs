@@ -5,7 +5,7 @@
 //! data) is shaded red until the data was committed. Below, a log2 latency histogram for
 //! each of the ops memfs spent most time in.
 //!
-//! The trace is read twice as a stream: first to pick the lanes (the [`MAX_LANES`] with the
+//! The trace is read twice as a stream: first to pick the lanes (the `MAX_LANES` with the
 //! most sessions) and the time span, then to collect only their sessions. Ticks are merged
 //! per pixel, so the picture stays small whatever the trace's length.
 

@@ -38,7 +38,7 @@ use super::version::{CommitCause, Version};
 pub const INLINE_MAX: u64 = 1 << 20;
 
 /// A writer holding this many dirty bytes has them chunked before its commit point (see
-/// [`Fs::checkpoint`]).
+/// `Fs::checkpoint`).
 pub const CHECKPOINT_MIN: u64 = 32 << 20;
 
 /// A writer holding this many dirty bytes while its file's checkpoint is still being

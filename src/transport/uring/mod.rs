@@ -16,7 +16,7 @@
 //! memfs sets the mount's read-ahead to 2 MiB (`mount::DEFAULT_READ_AHEAD_KB`): a sequential
 //! reader then has two 1 MiB READs in flight, which two lanes serve at once.
 //!
-//! Requests are decoded here ([`wire`], [`dispatch`]) into the same [`crate::request`]
+//! Requests are decoded here (`wire`, `dispatch`) into the same [`crate::request`]
 //! structs the fuser transport builds, and run through the same [`crate::request::Server`].
 
 mod dispatch;
@@ -43,7 +43,7 @@ use lane::Lane;
 pub const ENABLE_URING: &str = "/sys/module/fuse/parameters/enable_uring";
 
 /// Lanes per CPU queue, one entry each: how many requests one CPU can have in flight at
-/// once, and how many threads can serve them at once (see [`lane`]). Each entry holds a
+/// once, and how many threads can serve them at once (see `lane`). Each entry holds a
 /// payload buffer of the largest request, whose pages are only touched as used. A cold
 /// 1 GiB read took 418–469 ms with one thread of eight entries per CPU, and 355–380 ms with
 /// four lanes and a 2 MiB read-ahead (README "Lanes"). At least two: a request that waits
