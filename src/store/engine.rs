@@ -31,6 +31,7 @@ pub struct Put {
 }
 
 /// A chunk a commit cut, for [`ContentStore::put_cuts`].
+#[derive(Clone)]
 pub struct Cut {
     pub bytes: Bytes,
     /// The buffer `bytes` is a slice of (a frozen write buffer), when it is one: a store

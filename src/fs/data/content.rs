@@ -812,7 +812,17 @@ impl Pieces<'_, '_> {
             let batch = std::mem::take(&mut self.batch);
             self.batch_bytes = 0;
             let store = self.store;
-            self.in_flight = Some(self.scope.spawn(move || hash(store, batch)));
+            // Named, so that profiles tell it from its worker. A copy of the batch's
+            // references stays here: if no thread can be started, it is hashed here.
+            let spare = batch.clone();
+            let thread = std::thread::Builder::new().name("memfs-batch".into());
+            match thread.spawn_scoped(self.scope, move || hash(store, batch)) {
+                Ok(hashing) => self.in_flight = Some(hashing),
+                Err(_) => {
+                    let stored = hash(store, spare);
+                    self.push(stored);
+                }
+            }
         }
         self.batch_bytes += cut.bytes.len();
         self.batch.push((start, cut));
