@@ -319,6 +319,8 @@ fn xattr_answers_are_sized_by_the_callers_buffer() {
     assert_eq!(get(64), Ok(Xattr::Data(b"value".to_vec())));
 }
 
+/// Panic points exist in debug builds only (`fs::test_panic_point`).
+#[cfg(debug_assertions)]
 #[test]
 fn a_panicking_handler_answers_eio_and_the_server_goes_on() {
     let s = server(None);
