@@ -234,8 +234,9 @@ pub trait ContentStore: Send + Sync {
     fn put(&self, bytes: &[u8]) -> Put;
 
     /// [`ContentStore::put`] of each of a commit's cuts, in order, on every core when there
-    /// are several holding `PARALLEL_MIN_BYTES` or more (see `par_map`). A store may keep a new chunk as the slice of its buffer it is; it then
-    /// counts the buffers it began to keep until the [`HeldTwice`] returned is dropped.
+    /// are several holding `PARALLEL_MIN_BYTES` or more (see `par_map`). A store may keep a
+    /// new chunk as the slice of its buffer it is; it then counts the buffers it began to
+    /// keep until the [`HeldTwice`] returned is dropped.
     fn put_cuts(&self, cuts: Vec<Cut>) -> (Vec<Put>, HeldTwice) {
         let bytes = Cut::total_len(&cuts);
         (

@@ -51,9 +51,9 @@ const STOP: u64 = 1;
 /// [`Lane::serve`]).
 const ROAMING_SIZE: u32 = 256 << 10;
 /// How long a lane that left its CPU waits for a request before it goes back. A reader's
-/// next READ, or the next WRITE of a write-back, comes within a millisecond or two; a lane the next small request does not
-/// reach (the kernel gives it to the lane that answered last) would otherwise be woken on
-/// another CPU, whenever it is next needed.
+/// next READ, or the next WRITE of a write-back, comes within a millisecond or two; a lane
+/// the next small request does not reach (the kernel gives it to the lane that answered
+/// last) would otherwise be woken on another CPU, whenever it is next needed.
 const ROAMING_IDLE: Duration = Duration::from_millis(20);
 
 /// A zeroed, page-aligned buffer the kernel reads and writes.
