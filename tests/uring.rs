@@ -433,6 +433,23 @@ fn left_cpu_during<T>(
     (out, watcher.join().unwrap())
 }
 
+/// Waits up to 5 s until every ring thread of `pid` is back on its own CPU (the `pinned`
+/// lists, sorted), doing `between` before each look; the failure names what came `after`.
+fn wait_until_pinned(pid: u32, pinned: &[String], after: &str, mut between: impl FnMut()) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        between();
+        let now = ring_thread_cpus(pid);
+        if now == pinned {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "ring threads not pinned again after {after}: {now:?}"
+        );
+    }
+}
+
 /// A ring thread stays on its CPU for small requests and may leave it while it serves big
 /// READs (whose copy into the page cache would otherwise share the reader's CPU with the
 /// reader) or WRITEs, and comes back once they end.
@@ -470,15 +487,9 @@ fn a_ring_thread_leaves_its_cpu_only_for_big_reads_and_writes() {
         );
         // The write's big WRITEs may have let lanes leave; 20 ms without requests brings
         // them back.
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        while ring_thread_cpus(pid) != sorted {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "ring threads not pinned: {:?}",
-                ring_thread_cpus(pid)
-            );
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        wait_until_pinned(pid, &sorted, "the writes", || {
+            std::thread::sleep(Duration::from_millis(5))
+        });
         // Written back and then dropped from the page cache, the file is read through
         // 1 MiB READs (the read-ahead).
         // Read on the descriptor kept open: its close would send small requests.
@@ -497,18 +508,9 @@ fn a_ring_thread_leaves_its_cpu_only_for_big_reads_and_writes() {
         );
         // Small requests (getxattr always asks memfs) pin the lane that serves them again;
         // the others go back after a while without requests.
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        loop {
+        wait_until_pinned(pid, &sorted, "the reads", || {
             let _ = xattr_get(&path, "user.absent");
-            let now = ring_thread_cpus(pid);
-            if now == sorted {
-                break;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "ring threads not pinned again after the reads: {now:?}"
-            );
-        }
+        });
         m
     });
     let m = on_cpu0.join().expect("the test thread failed");
