@@ -7,7 +7,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use fuser::{MountOption, Session, SessionACL};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
@@ -418,19 +418,33 @@ pub fn run(config: MountConfig) -> Result<()> {
     let _ = watcher.join();
     // Commits handed off by the last closes are installed before anything is reported.
     fs.drain_commits();
-    if let (Some(tracer), Some(path)) = (&tracer, &config.trace) {
-        let n = tracer
-            .finish()
-            .with_context(|| format!("writing trace {}", path.display()))?;
-        info!(records = n, stalls = tracer.stalls(), "trace complete");
-    }
-    if let Some(path) = &config.stats_out {
-        let json = serde_json::to_vec_pretty(&router.control().stats())?;
-        std::fs::write(path, json)
-            .with_context(|| format!("writing stats to {}", path.display()))?;
-    }
+    // A trace or stats file that cannot be written fails the exit, but only after the rest:
+    // the store's uploads are drained whatever happened to the files beside it.
+    let trace_written = match (&tracer, &config.trace) {
+        (Some(tracer), Some(path)) => match tracer.finish() {
+            Ok(n) => {
+                info!(records = n, stalls = tracer.stalls(), "trace complete");
+                Ok(())
+            }
+            Err(e) => Err(anyhow!(
+                "writing trace {}: {e} ({} records queued after it stopped were not written)",
+                path.display(),
+                tracer.lost()
+            )),
+        },
+        _ => Ok(()),
+    };
+    let stats_written = match &config.stats_out {
+        Some(path) => serde_json::to_vec_pretty(&router.control().stats())
+            .map_err(anyhow::Error::from)
+            .and_then(|json| Ok(std::fs::write(path, json)?))
+            .with_context(|| format!("writing stats to {}", path.display())),
+        None => Ok(()),
+    };
     fs.store().shutdown(STORE_DRAIN_PATIENCE);
     served.with_context(|| format!("serving {}", mountpoint.display()))?;
+    trace_written?;
+    stats_written?;
     info!(
         inodes = fs.inode_count(),
         stored_bytes = fs.stored_bytes(),

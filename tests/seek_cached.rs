@@ -62,32 +62,10 @@ fn answers(dir: &Path) -> Vec<(&'static str, Result<i64, i32>)> {
     answers
 }
 
-/// A tmpfs of our own in a temp dir (we run as root), unmounted on drop.
-struct Tmpfs(tempfile::TempDir);
-
-impl Tmpfs {
-    fn new() -> Tmpfs {
-        let dir = tempfile::tempdir().unwrap();
-        let status = Command::new("mount")
-            .args(["-t", "tmpfs", "tmpfs"])
-            .arg(dir.path())
-            .status()
-            .unwrap();
-        assert!(status.success(), "mount -t tmpfs");
-        Tmpfs(dir)
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(self.0.path()).status();
-    }
-}
-
 #[test]
 fn seek_data_and_hole_see_writes_still_in_the_kernel_cache_as_tmpfs_does() {
     let tmpfs = Tmpfs::new();
-    let expected = answers(tmpfs.0.path());
+    let expected = answers(tmpfs.path());
     let m = Mount::new();
     let got = answers(m.path());
     assert_eq!(got, expected, "memfs (left) against tmpfs (right)");

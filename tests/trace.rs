@@ -487,6 +487,57 @@ fn an_unwritable_trace_file_is_refused_before_mounting() {
     assert!(!is_mounted(dir.path()));
 }
 
+/// A trace whose disk fills stops the trace, not the mount: requests go on being served
+/// (none waits for a writer that is gone), and at unmount memfs still writes its stats and
+/// drains its store before it fails the exit for the trace.
+#[test]
+fn a_full_trace_disk_stops_the_trace_not_the_mount() {
+    let small = Tmpfs::with_options("size=64k");
+    let trace = small.path().join("t.jsonl");
+    let stats = tempfile::tempdir().unwrap();
+    let stats_out = stats.path().join("stats.json");
+    let m = Mount::with_args(&[
+        "--trace",
+        trace.to_str().unwrap(),
+        "--stats-out",
+        stats_out.to_str().unwrap(),
+    ]);
+    // Each file makes about ten records of some 200 bytes: 6 MB, past the writer's 1 MiB
+    // buffer and the 64 KiB disk. A hung mount would hang the loop, so it runs on a thread.
+    let root = m.path().to_path_buf();
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for i in 0..3000 {
+            std::fs::write(root.join(format!("f{i}")), format!("file {i}")).unwrap();
+        }
+        done.send(()).unwrap();
+    });
+    finished
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the writes finish with the trace's disk full");
+    for i in (0..3000).step_by(97) {
+        assert_eq!(
+            std::fs::read_to_string(m.join(format!("f{i}"))).unwrap(),
+            format!("file {i}")
+        );
+    }
+    let names = std::fs::read_dir(m.path()).unwrap();
+    let listed = names.filter(|e| {
+        !e.as_ref()
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .starts_with('.')
+    });
+    assert_eq!(listed.count(), 3000);
+    let status = m.unmount();
+    assert!(!status.success(), "a trace cut short fails the exit");
+    let written: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&stats_out).expect("stats written")).unwrap();
+    assert_eq!(written["files"], 3000);
+    assert!(std::fs::metadata(&trace).unwrap().len() > 0);
+}
+
 /// Analyses and the export stream: a million-record trace is summarised and exported in far
 /// less memory than its size.
 #[test]

@@ -296,6 +296,11 @@ pub struct Process {
 /// When the writer falls behind and the queue is full, the request wakes the writer and waits
 /// for room (back pressure): a trace never drops a record. Each such wait is counted
 /// ([`Tracer::stalls`]) and logged when the trace ends.
+///
+/// If the file cannot be written (its disk is full), the writer logs the error at once and
+/// stops, and the mount goes on untraced: a request never waits for a writer that is gone.
+/// The records it could not take are counted ([`Tracer::lost`]), and [`Tracer::finish`]
+/// returns the error.
 pub struct Tracer {
     start: Instant,
     queue: SyncSender<Queued>,
@@ -304,6 +309,8 @@ pub struct Tracer {
     /// What INIT agreed on, for the header, which the writer writes before the first record.
     negotiated: Arc<OnceLock<Negotiated>>,
     stalls: AtomicU64,
+    /// Records queued after the writer stopped on an I/O error.
+    lost: AtomicU64,
     /// Pids seen lately, one per slot by pid modulo [`RECENT_PIDS`]: a pid missing from its
     /// slot is taken for new and wakes the writer. A pid pushed out by another that shares
     /// its slot wakes it again when it comes back, which costs a wake-up, nothing more:
@@ -344,9 +351,19 @@ impl Tracer {
                 processes: Processes::default(),
             };
             let closed = closed.clone();
+            let shown = path.display().to_string();
             std::thread::Builder::new()
                 .name("memfs-trace".into())
-                .spawn(move || writer.run(&rx, &closed))?
+                .spawn(move || {
+                    let written = writer.run(&rx, &closed);
+                    if let Err(e) = &written {
+                        // Said now, not at unmount: a mount can run for days after.
+                        tracing::error!(
+                            "trace {shown} stopped: {e}; the mount goes on, not traced"
+                        );
+                    }
+                    written
+                })?
         };
         Ok(Tracer {
             start: Instant::now(),
@@ -354,6 +371,7 @@ impl Tracer {
             closed,
             negotiated,
             stalls: AtomicU64::new(0),
+            lost: AtomicU64::new(0),
             recent_pids: (0..RECENT_PIDS).map(|_| AtomicU32::new(0)).collect(),
             writer_thread: writer.thread().clone(),
             writer: Mutex::new(Some(writer)),
@@ -391,11 +409,20 @@ impl Tracer {
                 self.stalls.fetch_add(1, Ordering::Relaxed);
                 self.writer_thread.unpark();
                 // Fails only once the writer has stopped (an I/O error, or finish).
-                let _ = self.queue.send(record);
+                if self.queue.send(record).is_err() {
+                    self.lost.fetch_add(1, Ordering::Relaxed);
+                }
             }
             // The writer stopped on an I/O error, which `finish` reports.
-            Err(TrySendError::Disconnected(_)) => {}
+            Err(TrySendError::Disconnected(_)) => {
+                self.lost.fetch_add(1, Ordering::Relaxed);
+            }
         }
+    }
+
+    /// How many records were not written because the writer had stopped on an I/O error.
+    pub fn lost(&self) -> u64 {
+        self.lost.load(Ordering::Relaxed)
     }
 
     /// How many times a request waited for room in the queue.

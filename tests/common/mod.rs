@@ -254,6 +254,37 @@ impl Drop for Mount {
     }
 }
 
+/// A tmpfs of our own in a temp dir (we run as root), unmounted on drop.
+pub struct Tmpfs(tempfile::TempDir);
+
+impl Tmpfs {
+    pub fn new() -> Tmpfs {
+        Tmpfs::with_options("mode=1777") // tmpfs's own default
+    }
+
+    /// With `mount -o` options, such as `size=64k`.
+    pub fn with_options(options: &str) -> Tmpfs {
+        let dir = tempfile::tempdir().unwrap();
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", options, "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .unwrap();
+        assert!(status.success(), "mount -t tmpfs -o {options}");
+        Tmpfs(dir)
+    }
+
+    pub fn path(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.0.path()).status();
+    }
+}
+
 /// Each thread of `pid`: its id, its name, and the text of its /proc file `file` (stat,
 /// status...).
 pub fn thread_files(pid: u32, file: &str) -> Vec<(u64, String, String)> {
