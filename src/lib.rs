@@ -19,6 +19,7 @@ pub mod store;
 pub(crate) mod sync;
 #[doc(hidden)]
 pub mod testdata;
+pub(crate) mod throttle;
 pub mod trace;
 pub mod transport;
 pub mod units;

@@ -3,6 +3,8 @@
 
 use std::fmt;
 
+use crate::throttle::LogThrottle;
+
 /// An errno value (positive, from `libc`).
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Errno(pub i32);
@@ -10,9 +12,12 @@ pub struct Errno(pub i32);
 pub type Result<T> = std::result::Result<T, Errno>;
 
 /// A chunk the store could not serve: EIO for the request (never other bytes), and a line
-/// in the log saying why.
+/// in the log saying why (one every 10 s: a lost store fails every read).
 pub(crate) fn store_failed(e: crate::store::StoreError) -> Errno {
-    tracing::warn!("{e}: answering EIO");
+    static FAILED: LogThrottle = LogThrottle::new(std::time::Duration::from_secs(10));
+    if let Some(held_back) = FAILED.admit() {
+        tracing::warn!(held_back, "{e}: answering EIO");
+    }
     Errno::EIO
 }
 

@@ -28,6 +28,7 @@ use crate::fs::data::{prepare_layers, Prepared};
 use crate::fs::error::{Errno, Result};
 use crate::fs::namespace::inode::{Body, FileState, Inode};
 use crate::fs::{test_panic_point, Fs};
+use crate::throttle::LogThrottle;
 
 use super::pending::Job;
 use super::retention::{bytes_freed, data_freed};
@@ -52,6 +53,11 @@ const CHECKPOINT_BACKLOG: u64 = 4 * CHECKPOINT_MIN;
 /// How long a commit worker waits for a lost store before it installs a version whose
 /// chunks are only in memory (they are still retried).
 const WORKER_STORE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Both warnings below come once per commit while their cause lasts (a full mount, a lost
+/// store): one line every 10 s, saying how many were held back.
+static UNSTORED: LogThrottle = LogThrottle::new(std::time::Duration::from_secs(10));
+static GIVEN_UP: LogThrottle = LogThrottle::new(std::time::Duration::from_secs(10));
 
 impl Fs {
     /// Commits a file's uncommitted changes as a new version, if there are any. Returns the
@@ -350,12 +356,15 @@ impl Fs {
             // keeps them in memory (and retries), so the version goes in anyway.
             if let Some(recipe) = prepared.as_ref().and_then(|p| p.recipe.as_ref()) {
                 if let Err(e) = self.store.wait_stored(recipe, WORKER_STORE_PATIENCE) {
-                    tracing::warn!(
-                        ino = inode.ino,
-                        version = job.number,
-                        "installing a version whose chunks are not stored yet ({e}); they \
-                         stay in memory until the store takes them"
-                    );
+                    if let Some(held_back) = UNSTORED.admit() {
+                        tracing::warn!(
+                            ino = inode.ino,
+                            version = job.number,
+                            held_back,
+                            "installing a version whose chunks are not stored yet ({e}); \
+                             they stay in memory until the store takes them"
+                        );
+                    }
                 }
             }
             let mut prepared = Some(prepared);
@@ -370,12 +379,15 @@ impl Fs {
         }
         drop(data);
         if let Err(e) = outcome {
-            tracing::warn!(
-                ino = inode.ino,
-                version = job.number,
-                "a commit handed off at close was given up ({e:?}); its changes stay \
-                 uncommitted until the next commit point"
-            );
+            if let Some(held_back) = GIVEN_UP.admit() {
+                tracing::warn!(
+                    ino = inode.ino,
+                    version = job.number,
+                    held_back,
+                    "a commit handed off at close was given up ({e:?}); its changes stay \
+                     uncommitted until the next commit point"
+                );
+            }
         }
         true
     }
