@@ -333,7 +333,7 @@ impl ChunkArgs {
 struct MountArgs {
     mountpoint: PathBuf,
     /// Threads serving requests (default: the number of CPUs).
-    #[arg(long)]
+    #[arg(long, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1024))]
     threads: Option<usize>,
     /// Let other users use the mount (needs user_allow_other in /etc/fuse.conf for non-root).
     #[arg(long)]
@@ -357,8 +357,9 @@ struct MountArgs {
     /// memfs clearing setuid/setgid itself.
     #[arg(long)]
     no_handle_killpriv: bool,
-    /// Largest write request in bytes.
-    #[arg(long, default_value_t = 1 << 20)]
+    /// Largest write request in bytes (the kernel takes no less than 4096).
+    #[arg(long, default_value_t = 1 << 20,
+          value_parser = clap::value_parser!(u32).range(4096..=(16 << 20)))]
     max_write: u32,
     /// Share one /dev/fuse descriptor among threads instead of one each.
     #[arg(long)]

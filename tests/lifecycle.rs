@@ -232,6 +232,27 @@ fn cli_commands_give_one_line_naming_the_path_and_cause() {
     assert!(!is_mounted(empty.path()));
 }
 
+/// Numbers out of range are refused before mounting, in one line naming the option: the
+/// kernel would have taken `--max-write 100` as 4096, and `--threads 0` mounted with one
+/// thread while saying "0 threads".
+#[test]
+fn mount_options_out_of_range_are_refused_in_one_line() {
+    let empty = tempfile::tempdir().unwrap();
+    let dir = empty.path().to_str().unwrap();
+    for (option, bad) in [
+        ("--threads", "0"),
+        ("--max-write", "100"),
+        ("--max-write", "33554432"),
+        ("--read-ahead-kb", "99999999"),
+        ("--poll-us", "99999999999"),
+        ("--chunk-min", "0"),
+    ] {
+        let e = command_fails(&["mount", dir, option, bad], bad);
+        assert!(e.contains(option.trim_start_matches('-')), "{e}");
+    }
+    assert!(!is_mounted(empty.path()));
+}
+
 #[test]
 fn tree_prints_counts_and_refuses_other_file_systems() {
     let m = Mount::new();

@@ -42,12 +42,13 @@ impl Default for Chunker {
 }
 
 impl Chunker {
-    /// A chunker, or a message saying which size is out of range.
+    /// A chunker, or a message saying which size is out of range (naming the command line's
+    /// flags, which set them).
     pub fn new(kind: ChunkerKind, min: usize, avg: usize, max: usize) -> Result<Chunker, String> {
         if kind == ChunkerKind::Fixed {
             if !(64..=v2020::MAXIMUM_MAX).contains(&avg) {
                 return Err(format!(
-                    "fixed chunk size {avg} must be between 64 and {}",
+                    "--chunk-avg {avg} (the fixed chunk size) must be between 64 and {}",
                     v2020::MAXIMUM_MAX
                 ));
             }
@@ -68,17 +69,16 @@ impl Chunker {
         ];
         for (name, v, lo, hi) in ranges {
             if !(lo..=hi).contains(&v) {
-                return Err(format!(
-                    "chunk {name} size {v} must be between {lo} and {hi}"
-                ));
+                return Err(format!("--chunk-{name} {v} must be between {lo} and {hi}"));
             }
             if v % 2 != 0 {
-                return Err(format!("chunk {name} size {v} must be even"));
+                return Err(format!("--chunk-{name} {v} must be even"));
             }
         }
         if !(min <= avg && avg <= max) {
             return Err(format!(
-                "chunk sizes must satisfy min <= avg <= max (got {min}, {avg}, {max})"
+                "chunk sizes must satisfy --chunk-min <= --chunk-avg <= --chunk-max (got {min}, {avg}, \
+                 {max})"
             ));
         }
         let (mask_s, mask_l) = v2020::select_masks(avg, Normalization::Level1);
