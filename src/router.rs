@@ -196,6 +196,20 @@ impl Router {
         self.fs.create(parent, name, mode, flags, caller)
     }
 
+    /// `open(O_TMPFILE)` in `parent`: EROFS under `.memfs`.
+    pub fn tmpfile(
+        &self,
+        parent: u64,
+        mode: u32,
+        flags: i32,
+        caller: Caller,
+    ) -> Result<(Attr, u64)> {
+        if self.is_control(parent) {
+            return Err(Errno::EROFS);
+        }
+        self.fs.tmpfile(parent, mode, flags, caller)
+    }
+
     pub fn unlink(&self, parent: u64, name: &[u8]) -> Result<()> {
         if self.touches_control(parent, name) {
             check_removal_name(name, false)?;

@@ -19,7 +19,7 @@ pub use file::{CopyFileRange, Fallocate, Flush, Fsync, Ioctl, Lseek, Open, Read,
 pub use meta::{
     Access, Getattr, Getxattr, Listxattr, Readlink, Removexattr, Setattr, Setxattr, Statfs,
 };
-pub use namespace::{Create, Link, Lookup, Mkdir, Mknod, Rename, Rmdir, Symlink, Unlink};
+pub use namespace::{Create, Link, Lookup, Mkdir, Mknod, Rename, Rmdir, Symlink, TmpFile, Unlink};
 pub use recording::{Args, Noted};
 pub use reply::{
     Attributes, Committed, Created, DirPlusSink, DirSink, Entry, Opened, Xattr, XattrValue,
@@ -298,6 +298,22 @@ impl Server {
             ttl: self.attr_ttl(attr.ino),
             attr,
             generation: GENERATION,
+        }
+    }
+
+    /// A create's or tmpfile's answer: the new file's entry and its open handle.
+    fn created(&self, attr: Attr, fh: u64) -> Created {
+        let opened = Opened {
+            fh,
+            flags: self.open_flags(attr.ino),
+        };
+        Created {
+            entry: Entry {
+                attr,
+                ttl: self.options.ttl,
+                generation: GENERATION,
+            },
+            opened,
         }
     }
 

@@ -4,7 +4,7 @@
 use crate::fs::{Errno, RenameMode, Result};
 use crate::trace::{Flags, Op};
 
-use super::{Args, Context, Created, Entry, Opened, Request, Server};
+use super::{Args, Context, Created, Entry, Request, Server};
 
 pub struct Lookup<'a> {
     pub parent: u64,
@@ -150,18 +150,35 @@ impl Request for Create<'_> {
             server
                 .core
                 .create(self.parent, self.name, self.mode, self.flags, ctx.caller())?;
-        let opened = Opened {
-            fh,
-            flags: server.open_flags(attr.ino),
-        };
-        Ok(Created {
-            entry: Entry {
-                attr,
-                ttl: server.options.ttl,
-                generation: super::GENERATION,
-            },
-            opened,
-        })
+        Ok(server.created(attr, fh))
+    }
+}
+
+/// Makes and opens a regular file with no name (`open(O_TMPFILE)`).
+pub struct TmpFile {
+    pub parent: u64,
+    pub mode: u32,
+    /// `open(2)` flags.
+    pub flags: i32,
+}
+
+impl Request for TmpFile {
+    const OP: Op = Op::Tmpfile;
+    type Reply = Created;
+
+    fn args(&self) -> Args<'_> {
+        Args {
+            parent: Some(self.parent),
+            flags: Some(Flags::Open(self.flags)),
+            ..Args::default()
+        }
+    }
+
+    fn handle(self, server: &Server, ctx: &Context) -> Result<Created> {
+        let (attr, fh) = server
+            .core
+            .tmpfile(self.parent, self.mode, self.flags, ctx.caller())?;
+        Ok(server.created(attr, fh))
     }
 }
 

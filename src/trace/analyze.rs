@@ -444,7 +444,7 @@ pub fn sessions(path: &Path, filter: Option<&str>, out: &mut impl Write) -> Resu
             continue;
         }
         match r.op {
-            Op::Open | Op::Create => {
+            Op::Open | Op::Create | Op::Tmpfile => {
                 let (Some(ino), Some(fh)) = (r.ino, r.fh) else {
                     continue;
                 };
@@ -592,10 +592,10 @@ fn write_session(out: &mut impl Write, s: &Session, end_ns: u64) -> Result<()> {
             .collect::<Vec<_>>()
             .join(",")
     };
-    let flags = if s.opened_by == Op::Create {
-        format!("create {}", s.flags)
-    } else {
-        s.flags.clone()
+    let flags = match s.opened_by {
+        Op::Create => format!("create {}", s.flags),
+        Op::Tmpfile => format!("tmpfile {}", s.flags),
+        _ => s.flags.clone(),
     };
     writeln!(
         out,

@@ -71,7 +71,7 @@ pub fn open_flags(flags: i32) -> String {
         _ => "O_ACCMODE",
     }
     .to_string()];
-    let known: [(i32, &str); 14] = [
+    let known: [(i32, &str); 15] = [
         (libc::O_CREAT, "O_CREAT"),
         (libc::O_EXCL, "O_EXCL"),
         (libc::O_NOCTTY, "O_NOCTTY"),
@@ -82,6 +82,8 @@ pub fn open_flags(flags: i32) -> String {
         (libc::O_DIRECT, "O_DIRECT"),
         // The kernel's O_LARGEFILE; libc calls it 0 on 64-bit targets, where it is implied.
         (0o100000, "O_LARGEFILE"),
+        // Before O_DIRECTORY, whose bit it includes.
+        (libc::O_TMPFILE, "O_TMPFILE"),
         (libc::O_DIRECTORY, "O_DIRECTORY"),
         (libc::O_NOFOLLOW, "O_NOFOLLOW"),
         (libc::O_NOATIME, "O_NOATIME"),
@@ -225,6 +227,10 @@ mod tests {
         let f = libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC;
         assert_eq!(super::open_flags(f), "O_WRONLY|O_CREAT|O_TRUNC");
         assert_eq!(super::open_flags(0), "O_RDONLY");
+        let tmp = libc::O_RDWR | libc::O_TMPFILE | libc::O_EXCL;
+        assert_eq!(super::open_flags(tmp), "O_RDWR|O_EXCL|O_TMPFILE");
+        let dir = libc::O_RDONLY | libc::O_DIRECTORY;
+        assert_eq!(super::open_flags(dir), "O_RDONLY|O_DIRECTORY");
     }
 
     #[test]

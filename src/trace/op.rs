@@ -75,6 +75,7 @@ ops! {
     Removexattr => "removexattr",
     Access => "access",
     Create => "create",
+    Tmpfile => "tmpfile",
     Fallocate => "fallocate",
     Ioctl => "ioctl",
     Lseek => "lseek",

@@ -125,7 +125,7 @@ impl Follower {
             return;
         }
         match r.op {
-            Op::Open | Op::Create => {
+            Op::Open | Op::Create | Op::Tmpfile => {
                 if let (Some(ino), Some(fh)) = (r.ino, r.fh) {
                     let key = self.lane_key(by, names, ino, r.pid);
                     let window = self.dirty.get(&ino).is_some_and(|h| !h.is_empty());

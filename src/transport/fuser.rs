@@ -177,6 +177,17 @@ fn answer<R: ErrorReply, T>(reply: R, result: fs::Result<T>, send: impl FnOnce(R
     }
 }
 
+/// A create's or tmpfile's answer: the new file's entry and its handle.
+fn send_created(reply: ReplyCreate, c: rq::Created) {
+    reply.created(
+        &c.entry.ttl,
+        &file_attr(&c.entry.attr),
+        Generation(c.entry.generation),
+        FileHandle(c.opened.fh),
+        fopen_flags(c.opened.flags),
+    )
+}
+
 fn file_type(kind: FileKind) -> FileType {
     match kind {
         FileKind::Regular => FileType::RegularFile,
@@ -796,15 +807,32 @@ impl Filesystem for MemFuse {
             mode,
             flags,
         };
-        answer(reply, self.server.call(&context(req), request), |r, c| {
-            r.created(
-                &c.entry.ttl,
-                &file_attr(&c.entry.attr),
-                Generation(c.entry.generation),
-                FileHandle(c.opened.fh),
-                fopen_flags(c.opened.flags),
-            )
-        });
+        answer(
+            reply,
+            self.server.call(&context(req), request),
+            send_created,
+        );
+    }
+
+    fn tmpfile(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        mode: u32,
+        _umask: u32,
+        flags: i32,
+        reply: ReplyCreate,
+    ) {
+        let request = rq::TmpFile {
+            parent: parent.0,
+            mode,
+            flags,
+        };
+        answer(
+            reply,
+            self.server.call(&context(req), request),
+            send_created,
+        );
     }
 
     fn fallocate(

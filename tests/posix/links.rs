@@ -2,6 +2,7 @@
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;
+use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
 
 use crate::common::*;
@@ -138,4 +139,111 @@ fn hard_links() {
     let st = lstat(&m.join("sl2"));
     assert_eq!(file_type(&st), libc::S_IFLNK);
     assert_eq!(st.st_nlink, 2);
+}
+
+/// `linkat(fd, "", AT_FDCWD, path, AT_EMPTY_PATH)`: a name for an open file (root only).
+fn link_fd(fd: &impl AsRawFd, path: &std::path::Path) -> Result<i32, i32> {
+    let path = cpath(path);
+    let rc = unsafe {
+        libc::linkat(
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            libc::AT_EMPTY_PATH,
+        )
+    };
+    if rc == 0 {
+        Ok(rc)
+    } else {
+        Err(errno())
+    }
+}
+
+/// What `open(O_TMPFILE)` does in `dir`, as lines to compare between file systems.
+fn tmpfile_story(dir: &std::path::Path) -> Vec<String> {
+    let mut said = Vec::new();
+    let mut say = |line: String| said.push(line);
+    let d = dir.join("d");
+    fs::create_dir(&d).unwrap();
+    let tmp = libc::O_TMPFILE | libc::O_RDWR;
+    let f = must(open(&d, tmp, 0o640), "open(O_TMPFILE)");
+    must(pwrite(&f, b"nameless", 0), "write");
+    let st = fstat(&f);
+    say(format!(
+        "made: nlink {} mode {:o} size {}",
+        st.st_nlink, st.st_mode, st.st_size
+    ));
+    say(format!("listed: {:?}", fs::read_dir(&d).unwrap().count()));
+    say(format!("linked: {:?}", link_fd(&f, &d.join("named"))));
+    let st = fstat(&f);
+    say(format!(
+        "then: nlink {} content {:?}",
+        st.st_nlink,
+        fs::read(d.join("named")).unwrap()
+    ));
+    say(format!(
+        "linked again: {:?}",
+        link_fd(&f, &dir.join("second"))
+    ));
+    say(format!("nlink: {}", stat(&dir.join("second")).st_nlink));
+    drop(f);
+    let excl = must(
+        open(&d, tmp | libc::O_EXCL, 0o600),
+        "open(O_TMPFILE|O_EXCL)",
+    );
+    say(format!(
+        "O_EXCL linked: {:?}",
+        link_fd(&excl, &d.join("excl")).map_err(errno_name)
+    ));
+    drop(excl);
+    drop(must(
+        open(&d, libc::O_TMPFILE | libc::O_WRONLY, 0o600),
+        "a tmpfile closed unnamed",
+    ));
+    let mut names: Vec<_> = fs::read_dir(&d)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    names.sort();
+    say(format!("names: {names:?}"));
+    for (what, path, flags) in [
+        ("on a file", d.join("named"), tmp),
+        ("missing dir", dir.join("missing"), tmp),
+        ("read-only", d.clone(), libc::O_TMPFILE | libc::O_RDONLY),
+    ] {
+        say(format!(
+            "{what}: {:?}",
+            open(&path, flags, 0o600).map(drop).map_err(errno_name)
+        ));
+    }
+    said
+}
+
+/// `open(O_TMPFILE)` (FUSE_TMPFILE) as on tmpfs: a file with no name and a link count of 0,
+/// named by a later `linkat` unless made with `O_EXCL`, and freed at its last close if it
+/// never was. Nothing counts it while it has no name.
+#[test]
+fn o_tmpfile_makes_a_nameless_file_that_a_link_can_name() {
+    let tmpfs = Tmpfs::new();
+    let expected = tmpfile_story(tmpfs.path());
+    let m = Mount::new();
+    let used = m.stats().used_bytes;
+    let got = tmpfile_story(m.path());
+    assert_eq!(got, expected, "memfs (left) against tmpfs (right)");
+    assert!(expected[2].contains("Ok"), "{expected:?}");
+    assert_counts_match_walk(m.path());
+    // The named file, its second name, and nothing of the two never named.
+    assert_eq!(m.stats().files, 1);
+    let fsck = fs::read_to_string(m.join(".memfs/fsck")).unwrap();
+    assert!(fsck.contains("\"ok\": true"), "{fsck}");
+    expect_errno(
+        open(&m.join(".memfs"), libc::O_TMPFILE | libc::O_RDWR, 0o600),
+        libc::EROFS,
+        "open(.memfs, O_TMPFILE)",
+    );
+    // Gone with their names, the files hold nothing any more.
+    fs::remove_dir_all(m.join("d")).unwrap();
+    fs::remove_file(m.join("second")).unwrap();
+    assert_eq!(m.stats().used_bytes, used);
 }

@@ -213,6 +213,57 @@ impl Fs {
         }
     }
 
+    /// `open(O_TMPFILE)`: a regular file in no directory (its link count 0), opened. `parent`
+    /// is where a later `link` may name it, which only a file made without `O_EXCL` allows.
+    /// Until then nothing counts it (descendants, the Merkle tree); its last close frees
+    /// it, as it does an unlinked file.
+    pub fn tmpfile(
+        &self,
+        parent: u64,
+        mode: u32,
+        flags: i32,
+        caller: Caller,
+    ) -> Result<(Attr, u64)> {
+        let inode = self.with_room(|_| self.try_tmpfile(parent, mode, flags, caller))?;
+        let attr = inode.attr();
+        let fh = self.handles.open(inode.clone(), flags);
+        Ok((attr, fh))
+    }
+
+    fn try_tmpfile(
+        &self,
+        parent: u64,
+        mode: u32,
+        flags: i32,
+        caller: Caller,
+    ) -> std::result::Result<Arc<Inode>, Fail> {
+        let dir = self.namespace.get(parent)?;
+        let data = dir.data.read();
+        // A removed directory still takes one, as on tmpfs (it cannot be linked there).
+        let (dmeta, _) = (&data.meta, data.dir()?);
+        self.budget.charge_meta(INODE_BYTES)?;
+        let gid = if dmeta.perm as u32 & libc::S_ISGID != 0 {
+            dmeta.gid
+        } else {
+            caller.gid
+        };
+        let mut meta = Meta::new(
+            (mode & 0o7777) as u16,
+            caller.uid,
+            gid,
+            0,
+            SystemTime::now(),
+        );
+        meta.nlink = 0;
+        meta.linkable = flags & libc::O_EXCL == 0;
+        let body = Body::File(FileState::default());
+        Ok(self.namespace.add(|ino| {
+            let inode = Inode::new(ino, FileKind::Regular, meta, body, parent);
+            inode.lookups.store(1, Ordering::Release);
+            inode
+        }))
+    }
+
     /// A hard link to `ino` named `name` in `parent`. ENOSPC when the entry would not fit.
     pub fn link(&self, ino: u64, parent: u64, name: &[u8]) -> Result<Attr> {
         check_name(name)?;
@@ -232,12 +283,18 @@ impl Fs {
                 return Err(Errno::EPERM.into());
             }
             let mut idata = inode.data.write();
-            if idata.meta.nlink == 0 {
+            if idata.meta.nlink == 0 && !idata.meta.linkable {
                 return Err(Errno::ENOENT.into());
             }
             self.budget.charge_meta(entry_cost(name))?;
+            if idata.meta.nlink == 0 {
+                // A tmpfile's first name: it now lives in `parent`, with one name.
+                inode.parent.store(parent, Ordering::Release);
+            } else {
+                inode.merkle.mark_linked();
+            }
             idata.meta.nlink += 1;
-            inode.merkle.mark_linked();
+            idata.meta.linkable = false;
             idata.meta.ctime = now;
             entries.set(name, ino, inode.kind);
             dmeta.touch_modified(now);

@@ -24,6 +24,9 @@ pub type Xattrs = BTreeMap<Box<[u8]>, Box<[u8]>>;
 #[derive(Debug)]
 pub struct Meta {
     pub perm: u16,
+    /// An `O_TMPFILE` file made without `O_EXCL`, not linked yet: a `link` may give it its
+    /// first name (Linux's `I_LINKABLE`). In the padding after `perm`: it costs no bytes.
+    pub linkable: bool,
     pub uid: u32,
     pub gid: u32,
     pub nlink: u32,
@@ -39,6 +42,7 @@ impl Meta {
     pub fn new(perm: u16, uid: u32, gid: u32, rdev: u32, now: SystemTime) -> Meta {
         Meta {
             perm,
+            linkable: false,
             uid,
             gid,
             nlink: 1,

@@ -367,10 +367,17 @@ impl Dispatcher {
                     };
                     self.call(ctx, request)
                 };
-                reply(payload, result, |out, c| {
-                    out.entry(&c.entry);
-                    out.open(&c.opened);
-                })
+                reply(payload, result, created)
+            }
+            op::TMPFILE => {
+                // CREATE's arguments; the name after them is the kernel's placeholder.
+                let (flags, mode) = (a.u32()?, a.u32()?);
+                let request = rq::TmpFile {
+                    parent: ino,
+                    mode,
+                    flags: flags as i32,
+                };
+                reply(payload, self.call(ctx, request), created)
             }
             op::READDIR | op::READDIRPLUS => {
                 let (fh, offset, size) = (a.u64()?, a.u64()?, a.u32()?);
@@ -483,6 +490,12 @@ fn reply<T>(payload: &mut [u8], result: fs::Result<T>, write: impl FnOnce(&mut O
         }
         Err(e) => Answer::errno(e),
     }
+}
+
+/// A create's or tmpfile's answer: `fuse_entry_out` then `fuse_open_out`.
+fn created(out: &mut Out, c: rq::Created) {
+    out.entry(&c.entry);
+    out.open(&c.opened);
 }
 
 fn xattr(out: &mut Out, x: Xattr) {
