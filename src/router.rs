@@ -237,12 +237,18 @@ impl Router {
         newparent: u64,
         newname: &[u8],
         mode: RenameMode,
+        whiteout: Option<Caller>,
     ) -> Result<()> {
         if self.touches_control(parent, name) || self.touches_control(newparent, newname) {
             check_rename_names(name, newname, mode)?;
             return Err(Errno::EROFS);
         }
-        self.fs.rename(parent, name, newparent, newname, mode)
+        match whiteout {
+            Some(caller) => self
+                .fs
+                .rename_whiteout(parent, name, newparent, newname, mode, caller),
+            None => self.fs.rename(parent, name, newparent, newname, mode),
+        }
     }
 
     pub fn link(&self, ino: u64, newparent: u64, newname: &[u8]) -> Result<Attr> {
@@ -515,7 +521,7 @@ mod tests {
             );
             assert_eq!(r.link(f, dir, b"x").map(|_| ()), erofs);
             assert_eq!(
-                r.rename(ROOT_INO, b"f", dir, b"x", RenameMode::Replace),
+                r.rename(ROOT_INO, b"f", dir, b"x", RenameMode::Replace, None),
                 erofs
             );
         }
@@ -528,7 +534,7 @@ mod tests {
             assert_eq!(r.unlink(dir, name), erofs);
             assert_eq!(r.rmdir(dir, name), erofs);
             assert_eq!(
-                r.rename(dir, name, ROOT_INO, b"y", RenameMode::Replace),
+                r.rename(dir, name, ROOT_INO, b"y", RenameMode::Replace, None),
                 erofs
             );
         }
@@ -551,14 +557,17 @@ mod tests {
         assert_eq!(r.rmdir(ROOT_INO, CONTROL_NAME), erofs);
         let plain = RenameMode::Replace;
         assert_eq!(
-            r.rename(ROOT_INO, CONTROL_NAME, ROOT_INO, b"g", plain),
+            r.rename(ROOT_INO, CONTROL_NAME, ROOT_INO, b"g", plain, None),
             erofs
         );
         assert_eq!(
-            r.rename(ROOT_INO, b"f", ROOT_INO, CONTROL_NAME, plain),
+            r.rename(ROOT_INO, b"f", ROOT_INO, CONTROL_NAME, plain, None),
             erofs
         );
-        assert_eq!(r.rename(d, b"x", ROOT_INO, CONTROL_NAME, plain), erofs);
+        assert_eq!(
+            r.rename(d, b"x", ROOT_INO, CONTROL_NAME, plain, None),
+            erofs
+        );
         assert_eq!(r.link(f, ROOT_INO, CONTROL_NAME).map(|_| ()), erofs);
         // It exists, so making it is EEXIST, as for any existing name.
         let eexist = Err(Errno::EEXIST);

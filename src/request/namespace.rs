@@ -223,7 +223,7 @@ pub struct Rename<'a> {
     pub name: &'a [u8],
     pub newparent: u64,
     pub newname: &'a [u8],
-    /// `renameat2(2)` flags (`RENAME_NOREPLACE`, `RENAME_EXCHANGE`).
+    /// `renameat2(2)` flags (`RENAME_NOREPLACE`, `RENAME_EXCHANGE`, `RENAME_WHITEOUT`).
     pub flags: u32,
 }
 
@@ -240,18 +240,26 @@ impl Request for Rename<'_> {
         }
     }
 
-    fn handle(self, server: &Server, _ctx: &Context) -> Result<()> {
+    fn handle(self, server: &Server, ctx: &Context) -> Result<()> {
+        let known = libc::RENAME_EXCHANGE | libc::RENAME_NOREPLACE | libc::RENAME_WHITEOUT;
+        if self.flags & !known != 0 {
+            return Err(Errno::EINVAL);
+        }
         let mode = if self.flags & libc::RENAME_EXCHANGE != 0 {
             RenameMode::Exchange
         } else if self.flags & libc::RENAME_NOREPLACE != 0 {
             RenameMode::NoReplace
-        } else if self.flags == 0 {
-            RenameMode::Replace
         } else {
-            return Err(Errno::EINVAL);
+            RenameMode::Replace
         };
-        server
-            .core
-            .rename(self.parent, self.name, self.newparent, self.newname, mode)
+        let whiteout = (self.flags & libc::RENAME_WHITEOUT != 0).then(|| ctx.caller());
+        server.core.rename(
+            self.parent,
+            self.name,
+            self.newparent,
+            self.newname,
+            mode,
+            whiteout,
+        )
     }
 }

@@ -254,6 +254,24 @@ impl Drop for Mount {
     }
 }
 
+/// Waits until `m` holds `used` bytes again, as after everything made since was removed:
+/// the kernel's forgets of removed inodes arrive on their own, after the removals return
+/// (on rings, on another thread), and an inode's memory goes with its last forget.
+pub fn assert_used_bytes_return_to(m: &Mount, used: u64) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let now = m.stats().used_bytes;
+        if now == used {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "used bytes {now}, not back to {used}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// A tmpfs of our own in a temp dir (we run as root), unmounted on drop.
 pub struct Tmpfs(tempfile::TempDir);
 

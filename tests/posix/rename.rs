@@ -3,7 +3,7 @@
 
 use std::ffi::OsString;
 use std::fs::{self, File};
-use std::io::Read;
+use std::io::{Read, Write};
 
 use crate::common::*;
 use crate::sys::*;
@@ -351,4 +351,141 @@ fn rename_subtree_updates_descendant_counts() {
     assert_eq!(descendants(&m.join("old")), 1);
     assert_eq!(descendants(root), 6);
     assert_counts_match_walk(root);
+}
+
+/// What `renameat2(RENAME_WHITEOUT)` does in `dir`, as lines to compare between file systems.
+fn whiteout_story(dir: &std::path::Path) -> Vec<String> {
+    let mut said = Vec::new();
+    let mut say = |line: String| said.push(line);
+    let (a, b) = (dir.join("a"), dir.join("b"));
+    fs::write(&a, b"moved").unwrap();
+    say(format!(
+        "rename: {:?}",
+        renameat2(&a, &b, libc::RENAME_WHITEOUT)
+    ));
+    let st = lstat(&a);
+    say(format!(
+        "left: mode {:o} rdev {} nlink {} size {} uid {}",
+        st.st_mode, st.st_rdev, st.st_nlink, st.st_size, st.st_uid
+    ));
+    say(format!("moved: {:?}", fs::read(&b).unwrap()));
+    fs::create_dir_all(dir.join("d/sub")).unwrap();
+    let flags = libc::RENAME_WHITEOUT | libc::RENAME_NOREPLACE;
+    say(format!(
+        "dir: {:?}",
+        renameat2(&dir.join("d"), &dir.join("e"), flags)
+    ));
+    say(format!("dir left: {:o}", lstat(&dir.join("d")).st_mode));
+    let noreplace = renameat2(&dir.join("e"), &b, flags).map_err(errno_name);
+    say(format!("onto a file, no replace: {noreplace:?}"));
+    let exchange = libc::RENAME_WHITEOUT | libc::RENAME_EXCHANGE;
+    let swapped = renameat2(&dir.join("e"), &b, exchange).map_err(errno_name);
+    say(format!("with exchange: {swapped:?}"));
+    // Onto a whiteout, as overlayfs does: the whiteout is replaced, a new one left behind.
+    fs::write(dir.join("f"), b"f").unwrap();
+    say(format!(
+        "onto a whiteout: {:?}",
+        renameat2(&dir.join("f"), &a, libc::RENAME_WHITEOUT)
+    ));
+    let mut names: Vec<_> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    names.sort();
+    say(format!("names: {names:?}"));
+    say(format!(
+        "f left: {:o}, a: {:?}",
+        lstat(&dir.join("f")).st_mode,
+        fs::read(&a).unwrap()
+    ));
+    said
+}
+
+/// `RENAME_WHITEOUT` as on tmpfs: the old name is left to a character device 0:0 with mode
+/// 0, with the flag's errors (EEXIST with NOREPLACE, EINVAL with EXCHANGE).
+#[test]
+fn rename_whiteout_leaves_a_whiteout_as_on_tmpfs() {
+    let tmpfs = Tmpfs::new();
+    let expected = whiteout_story(tmpfs.path());
+    let m = Mount::new();
+    let used = m.stats().used_bytes;
+    let got = whiteout_story(m.path());
+    assert_eq!(got, expected, "memfs (left) against tmpfs (right)");
+    assert!(
+        expected[1].starts_with("left: mode 20000 rdev 0 nlink 1"),
+        "{expected:?}"
+    );
+    assert_counts_match_walk(m.path());
+    for name in ["a", "b", "d", "e/sub", "e", "f"] {
+        let path = m.join(name);
+        if lstat(&path).st_mode & libc::S_IFMT == libc::S_IFDIR {
+            fs::remove_dir(&path).unwrap();
+        } else {
+            fs::remove_file(&path).unwrap();
+        }
+    }
+    assert_used_bytes_return_to(&m, used);
+}
+
+/// overlayfs takes memfs as its upper layer: it refused to mount before RENAME_WHITEOUT
+/// ("upper fs does not support RENAME_WHITEOUT"). A delete leaves a whiteout in the upper
+/// layer, a change copies the file up, and the merged view shows both.
+#[test]
+fn overlayfs_takes_memfs_as_its_upper_layer() {
+    let lower = tempfile::tempdir().unwrap();
+    fs::write(lower.path().join("gone"), b"lower").unwrap();
+    fs::create_dir(lower.path().join("dir")).unwrap();
+    fs::write(lower.path().join("dir/kept"), b"lower\n").unwrap();
+    let m = Mount::new();
+    fs::create_dir(m.join("upper")).unwrap();
+    fs::create_dir(m.join("work")).unwrap();
+    let merged = tempfile::tempdir().unwrap();
+    let options = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        lower.path().display(),
+        m.join("upper").display(),
+        m.join("work").display()
+    );
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "overlay", "overlay", "-o", &options])
+        .arg(merged.path())
+        .status()
+        .unwrap();
+    assert!(mounted.success(), "mount -t overlay with memfs as upper");
+    let view = merged.path();
+    let worked = std::panic::catch_unwind(|| {
+        fs::remove_file(view.join("gone")).unwrap();
+        fs::OpenOptions::new()
+            .append(true)
+            .open(view.join("dir/kept"))
+            .unwrap()
+            .write_all(b"upper\n")
+            .unwrap();
+        fs::write(view.join("new"), b"new").unwrap();
+        let mut names: Vec<_> = fs::read_dir(view)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["dir", "new"]);
+        assert_eq!(fs::read(view.join("dir/kept")).unwrap(), b"lower\nupper\n");
+    });
+    let unmounted = std::process::Command::new("umount")
+        .arg(view)
+        .status()
+        .unwrap();
+    if let Err(panic) = worked {
+        std::panic::resume_unwind(panic);
+    }
+    assert!(unmounted.success());
+    let whiteout = lstat(&m.join("upper/gone"));
+    assert_eq!(
+        (whiteout.st_mode & libc::S_IFMT, whiteout.st_rdev),
+        (libc::S_IFCHR, 0)
+    );
+    assert_eq!(
+        fs::read(m.join("upper/dir/kept")).unwrap(),
+        b"lower\nupper\n"
+    );
+    assert_counts_match_walk(m.path());
 }

@@ -1,14 +1,14 @@
-//! Moving names: rename (plain, no-replace and exchange).
+//! Moving names: rename (plain, no-replace, exchange, and leaving a whiteout).
 
 use std::sync::atomic::Ordering;
 use std::time::SystemTime;
 
-use crate::fs::attr::{FileKind, RenameMode};
-use crate::fs::budget::entry_cost;
+use crate::fs::attr::{Caller, FileKind, RenameMode};
+use crate::fs::budget::{entry_cost, Fail, INODE_BYTES};
 use crate::fs::error::{Errno, Result};
 use crate::fs::{Fs, NAME_MAX};
 
-use super::inode::InodeData;
+use super::inode::{Body, Inode, InodeData, Meta};
 use super::names::{check_name, is_dots};
 use super::table::Namespace;
 
@@ -22,7 +22,50 @@ impl Fs {
         newname: &[u8],
         mode: RenameMode,
     ) -> Result<()> {
+        self.rename_leaving(parent, name, newparent, newname, mode, None)
+    }
+
+    /// A rename that leaves at the old name a whiteout made by `caller` (`RENAME_WHITEOUT`,
+    /// which overlayfs asks of its upper layer): a character device 0:0 with mode 0, as on
+    /// tmpfs. EINVAL with `Exchange`.
+    pub fn rename_whiteout(
+        &self,
+        parent: u64,
+        name: &[u8],
+        newparent: u64,
+        newname: &[u8],
+        mode: RenameMode,
+        caller: Caller,
+    ) -> Result<()> {
+        self.rename_leaving(parent, name, newparent, newname, mode, Some(caller))
+    }
+
+    fn rename_leaving(
+        &self,
+        parent: u64,
+        name: &[u8],
+        newparent: u64,
+        newname: &[u8],
+        mode: RenameMode,
+        whiteout: Option<Caller>,
+    ) -> Result<()> {
         check_rename_names(name, newname, mode)?;
+        if whiteout.is_some() && mode == RenameMode::Exchange {
+            return Err(Errno::EINVAL);
+        }
+        // Only a whiteout takes room (an inode); the retry after making room starts over.
+        self.with_room(|_| self.try_rename(parent, name, newparent, newname, mode, whiteout))
+    }
+
+    fn try_rename(
+        &self,
+        parent: u64,
+        name: &[u8],
+        newparent: u64,
+        newname: &[u8],
+        mode: RenameMode,
+        whiteout: Option<Caller>,
+    ) -> std::result::Result<(), Fail> {
         // Moving between directories may change parent chains: run alone among namespace
         // changes, so counts move as a whole and the "into itself" check sees a still tree.
         let (_shared, _exclusive);
@@ -47,17 +90,18 @@ impl Fs {
             None => src_guard.dir()?.get(newname).cloned(),
         };
         if dst_guard.as_ref().is_some_and(|g| g.meta.nlink == 0) {
-            return Err(Errno::ENOENT);
+            return Err(Errno::ENOENT.into());
         }
         // NOREPLACE refuses any existing target, even another name of the same inode (Linux
         // checks it before the same-inode case below).
         match (mode, &dst_entry) {
-            (RenameMode::NoReplace, Some(_)) => return Err(Errno::EEXIST),
-            (RenameMode::Exchange, None) => return Err(Errno::ENOENT),
+            (RenameMode::NoReplace, Some(_)) => return Err(Errno::EEXIST.into()),
+            (RenameMode::Exchange, None) => return Err(Errno::ENOENT.into()),
             _ => {}
         }
         if dst_entry.as_ref().is_some_and(|d| d.ino == src_entry.ino) {
-            // Two names of one inode (or one name): POSIX says do nothing.
+            // Two names of one inode (or one name): POSIX says do nothing (Linux's VFS does
+            // not send it, whiteout or not).
             return Ok(());
         }
         let src = self.namespace.get(src_entry.ino)?;
@@ -67,14 +111,14 @@ impl Fs {
         };
         if parent != newparent {
             if src.kind == FileKind::Directory && self.namespace.is_within(newparent, src.ino) {
-                return Err(Errno::EINVAL);
+                return Err(Errno::EINVAL.into());
             }
             if mode == RenameMode::Exchange
                 && dst.as_ref().is_some_and(|d| {
                     d.kind == FileKind::Directory && self.namespace.is_within(parent, d.ino)
                 })
             {
-                return Err(Errno::EINVAL);
+                return Err(Errno::EINVAL.into());
             }
         }
         // A directory being replaced stays locked from its emptiness check to its removal
@@ -88,20 +132,20 @@ impl Fs {
                     && parent != newparent
                     && self.namespace.is_within(parent, dst.ino)
                 {
-                    return Err(Errno::ENOTEMPTY);
+                    return Err(Errno::ENOTEMPTY.into());
                 }
                 match (
                     src.kind == FileKind::Directory,
                     dst.kind == FileKind::Directory,
                 ) {
-                    (true, false) => return Err(Errno::ENOTDIR),
-                    (false, true) => return Err(Errno::EISDIR),
+                    (true, false) => return Err(Errno::ENOTDIR.into()),
+                    (false, true) => return Err(Errno::EISDIR.into()),
                     (true, true) => {
                         // A child of the target parent, which is not above the source's
                         // parent (checked above): ancestor before descendant.
                         let data = dst.data.write();
                         if !data.dir()?.is_empty() {
-                            return Err(Errno::ENOTEMPTY);
+                            return Err(Errno::ENOTEMPTY.into());
                         }
                         replaced_dir = Some(data);
                     }
@@ -155,9 +199,19 @@ impl Fs {
             return Ok(());
         }
 
+        // The whiteout is charged and made before anything moves: ENOSPC leaves all as it was.
+        let whiteout = match whiteout {
+            Some(caller) => Some(self.make_whiteout(parent, name, &src_guard.meta, caller, now)?),
+            None => None,
+        };
         {
             let (smeta, sdir) = src_guard.dir_mut()?;
-            sdir.remove(name);
+            match &whiteout {
+                Some(w) => sdir.set(name, w.ino, FileKind::CharDevice),
+                None => {
+                    sdir.remove(name);
+                }
+            }
             smeta.touch_modified(now);
             if src_is_dir && parent != newparent {
                 smeta.nlink -= 1;
@@ -212,6 +266,9 @@ impl Fs {
             self.namespace.add_descendants(newparent, -1);
             self.maybe_free(&dst);
         }
+        if whiteout.is_some() {
+            self.namespace.add_descendants(parent, 1);
+        }
         self.namespace.merkle_dir_changed(parent);
         if parent != newparent {
             self.namespace.merkle_dir_changed(newparent);
@@ -219,6 +276,34 @@ impl Fs {
         Ok(())
     }
 }
+
+impl Fs {
+    /// A whiteout for `name` in directory `parent` (whose metadata is `dir`): charged with its
+    /// entry, in the inode table, in no directory yet. Its group is the directory's if that is setgid.
+    fn make_whiteout(
+        &self,
+        parent: u64,
+        name: &[u8],
+        dir: &Meta,
+        caller: Caller,
+        now: SystemTime,
+    ) -> std::result::Result<std::sync::Arc<Inode>, Fail> {
+        // Its inode and its entry: the rename's own accounting moves the old entry.
+        self.budget.charge_meta(INODE_BYTES + entry_cost(name))?;
+        let gid = if dir.perm as u32 & libc::S_ISGID != 0 {
+            dir.gid
+        } else {
+            caller.gid
+        };
+        let meta = Meta::new(0, caller.uid, gid, WHITEOUT_DEV, now);
+        Ok(self
+            .namespace
+            .add(|ino| Inode::new(ino, FileKind::CharDevice, meta, Body::Special, parent)))
+    }
+}
+
+/// A whiteout's device number, 0:0 (Linux's `WHITEOUT_DEV`).
+const WHITEOUT_DEV: u32 = 0;
 
 /// The checks of a rename's names that come before any lookup, in the order Linux's
 /// do_renameat2 makes them: empty names, "." and ".." (which the kernel resolves itself and
