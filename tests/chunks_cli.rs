@@ -249,7 +249,10 @@ fn bad_sizes_are_refused_clearly() {
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(err.trim_end().lines().count(), 1, "{err}");
-    assert!(err.contains("--chunk-min <= --chunk-avg <= --chunk-max"), "{err}");
+    assert!(
+        err.contains("--chunk-min <= --chunk-avg <= --chunk-max"),
+        "{err}"
+    );
     assert!(err.contains("9000"), "{err}");
     assert!(o.stdout.is_empty());
 }

@@ -72,14 +72,10 @@ impl Fs {
                 return Err(Errno::EIO.into());
             };
             let mut perm = perm & 0o7777;
-            let gid = if dmeta.perm as u32 & libc::S_ISGID != 0 {
-                if kind == FileKind::Directory {
-                    perm |= libc::S_ISGID;
-                }
-                dmeta.gid
-            } else {
-                caller.gid
-            };
+            if kind == FileKind::Directory && dmeta.perm as u32 & libc::S_ISGID != 0 {
+                perm |= libc::S_ISGID;
+            }
+            let gid = group_for_new(dmeta, caller);
             let mut meta = Meta::new(perm as u16, caller.uid, gid, rdev, now);
             if kind == FileKind::Directory {
                 meta.nlink = 2;
@@ -226,7 +222,7 @@ impl Fs {
     ) -> Result<(Attr, u64)> {
         let inode = self.with_room(|_| self.try_tmpfile(parent, mode, flags, caller))?;
         let attr = inode.attr();
-        let fh = self.handles.open(inode.clone(), flags);
+        let fh = self.handles.open(inode, flags);
         Ok((attr, fh))
     }
 
@@ -242,11 +238,7 @@ impl Fs {
         // A removed directory still takes one, as on tmpfs (it cannot be linked there).
         let (dmeta, _) = (&data.meta, data.dir()?);
         self.budget.charge_meta(INODE_BYTES)?;
-        let gid = if dmeta.perm as u32 & libc::S_ISGID != 0 {
-            dmeta.gid
-        } else {
-            caller.gid
-        };
+        let gid = group_for_new(dmeta, caller);
         let mut meta = Meta::new(
             (mode & 0o7777) as u16,
             caller.uid,
@@ -305,5 +297,15 @@ impl Fs {
         self.namespace.merkle_dir_changed(parent);
         self.namespace.merkle_changed(&inode);
         Ok(attr)
+    }
+}
+
+/// The group of a node `caller` makes in a directory whose metadata is `dir`: the
+/// directory's if it is setgid, else the caller's.
+pub(super) fn group_for_new(dir: &Meta, caller: Caller) -> u32 {
+    if dir.perm as u32 & libc::S_ISGID != 0 {
+        dir.gid
+    } else {
+        caller.gid
     }
 }

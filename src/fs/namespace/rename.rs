@@ -8,6 +8,7 @@ use crate::fs::budget::{entry_cost, Fail, INODE_BYTES};
 use crate::fs::error::{Errno, Result};
 use crate::fs::{Fs, NAME_MAX};
 
+use super::create::group_for_new;
 use super::inode::{Body, Inode, InodeData, Meta};
 use super::names::{check_name, is_dots};
 use super::table::Namespace;
@@ -279,7 +280,7 @@ impl Fs {
 
 impl Fs {
     /// A whiteout for `name` in directory `parent` (whose metadata is `dir`): charged with its
-    /// entry, in the inode table, in no directory yet. Its group is the directory's if that is setgid.
+    /// entry, in the inode table, in no directory yet.
     fn make_whiteout(
         &self,
         parent: u64,
@@ -290,12 +291,7 @@ impl Fs {
     ) -> std::result::Result<std::sync::Arc<Inode>, Fail> {
         // Its inode and its entry: the rename's own accounting moves the old entry.
         self.budget.charge_meta(INODE_BYTES + entry_cost(name))?;
-        let gid = if dir.perm as u32 & libc::S_ISGID != 0 {
-            dir.gid
-        } else {
-            caller.gid
-        };
-        let meta = Meta::new(0, caller.uid, gid, WHITEOUT_DEV, now);
+        let meta = Meta::new(0, caller.uid, group_for_new(dir, caller), WHITEOUT_DEV, now);
         Ok(self
             .namespace
             .add(|ino| Inode::new(ino, FileKind::CharDevice, meta, Body::Special, parent)))
