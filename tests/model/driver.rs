@@ -110,14 +110,17 @@ impl Core {
             Op::Rename(sd, sn, dd, dn, mode) => {
                 let sp = dir(self, sd);
                 let dp = dir(self, dd);
-                let mode = [
-                    RenameMode::Replace,
-                    RenameMode::NoReplace,
-                    RenameMode::Exchange,
-                ][*mode as usize];
-                self.fs
-                    .rename(sp, &sn.bytes(), dp, &dn.bytes(), mode)
-                    .map(|_| Out::Done)
+                let (sn, dn) = (sn.bytes(), dn.bytes());
+                let renamed = match mode {
+                    0 => self.fs.rename(sp, &sn, dp, &dn, RenameMode::Replace),
+                    1 => self.fs.rename(sp, &sn, dp, &dn, RenameMode::NoReplace),
+                    2 => self.fs.rename(sp, &sn, dp, &dn, RenameMode::Exchange),
+                    // RENAME_WHITEOUT, as overlayfs asks.
+                    _ => self
+                        .fs
+                        .rename_whiteout(sp, &sn, dp, &dn, RenameMode::Replace, WHO),
+                };
+                renamed.map(|_| Out::Done)
             }
             Op::Lookup(d, n) => {
                 let p = dir(self, d);

@@ -292,6 +292,8 @@ impl Model {
                     }
                     Some(_) if *excl => Err(Errno::EEXIST),
                     Some(FileKind::Directory) => Err(Errno::EISDIR),
+                    // A whiteout (0:0) opens no device, as on Linux.
+                    Some(FileKind::CharDevice) => Err(Errno::ENXIO),
                     Some(FileKind::Symlink) => Ok(Out::Skipped),
                     Some(_) => Ok(Out::Done),
                 }
@@ -498,6 +500,10 @@ impl Model {
         }
         let tree = self.take_subtree(&src);
         self.put_subtree(&dst, tree);
+        if mode == 3 {
+            // RENAME_WHITEOUT: a character device 0:0 is left at the old name.
+            self.add(src, FileKind::CharDevice, Vec::new());
+        }
         Ok(Out::Done)
     }
 }
