@@ -285,6 +285,9 @@ pub struct Paths {
     by_name: HashMap<(u64, String), u64>,
 }
 
+/// The name `Paths` gives an `open(O_TMPFILE)` file until a link names it.
+const TMPFILE_NAME: &str = "(O_TMPFILE)";
+
 impl Paths {
     /// Learns from one record.
     pub fn learn(&mut self, r: &Record) {
@@ -296,6 +299,12 @@ impl Paths {
                 if let (Some(parent), Some(name), Some(ino)) = (r.parent, &r.name, r.ino) {
                     self.names.insert(ino, (parent, name.clone()));
                     self.by_name.insert((parent, name.clone()), ino);
+                }
+            }
+            // No name until a link gives it one: its directory and a placeholder meanwhile.
+            Op::Tmpfile => {
+                if let (Some(parent), Some(ino)) = (r.parent, r.ino) {
+                    self.names.insert(ino, (parent, TMPFILE_NAME.to_string()));
                 }
             }
             // A new name for the inode (git moves a finished pack into place by link, then
@@ -746,5 +755,20 @@ mod tests {
             ..ok_record()
         });
         assert_eq!(p.path(3), "/d/h", "the newest name");
+        p.learn(&Record {
+            op: Op::Tmpfile,
+            parent: Some(2),
+            ino: Some(4),
+            ..ok_record()
+        });
+        assert_eq!(p.path(4), "/d/(O_TMPFILE)");
+        p.learn(&Record {
+            op: Op::Link,
+            ino: Some(4),
+            newparent: Some(1),
+            newname: Some("t".into()),
+            ..ok_record()
+        });
+        assert_eq!(p.path(4), "/t");
     }
 }
