@@ -233,7 +233,9 @@ fn a_master_killed_mid_workload_with_replicas_loses_nothing_acknowledged() {
     wait_stored(&m);
     // The lease thread may meet the dead master after the uploads got through (its next
     // renewal, 3 s later in one CI run) and say "lost" until its retry after a backoff.
-    wait_for(Duration::from_secs(30), || stats(&m)["store"]["state"] == "ok");
+    wait_for(Duration::from_secs(30), || {
+        stats(&m)["store"]["state"] == "ok"
+    });
     let check = fsck(&m);
     assert!(check["ok"].as_bool().unwrap(), "{check}");
     for i in 0..40u64 {

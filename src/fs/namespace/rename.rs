@@ -23,12 +23,13 @@ impl Fs {
         newname: &[u8],
         mode: RenameMode,
     ) -> Result<()> {
-        self.rename_leaving(parent, name, newparent, newname, mode, None)
+        self.with_room(|_| self.try_rename(parent, name, newparent, newname, mode, None))
     }
 
     /// A rename that leaves at the old name a whiteout made by `caller` (`RENAME_WHITEOUT`,
     /// which overlayfs asks of its upper layer): a character device 0:0 with mode 0, as on
-    /// tmpfs. EINVAL with `Exchange`.
+    /// tmpfs. EINVAL with `Exchange`. Only the whiteout takes room (an inode); the retry
+    /// after making room starts over.
     pub fn rename_whiteout(
         &self,
         parent: u64,
@@ -38,23 +39,7 @@ impl Fs {
         mode: RenameMode,
         caller: Caller,
     ) -> Result<()> {
-        self.rename_leaving(parent, name, newparent, newname, mode, Some(caller))
-    }
-
-    fn rename_leaving(
-        &self,
-        parent: u64,
-        name: &[u8],
-        newparent: u64,
-        newname: &[u8],
-        mode: RenameMode,
-        whiteout: Option<Caller>,
-    ) -> Result<()> {
-        check_rename_names(name, newname, mode)?;
-        if whiteout.is_some() && mode == RenameMode::Exchange {
-            return Err(Errno::EINVAL);
-        }
-        // Only a whiteout takes room (an inode); the retry after making room starts over.
+        let whiteout = Some(caller);
         self.with_room(|_| self.try_rename(parent, name, newparent, newname, mode, whiteout))
     }
 
@@ -67,6 +52,10 @@ impl Fs {
         mode: RenameMode,
         whiteout: Option<Caller>,
     ) -> std::result::Result<(), Fail> {
+        check_rename_names(name, newname, mode)?;
+        if whiteout.is_some() && mode == RenameMode::Exchange {
+            return Err(Errno::EINVAL.into());
+        }
         // Moving between directories may change parent chains: run alone among namespace
         // changes, so counts move as a whole and the "into itself" check sees a still tree.
         let (_shared, _exclusive);
